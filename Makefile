@@ -1,0 +1,72 @@
+# streamsense — run `make help` for the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+SS      := $(BIN)/streamsense
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# CPU TensorFlow by default; `make setup EXTRA=gpu` on a CUDA host.
+EXTRA   ?= cpu
+STAMP   := $(VENV)/.installed-$(EXTRA)
+PYTEST_ARGS ?=
+
+.PHONY: help setup system-deps python-deps kafka-jars demo test lint format bench-transport stack-up stack-down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+setup: system-deps python-deps kafka-jars ## install everything a fresh machine lacks
+
+system-deps: ## Debian packages: redis-server, Java 17 and Maven when missing
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+python-deps: $(STAMP) ## virtualenv with streamsense and its dependencies (pip cache is outside the repo)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[$(EXTRA),dev]'
+	@touch $@
+
+kafka-jars: python-deps ## resolve the Kafka broker + tools jars with Maven into ~/.cache/streamsense
+	$(BIN)/python -c "from services.local.kafka import ensure_jars; from services.settings import default_home; print(ensure_jars(default_home()))"
+
+stack-up: setup ## start the local Kafka + Redis
+	$(SS) local up
+
+stack-down: ## stop the local Kafka + Redis
+	-$(SS) local down
+
+demo: setup ## start the local stack and run the pipeline on sample data
+	$(SS) local up
+	$(SS) topics create
+	$(SS) demo smoke
+
+lint: python-deps ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check schemas services tests/unit tests/integration tests/conftest.py tests/kafka_helpers.py
+	$(BIN)/mypy schemas models services
+
+format: python-deps ## apply ruff's formatting and import order
+	$(BIN)/ruff check --fix -q . ; $(BIN)/ruff format -q schemas services tests
+
+test: setup lint ## install, start a real Kafka + Redis for the session, run every test
+	@set -o pipefail; $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; \
+	exit $$rc
+
+bench-transport: setup ## transport benchmark at 200 kB and 1 kB records (needs `make stack-up`)
+	$(SS) bench transport --record-bytes 200000 --json bench-results/transport-200k.json
+	$(SS) bench transport --record-bytes 1000 --json bench-results/transport-1k.json
+
+clean: stack-down ## remove the virtualenv and caches in the repo
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

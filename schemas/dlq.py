@@ -1,0 +1,43 @@
+"""Dead-letter records: the original key and bytes, the reason in headers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+HEADER_PREFIX = "dlq-"
+
+
+class DeadLetterInfo(BaseModel):
+    """Why a message was dead-lettered and where it came from (Kafka headers on ``<topic>.dlq``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    SCHEMA: ClassVar[str] = "streamsense.dlq"
+    VERSION: ClassVar[int] = 1
+
+    error_class: str
+    error_message: str = Field(max_length=4096)
+    original_topic: str
+    original_partition: int
+    original_offset: int
+    service: str
+
+    def to_kafka_headers(self) -> list[tuple[str, bytes]]:
+        return [
+            (HEADER_PREFIX + k.replace("_", "-"), str(v).encode())
+            for k, v in self.model_dump().items()
+        ]
+
+    @classmethod
+    def from_kafka_headers(
+        cls, headers: Sequence[tuple[str, bytes | None]] | None
+    ) -> DeadLetterInfo:
+        values = {
+            k[len(HEADER_PREFIX) :].replace("-", "_"): (v or b"").decode("utf-8", "replace")
+            for k, v in headers or ()
+            if k.startswith(HEADER_PREFIX)
+        }
+        return cls.model_validate(values)

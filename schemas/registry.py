@@ -1,0 +1,70 @@
+"""One serialization path: JSON messages keyed by (schema name, version)."""
+
+from __future__ import annotations
+
+from typing import TypeVar, cast
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.analytics import Alert, WindowStat
+from schemas.base import Message
+from schemas.exceptions import SchemaError, UnknownSchemaError
+from schemas.model_updates import ModelVersion
+from schemas.results import DetectionResult, SegmentResult, SentimentResult
+from schemas.text import LabeledText, TextEvent
+
+M = TypeVar("M", bound=Message)
+
+#: Every JSON message type, by (schema, version).
+REGISTRY: dict[tuple[str, int], type[Message]] = {
+    (cls.SCHEMA, cls.VERSION): cls
+    for cls in (
+        TextEvent,
+        LabeledText,
+        DetectionResult,
+        SegmentResult,
+        SentimentResult,
+        ModelVersion,
+        WindowStat,
+        Alert,
+    )
+}
+
+
+def encode(message: Message) -> bytes:
+    """Serialize a message to its JSON wire form."""
+    return orjson.dumps(message.to_json_dict())
+
+
+def decode(data: bytes | str | None, expected: type[M] | None = None) -> M:
+    """Parse JSON bytes into the registered model; every failure is a :class:`SchemaError`.
+
+    With ``expected`` the message must be of that type (a wrong schema is an error).
+    """
+    if data is None:
+        msg = "message has no value"
+        raise SchemaError(msg)
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        msg = f"not valid JSON/UTF-8: {exc}"
+        raise SchemaError(msg) from exc
+    if not isinstance(raw, dict):
+        msg = f"expected a JSON object, got {type(raw).__name__}"
+        raise SchemaError(msg)
+    key = (raw.get("schema"), raw.get("version"))
+    cls = REGISTRY.get(key)  # type: ignore[arg-type]
+    if cls is None:
+        msg = f"unknown schema/version {key[0]!r}/{key[1]!r}"
+        raise UnknownSchemaError(msg)
+    if expected is not None and cls is not expected:
+        msg = f"expected {expected.SCHEMA!r}, got {cls.SCHEMA!r}"
+        raise SchemaError(msg)
+    try:
+        return cast(M, cls.model_validate(raw))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        msg = f"invalid {cls.SCHEMA} v{cls.VERSION}: {loc}: {err['msg']}"
+        raise SchemaError(msg) from exc

@@ -1,0 +1,1 @@
+"""streamsense services: producers, workers, learner, sinks, analytics, gateway, shared I/O."""

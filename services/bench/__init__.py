@@ -1,0 +1,1 @@
+"""Benchmarks behind ``streamsense bench ...``; each writes a JSON result."""

@@ -1,0 +1,1 @@
+"""The ``streamsense`` command line: one typer app wiring services from small parts."""

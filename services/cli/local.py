@@ -1,0 +1,61 @@
+"""``streamsense local up | down | status``."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from services.exceptions import ServiceError
+from services.local.stack import LocalStack
+from services.settings import StreamsenseSettings
+
+app = typer.Typer(help="Run a real Kafka (KRaft) and Redis on loopback, without Docker.")
+console = Console()
+
+
+def _stack() -> LocalStack:
+    s = StreamsenseSettings()
+    return LocalStack(s.home / "local", s.home)
+
+
+@app.command()
+def up(
+    kafka_port: int = typer.Option(None, help="default 9092, or a free port if taken"),
+    redis_port: int = typer.Option(None, help="default 6379, or a free port if taken"),
+) -> None:
+    """Start Kafka and Redis (a no-op when they already run) and print how to reach them."""
+    try:
+        with console.status("starting Kafka and Redis (first run fetches the Kafka jars)..."):
+            st = _stack().up(kafka_port, redis_port)
+    except ServiceError as exc:
+        console.print(f"[red]local stack failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"Kafka {st.kafka_version}: [bold]{st.bootstrap}[/bold] (pid {st.kafka_pid})")
+    console.print(f"Redis: [bold]{st.redis_url}[/bold] (pid {st.redis_pid})")
+    console.print(
+        f"export STREAMSENSE_KAFKA_BOOTSTRAP={st.bootstrap} STREAMSENSE_REDIS_URL={st.redis_url}"
+    )
+
+
+@app.command()
+def down() -> None:
+    """Stop exactly the processes `up` started."""
+    stopped = _stack().down()
+    console.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+@app.command()
+def status() -> None:
+    """Print the bootstrap address and Redis URL; exit 0 only when both answer."""
+    st, kafka_ok, redis_ok = _stack().status()
+    if st is None:
+        console.print("local stack: not started (streamsense local up)")
+        raise typer.Exit(1)
+
+    def mark(ok: bool) -> str:
+        return "[green]answers[/green]" if ok else "[red]does not answer[/red]"
+
+    console.print(f"kafka  {st.bootstrap}  {mark(kafka_ok)}  (Kafka {st.kafka_version})")
+    console.print(f"redis  {st.redis_url}  {mark(redis_ok)}")
+    if not (kafka_ok and redis_ok):
+        raise typer.Exit(1)

@@ -1,0 +1,22 @@
+"""``streamsense schemas export DIR``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from schemas.export import export as export_schemas
+
+app = typer.Typer(help="Message contracts.")
+console = Console()
+
+
+@app.command()
+def export(
+    directory: Path = typer.Argument(..., help="where to write the JSON Schema files"),
+) -> None:
+    """Write one JSON Schema file per message contract."""
+    for path in export_schemas(directory):
+        console.print(str(path))

@@ -1,0 +1,42 @@
+"""``streamsense topics create | list``."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.exceptions import ServiceError
+from services.kafka.topics import TOPICS, ensure_topics, expand
+from services.settings import StreamsenseSettings
+
+app = typer.Typer(help="Provision the platform's Kafka topics from one declarative spec.")
+console = Console()
+
+
+@app.command()
+def create() -> None:
+    """Create missing topics and align the configs of existing ones (safe to run twice)."""
+    settings = StreamsenseSettings(service_name="topics")
+    try:
+        result = ensure_topics(settings)
+    except ServiceError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    table = Table("topic", "state")
+    for name, state in sorted(result.items()):
+        table.add_row(name, state)
+    console.print(table)
+
+
+@app.command("spec")
+def spec() -> None:
+    """Print the topic spec (partitions, retention, cleanup policy, size limit)."""
+    settings = StreamsenseSettings(service_name="topics")
+    table = Table("topic", "partitions", "retention ms", "cleanup", "max.message.bytes")
+    for s in expand(TOPICS, settings.topic_prefix):
+        table.add_row(
+            s.name, str(s.partitions), str(s.retention_ms), s.cleanup_policy,
+            str(s.max_message_bytes),
+        )  # fmt: skip
+    console.print(table)

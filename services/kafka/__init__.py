@@ -1,0 +1,1 @@
+"""The one Kafka I/O core: producer, batch consume/commit loop, dead-letter routing, topics."""

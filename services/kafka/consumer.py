@@ -1,0 +1,306 @@
+"""The one batch consume/commit loop every service runs.
+
+- Up to ``max_batch`` messages or ``max_wait_ms``, whichever comes first.
+- The handler's ``prepare`` for batch n+1 overlaps ``process`` of batch n.
+- Offsets are stored only after every output of a message was acknowledged by Kafka
+  (``enable.auto.offset.store=false``; the stored offsets are auto-committed), and committed
+  synchronously when partitions are revoked and on shutdown.
+- A message the handler cannot process goes to ``<topic>.dlq`` with the reason; the loop goes on.
+- SIGTERM/SIGINT (or :meth:`BatchLoop.stop`) drains in-flight work, commits and closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Generic
+
+import orjson
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from services.kafka.dlq import DeadLetterRouter, where
+from services.kafka.exceptions import DeliveryFailedError, FatalHandlerError
+from services.kafka.handler import BatchHandler, Outcome, OutRecord, P
+from services.kafka.offsets import OffsetTracker, TopicPartitionKey
+from services.kafka.producer import Producer
+from services.observability import metrics
+from services.settings import StreamsenseSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    topics: Sequence[str]
+    group_id: str
+    max_batch: int = 64
+    max_wait_ms: int = 20
+    auto_offset_reset: str = "earliest"
+    max_poll_interval_ms: int = 300_000
+    session_timeout_ms: int = 45_000
+    commit_interval_ms: int = 1_000
+    stats_interval_ms: int = 5_000
+    consumer_config: dict[str, Any] | None = None
+
+
+class BatchLoop(Generic[P]):
+    def __init__(
+        self,
+        settings: StreamsenseSettings,
+        config: LoopConfig,
+        handler: BatchHandler[P],
+        producer: Producer,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.handler = handler
+        self.producer = producer
+        self.service = settings.service_name
+        self._dlq = DeadLetterRouter(producer, self.service)
+        self._tracker = OffsetTracker()
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.service}-prep")
+        self._pending: tuple[list[Message], Future[P]] | None = None
+        self._delivery_error: str | None = None
+        self.assignment: list[TopicPartitionKey] = []
+        self.last_poll = time.monotonic()
+        self.processed = 0
+        self.running = False
+        conf: dict[str, Any] = {
+            **settings.librdkafka_config(),
+            "group.id": config.group_id,
+            "enable.auto.commit": True,
+            "enable.auto.offset.store": False,
+            "auto.commit.interval.ms": config.commit_interval_ms,
+            "auto.offset.reset": config.auto_offset_reset,
+            "max.poll.interval.ms": config.max_poll_interval_ms,
+            "session.timeout.ms": config.session_timeout_ms,
+            "partition.assignment.strategy": "cooperative-sticky",
+            "statistics.interval.ms": config.stats_interval_ms,
+            "stats_cb": self._on_stats,
+        }
+        conf.update(config.consumer_config or {})
+        self._consumer = Consumer(conf)
+        self._consumed = metrics.MESSAGES_CONSUMED
+        self._batch_size = metrics.BATCH_SIZE.labels(self.service)
+        self._handler_s = metrics.HANDLER_SECONDS.labels(self.service)
+
+    # -- control ------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to finish in-flight work, commit and return (thread-safe)."""
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    @property
+    def dead_lettered(self) -> int:
+        """Messages this loop routed to a dead-letter topic."""
+        return self._dlq.sent
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        age = time.monotonic() - self.last_poll
+        limit = max(30.0, self.config.max_poll_interval_ms / 1000 / 2)
+        ok = self.running and age < limit and self._delivery_error is None
+        return ok, {
+            "service": self.service,
+            "assigned": [f"{t}[{p}]" for t, p in self.assignment],
+            "last_poll_age_s": round(age, 3),
+            "processed": self.processed,
+            "in_flight": self.producer.in_flight,
+            "delivery_error": self._delivery_error,
+        }
+
+    def run(self, max_messages: int | None = None) -> None:
+        """Consume until stopped (or until ``max_messages`` were processed)."""
+        self._consumer.subscribe(
+            list(self.config.topics),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        self.running = True
+        try:
+            while not self._stop.is_set():
+                if max_messages is not None and self.processed >= max_messages:
+                    break
+                self._step()
+                if self._delivery_error:
+                    raise DeliveryFailedError(self._delivery_error)
+        finally:
+            self.running = False
+            self._shutdown()
+
+    # -- one iteration ------------------------------------------------------------------------
+
+    def _step(self) -> None:
+        wait = 0.0 if self._pending else self.config.max_wait_ms / 1000
+        try:
+            raw = self._consumer.consume(self.config.max_batch, wait)
+        except KafkaException as exc:
+            log.error("consume failed: %s", exc)
+            raw = []
+        self.last_poll = time.monotonic()
+        batch = [m for m in raw if self._usable(m)]
+        nxt: tuple[list[Message], Future[P]] | None = None
+        if batch:
+            for m in batch:
+                self._tracker.consumed(*_position(m))
+                self._consumed.labels(self.service, m.topic()).inc()
+            nxt = (batch, self._pool.submit(self.handler.prepare, batch))
+        if self._pending is not None:
+            self._run_batch(*self._pending)
+        self._pending = nxt
+        self.handler.between_batches()
+        self.producer.poll(0)
+        self._store_offsets()
+
+    def _usable(self, m: Message) -> bool:
+        err = m.error()
+        if err is None:
+            return True
+        if err.code() != KafkaError._PARTITION_EOF:
+            log.error("consumer error on %s: %s", m.topic(), err)
+        return False
+
+    def _run_batch(self, batch: list[Message], prepared: Future[P]) -> None:
+        start = time.perf_counter()
+        try:
+            outcomes = self.handler.process(prepared.result())
+            if len(outcomes) != len(batch):
+                msg = f"handler returned {len(outcomes)} outcomes for {len(batch)} messages"
+                raise RuntimeError(msg)  # noqa: TRY301 - handled just below, one by one
+        except FatalHandlerError:
+            raise
+        except Exception as exc:
+            log.warning("batch of %d failed (%r); retrying one by one", len(batch), exc)
+            outcomes = [self._process_one(m) for m in batch]
+        elapsed = time.perf_counter() - start
+        self._handler_s.observe(elapsed)
+        self._batch_size.observe(len(batch))
+        if elapsed * 1000 > self.config.max_poll_interval_ms / 2:
+            log.warning(
+                "a batch took %.1f s, over half of max.poll.interval.ms: lower max_batch", elapsed
+            )
+        for m, outcome in zip(batch, outcomes, strict=True):
+            self._emit(m, outcome)
+        self.processed += len(batch)
+
+    def _process_one(self, m: Message) -> Outcome:
+        try:
+            out = self.handler.process(self.handler.prepare([m]))
+            return out[0]
+        except FatalHandlerError:
+            raise
+        except Exception as exc:
+            return exc
+
+    def _emit(self, m: Message, outcome: Outcome) -> None:
+        tp, off = _position(m)
+        on_delivery = self._ack_callback(tp, off, where(m))
+        if isinstance(outcome, BaseException):
+            self._tracker.expect(tp, off, 1)
+            self._dlq.send(m, outcome, on_delivery)
+            return
+        records: list[OutRecord] = list(outcome)
+        self._tracker.expect(tp, off, len(records))
+        for i, rec in enumerate(records):
+            try:
+                self.producer.produce(
+                    rec.topic,
+                    rec.value,
+                    key=rec.key,
+                    headers=rec.headers,
+                    on_delivery=on_delivery,
+                )
+            except KafkaException as exc:  # e.g. a result larger than message.max.bytes
+                log.error("cannot produce result of %s: %s", where(m), exc)
+                for _ in range(len(records) - i - 1):
+                    self._tracker.acked(tp, off)  # the source goes to the DLQ instead
+                self._dlq.send(m, exc, on_delivery)
+                return
+
+    def _ack_callback(
+        self, tp: TopicPartitionKey, offset: int, name: str
+    ) -> Callable[[KafkaError | None, Message], None]:
+        def _cb(err: KafkaError | None, _msg: Message) -> None:
+            if err is None:
+                self._tracker.acked(tp, offset)
+            elif self._delivery_error is None:
+                self._delivery_error = f"output of {name} not delivered: {err}"
+                log.error("%s: stopping; the offset stays uncommitted", self._delivery_error)
+
+        return _cb
+
+    def _store_offsets(self) -> None:
+        ready = self._tracker.take_committable()
+        if not ready:
+            return
+        tps = [TopicPartition(t, p, o) for (t, p), o in ready.items()]
+        try:
+            self._consumer.store_offsets(offsets=tps)
+        except KafkaException as exc:  # partition no longer assigned
+            log.debug("store_offsets: %s", exc)
+
+    # -- drain, rebalance, shutdown -----------------------------------------------------------
+
+    def _drain(self) -> None:
+        """Finish the prepared batch, wait for every output's ack, store and commit offsets."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self._run_batch(*pending)
+        left = self.producer.flush(30)
+        if left:
+            log.error("%d outputs still unacknowledged; their sources stay uncommitted", left)
+        self._store_offsets()
+        try:
+            self._consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                log.warning("commit failed: %s", exc)
+
+    def _on_assign(self, _c: Consumer, parts: list[TopicPartition]) -> None:
+        self.assignment = sorted({*self.assignment, *((p.topic, p.partition) for p in parts)})
+        log.info("assigned %s", [f"{p.topic}[{p.partition}]" for p in parts])
+
+    def _on_revoke(self, _c: Consumer, parts: list[TopicPartition]) -> None:
+        log.info(
+            "revoking %s: draining and committing", [f"{p.topic}[{p.partition}]" for p in parts]
+        )
+        self._drain()
+        gone = [(p.topic, p.partition) for p in parts]
+        self._tracker.forget(gone)
+        self.assignment = [tp for tp in self.assignment if tp not in gone]
+
+    def _on_lost(self, c: Consumer, parts: list[TopicPartition]) -> None:
+        # Same as a revoke; the commit may fail, and the new owner re-reads (at-least-once).
+        log.warning("partitions lost: %s", [f"{p.topic}[{p.partition}]" for p in parts])
+        self._on_revoke(c, parts)
+
+    def _shutdown(self) -> None:
+        try:
+            self._drain()
+        finally:
+            self._consumer.close()
+            self._pool.shutdown(wait=True)
+            self.handler.close()
+            log.info("%s stopped after %d messages", self.service, self.processed)
+
+    def _on_stats(self, raw: str) -> None:
+        stats = orjson.loads(raw)
+        for topic, t in stats.get("topics", {}).items():
+            for pid, p in t.get("partitions", {}).items():
+                lag = p.get("consumer_lag", -1)
+                if pid != "-1" and lag >= 0:
+                    metrics.CONSUMER_LAG.labels(self.service, topic, pid).set(lag)
+
+
+def _position(m: Message) -> tuple[TopicPartitionKey, int]:
+    return (str(m.topic()), int(m.partition() or 0)), int(m.offset() or 0)

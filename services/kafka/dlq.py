@@ -1,0 +1,57 @@
+"""Dead-letter routing: the original key and bytes to ``<topic>.dlq``, the reason in headers."""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import Message
+
+from schemas.dlq import DeadLetterInfo
+from services.kafka.producer import DeliveryCallback, Producer
+from services.observability import metrics
+
+log = logging.getLogger(__name__)
+
+DLQ_SUFFIX = ".dlq"
+
+
+def dlq_topic(topic: str) -> str:
+    return topic + DLQ_SUFFIX
+
+
+def where(msg: Message) -> str:
+    """``topic[partition]@offset``: how every log line names a message."""
+    return f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
+
+
+class DeadLetterRouter:
+    def __init__(self, producer: Producer, service: str) -> None:
+        self._producer = producer
+        self._service = service
+        self.sent = 0
+
+    def send(
+        self, msg: Message, error: BaseException, on_delivery: DeliveryCallback | None = None
+    ) -> None:
+        """Route ``msg`` to its dead-letter topic, keeping its key, value and headers."""
+        topic = str(msg.topic())
+        info = DeadLetterInfo(
+            error_class=type(error).__name__,
+            error_message=(str(error) or repr(error))[:4096],
+            original_topic=topic,
+            original_partition=int(msg.partition() or 0),
+            original_offset=int(msg.offset() or 0),
+            service=self._service,
+        )
+        headers: list[tuple[str, bytes | str]] = [
+            (str(k), v) for k, v in list(msg.headers() or []) if isinstance(v, bytes | str)
+        ]
+        headers.extend(info.to_kafka_headers())
+        log.warning(
+            "%s -> %s: %s: %s", where(msg), dlq_topic(topic), info.error_class, info.error_message
+        )
+        metrics.DLQ_TOTAL.labels(self._service, topic, info.error_class).inc()
+        self.sent += 1
+        self._producer.produce(
+            dlq_topic(topic), msg.value(), key=msg.key(), headers=headers, on_delivery=on_delivery
+        )

@@ -1,0 +1,45 @@
+"""What a service plugs into the batch loop: turn a batch of messages into output records.
+
+``prepare`` runs in a worker thread while the loop's thread runs ``process`` on the previous
+batch (e.g. JPEG decode overlapped with the model). ``process`` returns one outcome per input
+message, in order: the records to produce for it (possibly none), or the exception that makes
+it a dead letter. A handler that raises from ``process`` makes the loop retry the messages one
+by one, so only the poison ones are dead-lettered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from confluent_kafka import Message
+
+P = TypeVar("P")
+
+
+@dataclass(frozen=True, slots=True)
+class OutRecord:
+    topic: str
+    value: bytes
+    key: bytes | str | None = None
+    headers: Sequence[tuple[str, bytes | str]] | None = None
+
+
+Outcome = Sequence[OutRecord] | BaseException
+
+
+class BatchHandler(Generic[P]):
+    """Base handler; override ``process`` (and ``prepare`` to overlap work with it)."""
+
+    def prepare(self, messages: list[Message]) -> P:
+        return messages  # type: ignore[return-value]
+
+    def process(self, prepared: P) -> list[Outcome]:
+        raise NotImplementedError
+
+    def between_batches(self) -> None:
+        """Called on the loop's thread between batches (e.g. to hot-swap a model)."""
+
+    def close(self) -> None:
+        """Release resources once the loop has drained."""

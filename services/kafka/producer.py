@@ -1,0 +1,195 @@
+"""Idempotent producer with bounded in-flight records and an explicit backpressure policy.
+
+``block``: when ``max_in_flight`` records wait for acknowledgement, ``produce`` serves delivery
+callbacks until there is room (nothing lost, the caller slows down).
+
+``drop-oldest``: records wait in a small local queue; only ``max_in_flight`` are handed to
+librdkafka at a time. When the local queue is full the oldest waiting record is dropped and
+counted, so a camera keeps sending its newest frame instead of building a backlog.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from confluent_kafka import KafkaError, Message
+from confluent_kafka import Producer as _RdProducer
+
+from services.kafka.exceptions import KafkaIOError
+from services.observability import metrics
+from services.settings import StreamsenseSettings
+
+log = logging.getLogger(__name__)
+
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+Headers = Sequence[tuple[str, bytes | str]]
+
+
+class BackpressurePolicy(StrEnum):
+    BLOCK = "block"
+    DROP_OLDEST = "drop-oldest"
+
+
+@dataclass(slots=True)
+class _Record:
+    topic: str
+    value: bytes | None
+    key: bytes | str | None
+    headers: Headers | None
+    on_delivery: DeliveryCallback | None
+
+
+class Producer:
+    """A confluent-kafka producer with ``acks=all``, idempotence, compression and backpressure."""
+
+    def __init__(
+        self,
+        settings: StreamsenseSettings,
+        *,
+        policy: BackpressurePolicy = BackpressurePolicy.BLOCK,
+        max_in_flight: int = 10_000,
+        pending_limit: int = 8,
+        compression: str = "lz4",
+        linger_ms: float = 5.0,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        if max_in_flight < 1 or pending_limit < 1:
+            msg = "max_in_flight and pending_limit must be >= 1"
+            raise ValueError(msg)
+        self.policy = policy
+        self.max_in_flight = max_in_flight
+        self.service = settings.service_name
+        conf: dict[str, Any] = {
+            **settings.librdkafka_config(),
+            "enable.idempotence": True,
+            "acks": "all",
+            "compression.type": compression,
+            "linger.ms": linger_ms,
+            # librdkafka's own queue must never be the limit: ours is.
+            "queue.buffering.max.messages": max(100_000, 2 * max_in_flight),
+            "queue.buffering.max.kbytes": 1_048_576,
+            "message.max.bytes": 16 * 1024 * 1024,
+        }
+        conf.update(config or {})
+        self._rd = _RdProducer(conf)
+        self._in_flight = 0
+        self._pending: deque[_Record] = deque()
+        self._pending_limit = pending_limit
+        self.dropped = 0
+        self.failed = 0
+        self.acked = 0
+        self._children: dict[str, tuple[Any, Any, Any]] = {}
+        self._in_flight_gauge = metrics.IN_FLIGHT.labels(self.service)
+
+    # -- public API ---------------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        """Records handed to librdkafka and not yet acknowledged (or refused)."""
+        return self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        """Records queued locally by the drop-oldest policy, not yet handed to librdkafka."""
+        return len(self._pending)
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | str | None = None,
+        headers: Headers | None = None,
+        on_delivery: DeliveryCallback | None = None,
+    ) -> None:
+        """Send one record; ``on_delivery(err, msg)`` runs from ``poll``/``flush``."""
+        rec = _Record(topic, value, key, headers, on_delivery)
+        if self.policy is BackpressurePolicy.BLOCK:
+            while self._in_flight >= self.max_in_flight:
+                self._rd.poll(0.05)
+            self._send(rec)
+            return
+        if len(self._pending) >= self._pending_limit:
+            old = self._pending.popleft()
+            self.dropped += 1
+            self._metric(old.topic)[2].inc()
+        self._pending.append(rec)
+        self._pump()
+
+    def poll(self, timeout: float = 0.0) -> int:
+        """Serve delivery callbacks, then hand waiting records over as room frees up."""
+        n = int(self._rd.poll(timeout))
+        self._pump()
+        return n
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Deliver everything, waiting records included; returns how many are still undelivered."""
+        deadline = time.monotonic() + timeout
+        while (self._pending or self._in_flight) and time.monotonic() < deadline:
+            self._rd.poll(min(0.1, max(0.0, deadline - time.monotonic())))
+            self._pump()
+        return len(self._pending) + self._in_flight
+
+    def close(self, timeout: float = 30.0) -> None:
+        left = self.flush(timeout)
+        if left:
+            log.error("producer closed with %d records undelivered", left)
+
+    def list_topics(self, timeout: float = 10.0) -> Any:
+        return self._rd.list_topics(timeout=timeout)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        while self._pending and self._in_flight < self.max_in_flight:
+            self._send(self._pending.popleft())
+
+    def _send(self, rec: _Record) -> None:
+        ok, failed, _ = self._metric(rec.topic)
+        user_cb = rec.on_delivery
+
+        def _on_delivery(err: KafkaError | None, msg: Message) -> None:
+            self._in_flight -= 1
+            self._in_flight_gauge.set(self._in_flight)
+            if err is None:
+                self.acked += 1
+                ok.inc()
+            else:
+                self.failed += 1
+                failed.inc()
+                log.error("delivery to %s failed: %s", rec.topic, err)
+            if user_cb is not None:
+                user_cb(err, msg)
+
+        kwargs: dict[str, Any] = {"on_delivery": _on_delivery}
+        if rec.key is not None:
+            kwargs["key"] = rec.key
+        if rec.headers:
+            kwargs["headers"] = list(rec.headers)
+        for _ in range(600):
+            try:
+                self._rd.produce(rec.topic, rec.value, **kwargs)
+                break
+            except BufferError:
+                self._rd.poll(0.05)
+        else:
+            msg = f"librdkafka queue stayed full for 30 s producing to {rec.topic}"
+            raise KafkaIOError(msg)
+        self._in_flight += 1
+        self._in_flight_gauge.set(self._in_flight)
+
+    def _metric(self, topic: str) -> tuple[Any, Any, Any]:
+        child = self._children.get(topic)
+        if child is None:
+            child = (
+                metrics.MESSAGES_PRODUCED.labels(self.service, topic),
+                metrics.PRODUCE_FAILED.labels(self.service, topic),
+                metrics.PRODUCER_DROPPED.labels(self.service, topic),
+            )
+            self._children[topic] = child
+        return child

@@ -1,0 +1,105 @@
+"""Settings shared by every service; each service subclasses :class:`StreamsenseSettings`.
+
+Values come from ``STREAMSENSE_*`` environment variables (or keyword arguments), are validated
+once, and are frozen. Only this module reads the environment, and only when a settings object
+is constructed, never at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.exceptions import ConfigError
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+def default_home() -> Path:
+    """Where streamsense keeps caches, the local stack and the model store by default."""
+    return Path.home() / ".cache" / "streamsense"
+
+
+class StreamsenseSettings(BaseSettings):
+    """Connection settings every service needs. ``STREAMSENSE_`` prefix, e.g.
+    ``STREAMSENSE_KAFKA_BOOTSTRAP=127.0.0.1:9092``."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMSENSE_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    home: Path = Field(default_factory=default_home)
+    model_store: Path | None = Field(default=None, description="default: <home>/models")
+
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: Path | None = None
+    kafka_ssl_certificate_location: Path | None = None
+    kafka_ssl_key_location: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_ssl_endpoint_identification: bool = True
+    #: Any librdkafka property, applied last (e.g. ``{"statistics.interval.ms": 1000}``).
+    kafka_extra: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    service_name: str = "streamsense"
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="health + metrics HTTP port (0 = any free)"
+    )
+    metrics_host: str = "127.0.0.1"
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _check_security(self) -> StreamsenseSettings:
+        if self.kafka_security_protocol.startswith("SASL"):
+            if not (self.kafka_sasl_mechanism and self.kafka_sasl_username):
+                msg = (
+                    f"kafka_security_protocol={self.kafka_security_protocol} needs "
+                    "STREAMSENSE_KAFKA_SASL_MECHANISM and STREAMSENSE_KAFKA_SASL_USERNAME"
+                )
+                raise ConfigError(msg)
+            if self.kafka_sasl_password is None:
+                msg = "SASL needs STREAMSENSE_KAFKA_SASL_PASSWORD"
+                raise ConfigError(msg)
+        return self
+
+    @property
+    def model_store_dir(self) -> Path:
+        return self.model_store or self.home / "models"
+
+    def topic(self, name: str) -> str:
+        """The full topic name for a logical topic (``frames`` -> ``<prefix>frames``)."""
+        return f"{self.topic_prefix}{name}"
+
+    def librdkafka_config(self) -> dict[str, Any]:
+        """The connection part of a librdkafka config (bootstrap, security, credentials)."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.kafka_bootstrap,
+            "security.protocol": self.kafka_security_protocol,
+            "client.id": self.service_name,
+        }
+        if self.kafka_sasl_mechanism:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+            conf["sasl.username"] = self.kafka_sasl_username
+            if self.kafka_sasl_password is not None:
+                conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            if self.kafka_ssl_ca_location:
+                conf["ssl.ca.location"] = str(self.kafka_ssl_ca_location)
+            if self.kafka_ssl_certificate_location:
+                conf["ssl.certificate.location"] = str(self.kafka_ssl_certificate_location)
+            if self.kafka_ssl_key_location:
+                conf["ssl.key.location"] = str(self.kafka_ssl_key_location)
+            if self.kafka_ssl_key_password is not None:
+                conf["ssl.key.password"] = self.kafka_ssl_key_password.get_secret_value()
+            conf["ssl.endpoint.identification.algorithm"] = (
+                "https" if self.kafka_ssl_endpoint_identification else "none"
+            )
+        conf.update(self.kafka_extra)
+        return conf

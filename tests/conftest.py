@@ -1,0 +1,83 @@
+"""Session fixtures: a real Kafka broker and a real Redis, started once on free ports.
+
+When ``STREAMSENSE_KAFKA_BOOTSTRAP`` and ``STREAMSENSE_REDIS_URL`` are both set, those are used
+instead and nothing is started.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from services.local import procs
+from services.local.stack import LocalStack
+from services.settings import StreamsenseSettings, default_home
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    bootstrap = os.environ.get("STREAMSENSE_KAFKA_BOOTSTRAP")
+    redis_url = os.environ.get("STREAMSENSE_REDIS_URL")
+    if bootstrap and redis_url:
+        yield {"bootstrap": bootstrap, "redis_url": redis_url}
+        return
+    root = tmp_path_factory.mktemp("stack")
+    local = LocalStack(root, default_home())
+    state = local.up(procs.free_port(), procs.free_port())
+    try:
+        yield {"bootstrap": state.bootstrap, "redis_url": state.redis_url, "root": str(root)}
+    finally:
+        local.down()
+
+
+@pytest.fixture
+def settings(stack: dict[str, str], request: pytest.FixtureRequest) -> StreamsenseSettings:
+    """Settings pointing at the session's broker and Redis, with a per-test service name."""
+    return StreamsenseSettings(
+        kafka_bootstrap=stack["bootstrap"],
+        redis_url=stack["redis_url"],
+        service_name=f"test-{request.node.name[:40]}",
+    )
+
+
+@pytest.fixture
+def make_topic(stack: dict[str, str]) -> Callable[..., str]:
+    """Create a unique topic (and its ``.dlq``) for this test."""
+    admin = AdminClient({"bootstrap.servers": stack["bootstrap"]})
+
+    def _make(prefix: str = "t", partitions: int = 1, dlq: bool = True) -> str:
+        name = f"{prefix}.{uuid.uuid4().hex[:10]}"
+        new = [NewTopic(name, num_partitions=partitions, replication_factor=1)]
+        if dlq:
+            new.append(NewTopic(name + ".dlq", num_partitions=1, replication_factor=1))
+        for fut in admin.create_topics(new).values():
+            fut.result()
+        return name
+
+    return _make
+
+
+@pytest.fixture
+def group_id() -> str:
+    return f"g-{uuid.uuid4().hex[:10]}"
+
+
+def wait_for(check: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll ``check`` until it returns truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]

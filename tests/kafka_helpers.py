@@ -1,0 +1,58 @@
+"""Small helpers for integration tests: read a topic to the end, an echo handler."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from confluent_kafka import Consumer, Message
+
+from services.kafka.handler import BatchHandler, Outcome, OutRecord
+
+
+def read_all(bootstrap: str, topic: str, expect: int, timeout: float = 30.0) -> list[Message]:
+    """Read ``topic`` from the beginning until ``expect`` messages arrived or ``timeout``."""
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    c.subscribe([topic])
+    out: list[Message] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < expect and time.monotonic() < deadline:
+            for m in c.consume(500, 0.2):
+                if m.error() is None:
+                    out.append(m)
+    finally:
+        c.close()
+    return out
+
+
+class EchoHandler(BatchHandler[list[Message]]):
+    """Upper-cases each value into ``out_topic``; values starting with b"bad" raise."""
+
+    def __init__(self, out_topic: str, delay_s: float = 0.0) -> None:
+        self.out_topic = out_topic
+        self.delay_s = delay_s
+        self.batches: list[int] = []
+
+    def process(self, prepared: list[Message]) -> list[Outcome]:
+        self.batches.append(len(prepared))
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        outcomes: list[Outcome] = []
+        for m in prepared:
+            value = m.value() or b""
+            if value.startswith(b"bad"):
+                outcomes.append(ValueError(f"cannot handle {value[:20]!r}"))
+            else:
+                outcomes.append(
+                    [OutRecord(self.out_topic, value.upper(), key=m.key(),
+                               headers=[("src-offset", str(m.offset()).encode())])]
+                )  # fmt: skip
+        return outcomes
