@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.exceptions import SchemaError
 
-HeaderList = Sequence[tuple[str, bytes | str | None]]
+HeaderList = Sequence[tuple[str, bytes | str | None]] | Mapping[str, bytes | str | None]
 
 #: Prefix of every frame header, so frame metadata never collides with tracing headers.
 HEADER_PREFIX = "ss-"
@@ -41,7 +41,8 @@ class FrameHeaders(BaseModel):
     def from_kafka_headers(cls, headers: HeaderList | None) -> FrameHeaders:
         """Parse and validate frame headers; any problem raises :class:`SchemaError`."""
         values: dict[str, str] = {}
-        for key, raw in headers or ():
+        pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+        for key, raw in pairs:
             if not key.startswith(HEADER_PREFIX):
                 continue
             if raw is None:

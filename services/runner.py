@@ -23,8 +23,12 @@ def run_loop_service(settings: StreamsenseSettings, loop: BatchLoop[Any]) -> Non
     """Run ``loop`` until SIGTERM/SIGINT; in-flight work is finished and offsets committed."""
     loop.install_signal_handlers()
     health = start_health(settings, loop.health)
-    log.info("%s running (group %s, topics %s)", settings.service_name, loop.config.group_id,
-             ", ".join(loop.config.topics))  # fmt: skip
+    log.info(
+        "%s running (group %s, topics %s)",
+        settings.service_name,
+        loop.config.group_id,
+        ", ".join(loop.config.topics),
+    )
     try:
         loop.run()
     finally:

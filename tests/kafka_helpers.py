@@ -52,7 +52,13 @@ class EchoHandler(BatchHandler[list[Message]]):
                 outcomes.append(ValueError(f"cannot handle {value[:20]!r}"))
             else:
                 outcomes.append(
-                    [OutRecord(self.out_topic, value.upper(), key=m.key(),
-                               headers=[("src-offset", str(m.offset()).encode())])]
-                )  # fmt: skip
+                    [
+                        OutRecord(
+                            self.out_topic,
+                            value.upper(),
+                            key=m.key(),
+                            headers=[("src-offset", str(m.offset()).encode())],
+                        )
+                    ]
+                )
         return outcomes

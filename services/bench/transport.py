@@ -30,9 +30,15 @@ def _fresh_topic(settings: StreamsenseSettings, tag: str) -> str:
     name = f"{settings.topic_prefix}bench.transport.{tag}.{uuid.uuid4().hex[:8]}"
     admin = AdminClient(settings.librdkafka_config())
     fut = admin.create_topics(
-        [NewTopic(name, num_partitions=1, replication_factor=-1,
-                  config={"max.message.bytes": str(16 * 1024 * 1024)})]
-    )[name]  # fmt: skip
+        [
+            NewTopic(
+                name,
+                num_partitions=1,
+                replication_factor=-1,
+                config={"max.message.bytes": str(16 * 1024 * 1024)},
+            )
+        ]
+    )[name]
     fut.result()
     return name
 
@@ -43,8 +49,9 @@ def _delete_topics(settings: StreamsenseSettings, names: list[str]) -> None:
         fut.result()
 
 
-def run_ours(settings: StreamsenseSettings, topic: str, records: int, size: int, acks: str,
-             compression: str) -> float:  # fmt: skip
+def run_ours(
+    settings: StreamsenseSettings, topic: str, records: int, size: int, acks: str, compression: str
+) -> float:
     producer = Producer(settings, compression=compression, config={"acks": acks})
     payload = os.urandom(size)
     start = time.perf_counter()
@@ -58,15 +65,30 @@ def run_ours(settings: StreamsenseSettings, topic: str, records: int, size: int,
     return records / elapsed
 
 
-def run_kafka_perf(libs: Path, bootstrap: str, topic: str, records: int, size: int, acks: str,
-                   compression: str) -> float:  # fmt: skip
+def run_kafka_perf(
+    libs: Path, bootstrap: str, topic: str, records: int, size: int, acks: str, compression: str
+) -> float:
     cmd = [
-        "java", "-Xmx1g", "-cp", f"{libs}/*", PERF_CLASS, "--topic", topic,
-        "--num-records", str(records), "--record-size", str(size), "--throughput", "-1",
-        "--producer-props", f"bootstrap.servers={bootstrap}", f"acks={acks}",
-        f"compression.type={compression}", "enable.idempotence=true",
+        "java",
+        "-Xmx1g",
+        "-cp",
+        f"{libs}/*",
+        PERF_CLASS,
+        "--topic",
+        topic,
+        "--num-records",
+        str(records),
+        "--record-size",
+        str(size),
+        "--throughput",
+        "-1",
+        "--producer-props",
+        f"bootstrap.servers={bootstrap}",
+        f"acks={acks}",
+        f"compression.type={compression}",
+        "enable.idempotence=true",
         f"max.request.size={16 * 1024 * 1024}",
-    ]  # fmt: skip
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)  # noqa: S603
     # final line: "N records sent, X records/sec (Y MB/sec), ..."
     found = re.findall(r"(\d+) records sent, ([\d.]+) records/sec", res.stdout)
@@ -99,8 +121,11 @@ def run(
             t = _fresh_topic(settings, "kafka")
             topics.append(t)
             progress(f"round {r + 1}/{rounds}: Kafka ProducerPerformance, {n} x {record_bytes} B")
-            theirs.append(run_kafka_perf(libs, settings.kafka_bootstrap, t, n, record_bytes, acks,
-                                         compression))  # fmt: skip
+            theirs.append(
+                run_kafka_perf(
+                    libs, settings.kafka_bootstrap, t, n, record_bytes, acks, compression
+                )
+            )
     finally:
         if topics:
             _delete_topics(settings, topics)

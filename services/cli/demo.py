@@ -55,20 +55,27 @@ def smoke(messages: int = typer.Option(200, min=1)) -> None:
     settings = StreamsenseSettings(service_name="demo-smoke")
     run_id = uuid.uuid4().hex[:8]
     topic, out = settings.topic(f"demo.smoke.{run_id}"), settings.topic(f"demo.smoke.{run_id}.out")
-    ensure_topics(settings, [TopicSpec(topic, partitions=2, with_dlq=True),
-                             TopicSpec(out, partitions=1)])  # fmt: skip
+    ensure_topics(
+        settings, [TopicSpec(topic, partitions=2, with_dlq=True), TopicSpec(out, partitions=1)]
+    )
     producer = Producer(settings)
     start = time.perf_counter()
     for i in range(messages):
-        ev = TextEvent(source_id="demo", text=LINES[i % len(LINES)], ts_ns=time.time_ns(), seq=i,
-                       trace_id=uuid.uuid4().hex)  # fmt: skip
+        ev = TextEvent(
+            source_id="demo",
+            text=LINES[i % len(LINES)],
+            ts_ns=time.time_ns(),
+            seq=i,
+            trace_id=uuid.uuid4().hex,
+        )
         producer.produce(topic, encode(ev), key="demo")
     producer.produce(topic, b"\xff not json", key="demo")  # poison: goes to text.dlq
     if producer.flush(30):
         console.print("[red]Kafka did not acknowledge every message[/red]")
         raise typer.Exit(1)
-    loop = BatchLoop(settings, LoopConfig([topic], f"demo-smoke-{run_id}"), _Lengths(out),
-                     Producer(settings))  # fmt: skip
+    loop = BatchLoop(
+        settings, LoopConfig([topic], f"demo-smoke-{run_id}"), _Lengths(out), Producer(settings)
+    )
     loop.run(max_messages=messages + 1)
     elapsed = time.perf_counter() - start
     table = Table("produced", "consumed", "dead-lettered", "seconds")

@@ -36,7 +36,10 @@ def spec() -> None:
     table = Table("topic", "partitions", "retention ms", "cleanup", "max.message.bytes")
     for s in expand(TOPICS, settings.topic_prefix):
         table.add_row(
-            s.name, str(s.partitions), str(s.retention_ms), s.cleanup_policy,
+            s.name,
+            str(s.partitions),
+            str(s.retention_ms),
+            s.cleanup_policy,
             str(s.max_message_bytes),
-        )  # fmt: skip
+        )
     console.print(table)

@@ -49,9 +49,15 @@ def ensure_jars(cache: Path, pom: Path = POM) -> Path:
     tmp = libs.with_name("libs.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     cmd = [
-        "mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-        f"-DoutputDirectory={tmp}", "-DincludeScope=runtime",
-    ]  # fmt: skip
+        "mvn",
+        "-q",
+        "-B",
+        "-f",
+        str(pom),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={tmp}",
+        "-DincludeScope=runtime",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
     if res.returncode != 0:
         msg = f"mvn could not resolve the Kafka jars:\n{res.stdout[-3000:]}{res.stderr[-2000:]}"
@@ -112,15 +118,31 @@ class KafkaNode:
         cp = f"{libs}/*"
         if not (self.data_dir / "logs" / "meta.properties").exists():
             fmt = [
-                "java", "-cp", cp, "kafka.tools.StorageTool", "format",
-                "-t", str(uuid.uuid4()), "-c", str(props), "--ignore-formatted",
-            ]  # fmt: skip
+                "java",
+                "-cp",
+                cp,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                str(uuid.uuid4()),
+                "-c",
+                str(props),
+                "--ignore-formatted",
+            ]
             res = subprocess.run(fmt, capture_output=True, text=True, check=False)  # noqa: S603
             if res.returncode != 0:
                 msg = f"formatting the KRaft log dir failed: {res.stdout}{res.stderr}"
                 raise ServiceError(msg)
         cmd = [
-            "java", HEAP, "-Xms128m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-            "-Djava.awt.headless=true", "-cp", cp, "kafka.Kafka", str(props),
-        ]  # fmt: skip
+            "java",
+            HEAP,
+            "-Xms128m",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            "-cp",
+            cp,
+            "kafka.Kafka",
+            str(props),
+        ]
         return procs.spawn(cmd, self.log_path, cwd=self.data_dir)

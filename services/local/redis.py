@@ -33,9 +33,22 @@ class RedisNode:
             raise ServiceError(msg)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
-            binary, "--bind", self.host, "--port", str(self.port), "--dir", str(self.data_dir),
-            "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes",
-        ]  # fmt: skip
+            binary,
+            "--bind",
+            self.host,
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.data_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+        ]
         if self.password:
             cmd += ["--requirepass", self.password]
         return procs.spawn(cmd, self.log_path, cwd=self.data_dir)

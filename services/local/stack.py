@@ -109,8 +109,13 @@ class LocalStack:
         procs.wait_until(lambda: kafka_answers(knode.bootstrap), timeout, "Kafka", knode.log_path)
         state.kafka_start_s = round(time.monotonic() - t0, 2)
         self._write(state)
-        log.info("Kafka %s on %s (%.1f s), Redis on %s", state.kafka_version, state.bootstrap,
-                 state.kafka_start_s, state.redis_url)  # fmt: skip
+        log.info(
+            "Kafka %s on %s (%.1f s), Redis on %s",
+            state.kafka_version,
+            state.bootstrap,
+            state.kafka_start_s,
+            state.redis_url,
+        )
         return state
 
     def down(self) -> list[str]:

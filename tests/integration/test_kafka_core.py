@@ -111,8 +111,9 @@ def test_a_raising_handler_is_retried_one_by_one(
             return super().process(prepared)
 
     _produce(settings, src, [b"a", b"boom", b"c", b"d"])
-    loop = BatchLoop(settings, LoopConfig([src], group_id, max_batch=10), Fragile(out),
-                     Producer(settings))  # fmt: skip
+    loop = BatchLoop(
+        settings, LoopConfig([src], group_id, max_batch=10), Fragile(out), Producer(settings)
+    )
     loop.run(max_messages=4)
     assert sorted(m.value() for m in read_all(settings.kafka_bootstrap, out, 3)) == [
         b"A",
@@ -127,10 +128,21 @@ def test_a_raising_handler_is_retried_one_by_one(
 def _child(bootstrap: str, src: str, out: str, group: str, delay: float) -> subprocess.Popen[str]:
     root = Path(__file__).resolve().parents[2]
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.loop_child", bootstrap, src, out, group,
-         str(delay)],
-        cwd=root, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.loop_child",
+            bootstrap,
+            src,
+            out,
+            group,
+            str(delay),
+        ],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def test_consumer_killed_before_committing_re_reads(
@@ -231,8 +243,13 @@ def test_block_policy_bounds_in_flight_and_loses_nothing(
 def test_drop_oldest_keeps_the_newest_and_counts_drops(settings: StreamsenseSettings) -> None:
     """A broker that does not answer: only the newest frames stay queued, drops are counted."""
     dead = StreamsenseSettings(kafka_bootstrap="127.0.0.1:1", service_name="drop-test")
-    p = Producer(dead, policy=BackpressurePolicy.DROP_OLDEST, max_in_flight=4, pending_limit=3,
-                 config={"message.timeout.ms": 2000, "log_level": 0})  # fmt: skip
+    p = Producer(
+        dead,
+        policy=BackpressurePolicy.DROP_OLDEST,
+        max_in_flight=4,
+        pending_limit=3,
+        config={"message.timeout.ms": 2000, "log_level": 0},
+    )
     for i in range(100):
         p.produce("frames-x", f"{i}".encode())
     assert p.in_flight == 4
@@ -247,8 +264,13 @@ def test_drop_oldest_on_a_real_broker_delivers_in_order_with_the_last(
     settings: StreamsenseSettings, make_topic: Callable[..., str]
 ) -> None:
     topic = make_topic("frames")
-    p = Producer(settings, policy=BackpressurePolicy.DROP_OLDEST, max_in_flight=2, pending_limit=2,
-                 linger_ms=50)  # fmt: skip
+    p = Producer(
+        settings,
+        policy=BackpressurePolicy.DROP_OLDEST,
+        max_in_flight=2,
+        pending_limit=2,
+        linger_ms=50,
+    )
     for i in range(500):
         p.produce(topic, f"{i}".encode())
     assert p.flush(30) == 0
@@ -264,8 +286,9 @@ def test_slow_handler_does_not_trip_the_poll_interval(
     """max.poll.interval.ms of 6 s, 15 batches of 0.5 s: the loop polls often enough to stay in."""
     src, out = make_topic("in"), make_topic("out")
     _produce(settings, src, [f"m{i}".encode() for i in range(30)])
-    cfg = LoopConfig([src], group_id, max_batch=2, max_poll_interval_ms=6000,
-                     session_timeout_ms=6000)  # fmt: skip
+    cfg = LoopConfig(
+        [src], group_id, max_batch=2, max_poll_interval_ms=6000, session_timeout_ms=6000
+    )
     loop = BatchLoop(settings, cfg, EchoHandler(out, delay_s=0.5), Producer(settings))
     start = time.monotonic()
     loop.run(max_messages=30)

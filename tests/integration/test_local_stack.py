@@ -20,9 +20,13 @@ def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "STREAMSENSE_HOME": str(home)}
     env.pop("STREAMSENSE_KAFKA_BOOTSTRAP", None)
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args], env=env, capture_output=True, text=True,
-        timeout=180, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "services.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
 
 
 def test_up_status_down_stops_exactly_what_it_started(tmp_path: Path) -> None:

@@ -17,8 +17,12 @@ from schemas.text import TextEvent
 
 def _text(**kw: object) -> TextEvent:
     base: dict[str, object] = {
-        "source_id": "app.log", "text": "disk full", "ts_ns": 1, "seq": 0, "trace_id": "t1",
-    }  # fmt: skip
+        "source_id": "app.log",
+        "text": "disk full",
+        "ts_ns": 1,
+        "seq": 0,
+        "trace_id": "t1",
+    }
     return TextEvent(**(base | kw))  # type: ignore[arg-type]
 
 
@@ -126,9 +130,15 @@ def test_decode_never_raises_anything_but_schema_error(data: bytes) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["ss-schema", "ss-version", "ss-width", "ss-seq",
-                                           "ss-camera_id", "x"]), st.binary(max_size=20)),
-                max_size=10))  # fmt: skip
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["ss-schema", "ss-version", "ss-width", "ss-seq", "ss-camera_id", "x"]),
+            st.binary(max_size=20),
+        ),
+        max_size=10,
+    )
+)
 def test_frame_header_parser_never_raises_anything_but_schema_error(
     headers: list[tuple[str, bytes]],
 ) -> None:
