@@ -15,7 +15,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic
@@ -25,7 +25,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from services.kafka.dlq import DeadLetterRouter, where
 from services.kafka.exceptions import DeliveryFailedError, FatalHandlerError
-from services.kafka.handler import BatchHandler, Outcome, OutRecord, P
+from services.kafka.handler import BatchHandler, Outcome, P
 from services.kafka.offsets import OffsetTracker, TopicPartitionKey
 from services.kafka.producer import Producer
 from services.observability import metrics
@@ -151,9 +151,14 @@ class BatchLoop(Generic[P]):
         batch = [m for m in raw if self._usable(m)]
         nxt: tuple[list[Message], Future[P]] | None = None
         if batch:
+            consumed = self._tracker.consumed
+            per_topic: dict[str, int] = {}
             for m in batch:
-                self._tracker.consumed(*_position(m))
-                self._consumed.labels(self.service, m.topic()).inc()
+                (topic, part), off = _position(m)
+                consumed((topic, part), off)
+                per_topic[topic] = per_topic.get(topic, 0) + 1
+            for topic, n in per_topic.items():
+                self._consumed.labels(self.service, topic).inc(n)
             nxt = (batch, self._pool.submit(self.handler.prepare, batch))
         if self._pending is not None:
             self._run_batch(*self._pending)
@@ -189,8 +194,7 @@ class BatchLoop(Generic[P]):
             log.warning(
                 "a batch took %.1f s, over half of max.poll.interval.ms: lower max_batch", elapsed
             )
-        for m, outcome in zip(batch, outcomes, strict=True):
-            self._emit(m, outcome)
+        self._emit(batch, outcomes)
         self.processed += len(batch)
 
     def _process_one(self, m: Message) -> Outcome:
@@ -202,42 +206,31 @@ class BatchLoop(Generic[P]):
         except Exception as exc:
             return exc
 
-    def _emit(self, m: Message, outcome: Outcome) -> None:
-        tp, off = _position(m)
-        on_delivery = self._ack_callback(tp, off, where(m))
-        if isinstance(outcome, BaseException):
-            self._tracker.expect(tp, off, 1)
-            self._dlq.send(m, outcome, on_delivery)
-            return
-        records: list[OutRecord] = list(outcome)
-        self._tracker.expect(tp, off, len(records))
-        for i, rec in enumerate(records):
-            try:
-                self.producer.produce(
-                    rec.topic,
-                    rec.value,
-                    key=rec.key,
-                    headers=rec.headers,
-                    on_delivery=on_delivery,
-                )
-            except KafkaException as exc:  # e.g. a result larger than message.max.bytes
-                log.error("cannot produce result of %s: %s", where(m), exc)
-                for _ in range(len(records) - i - 1):
-                    self._tracker.acked(tp, off)  # the source goes to the DLQ instead
-                self._dlq.send(m, exc, on_delivery)
-                return
+    def _emit(self, batch: list[Message], outcomes: list[Outcome]) -> None:
+        """Produce every output; the batch's offsets are finished when all are acknowledged."""
+        ack = _BatchAck(self, [_position(m) for m in batch])
+        produce = self.producer.produce
+        counts = ack.counts
+        for m, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                ack.pending += 1
+                self._dlq.send(m, outcome, ack)
+                continue
+            for rec in outcome:
+                ack.pending += 1
+                try:
+                    produce(rec.topic, rec.value, rec.key, rec.headers, ack)
+                except KafkaException as exc:  # e.g. a result larger than message.max.bytes
+                    log.error("cannot produce result of %s: %s", where(m), exc)
+                    self._dlq.send(m, exc, ack)
+                    break
+                counts[rec.topic] = counts.get(rec.topic, 0) + 1
+        ack.release()
 
-    def _ack_callback(
-        self, tp: TopicPartitionKey, offset: int, name: str
-    ) -> Callable[[KafkaError | None, Message], None]:
-        def _cb(err: KafkaError | None, _msg: Message) -> None:
-            if err is None:
-                self._tracker.acked(tp, offset)
-            elif self._delivery_error is None:
-                self._delivery_error = f"output of {name} not delivered: {err}"
-                log.error("%s: stopping; the offset stays uncommitted", self._delivery_error)
-
-        return _cb
+    def _delivery_failed(self, err: KafkaError, msg: Message) -> None:
+        if self._delivery_error is None:
+            self._delivery_error = f"output to {msg.topic()} not delivered: {err}"
+            log.error("%s: stopping; the source offsets stay uncommitted", self._delivery_error)
 
     def _store_offsets(self) -> None:
         ready = self._tracker.take_committable()
@@ -304,3 +297,34 @@ class BatchLoop(Generic[P]):
 
 def _position(m: Message) -> tuple[TopicPartitionKey, int]:
     return (str(m.topic()), int(m.partition() or 0)), int(m.offset() or 0)
+
+
+class _BatchAck:
+    """One delivery callback shared by every output of a batch (cheaper than one per record)."""
+
+    __slots__ = ("counts", "failed", "loop", "pending", "positions")
+
+    def __init__(self, loop: BatchLoop[Any], positions: list[tuple[TopicPartitionKey, int]]):
+        self.loop = loop
+        self.positions = positions
+        self.pending = 1  # held until every output was handed over (see ``release``)
+        self.failed = 0
+        self.counts: dict[str, int] = {}
+
+    def __call__(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self.failed += 1
+            self.loop.producer.account(str(msg.topic()), 0, 1)
+            self.loop._delivery_failed(err, msg)
+        self.release()
+
+    def release(self) -> None:
+        self.pending -= 1
+        if self.pending:
+            return
+        if not self.failed:  # else offsets stay uncommitted: the batch is re-read on restart
+            for topic, n in self.counts.items():
+                self.loop.producer.account(topic, n)
+            finished = self.loop._tracker.finished
+            for tp, off in self.positions:
+                finished(tp, off)

@@ -1,8 +1,8 @@
 """Which source offsets may be committed: only those whose every output Kafka acknowledged.
 
-Outputs are acknowledged out of order; the tracker advances a partition's commit point over the
-contiguous prefix of fully acknowledged source offsets, so a later message never commits past
-an earlier one that is still in flight.
+Batches complete out of order; the tracker advances a partition's commit point over the
+contiguous prefix of finished source offsets, so a later message never commits past an earlier
+one that is still in flight.
 """
 
 from __future__ import annotations
@@ -12,14 +12,12 @@ from dataclasses import dataclass, field
 
 TopicPartitionKey = tuple[str, int]
 
-_UNKNOWN = -1  # outputs not yet known (message consumed, handler not done)
-
 
 @dataclass(slots=True)
 class _Partition:
     order: deque[int] = field(default_factory=deque)
-    remaining: dict[int, int] = field(default_factory=dict)
-    committable: int | None = None  # next offset to commit (last done + 1)
+    finished: set[int] = field(default_factory=set)
+    committable: int | None = None  # next offset to commit (last finished + 1)
 
 
 class OffsetTracker:
@@ -29,34 +27,23 @@ class OffsetTracker:
 
     def consumed(self, tp: TopicPartitionKey, offset: int) -> None:
         """Register a source message as in flight (its offset may not be committed yet)."""
-        part = self._parts.setdefault(tp, _Partition())
-        part.order.append(offset)
-        part.remaining[offset] = _UNKNOWN
-
-    def expect(self, tp: TopicPartitionKey, offset: int, outputs: int) -> None:
-        """The handler produced ``outputs`` records for this message (0: done at once)."""
-        part = self._parts[tp]
-        part.remaining[offset] = outputs
-        if outputs == 0:
-            self._advance(tp, part)
-
-    def acked(self, tp: TopicPartitionKey, offset: int) -> None:
-        """One output of the message was acknowledged by Kafka."""
         part = self._parts.get(tp)
-        if part is None or offset not in part.remaining:
-            return  # partition revoked meanwhile; the new owner re-reads it
-        part.remaining[offset] -= 1
-        if part.remaining[offset] == 0:
-            self._advance(tp, part)
+        if part is None:
+            part = self._parts[tp] = _Partition()
+        part.order.append(offset)
 
-    def _advance(self, tp: TopicPartitionKey, part: _Partition) -> None:
-        moved = False
-        while part.order and part.remaining[part.order[0]] == 0:
-            off = part.order.popleft()
-            del part.remaining[off]
-            part.committable = off + 1
-            moved = True
-        if moved:
+    def finished(self, tp: TopicPartitionKey, offset: int) -> None:
+        """Every output of this message was acknowledged (or it had none)."""
+        part = self._parts.get(tp)
+        if part is None:
+            return  # partition revoked meanwhile; the new owner re-reads it
+        part.finished.add(offset)
+        order = part.order
+        if order and order[0] == offset:
+            done = part.finished
+            while order and order[0] in done:
+                done.discard(order[0])
+                part.committable = order.popleft() + 1
             self._dirty.add(tp)
 
     def take_committable(self) -> dict[TopicPartitionKey, int]:

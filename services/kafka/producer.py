@@ -91,7 +91,7 @@ class Producer:
 
     @property
     def in_flight(self) -> int:
-        """Records handed to librdkafka and not yet acknowledged (or refused)."""
+        """Records handed to librdkafka whose delivery report was not served yet."""
         return self._in_flight
 
     @property
@@ -107,24 +107,35 @@ class Producer:
         headers: Headers | None = None,
         on_delivery: DeliveryCallback | None = None,
     ) -> None:
-        """Send one record; ``on_delivery(err, msg)`` runs from ``poll``/``flush``."""
-        rec = _Record(topic, value, key, headers, on_delivery)
+        """Send one record. ``on_delivery(err, msg)`` runs from ``poll``/``flush``; a caller
+        that passes one counts deliveries itself with :meth:`account` (batch-wise, cheaply)."""
         if self.policy is BackpressurePolicy.BLOCK:
             while self._in_flight >= self.max_in_flight:
                 self._rd.poll(0.05)
-            self._send(rec)
+            self._send(topic, value, key, headers, on_delivery)
             return
         if len(self._pending) >= self._pending_limit:
             old = self._pending.popleft()
             self.dropped += 1
             self._metric(old.topic)[2].inc()
-        self._pending.append(rec)
+        self._pending.append(_Record(topic, value, key, headers, on_delivery))
         self._pump()
+
+    def account(self, topic: str, acked: int, failed: int = 0) -> None:
+        """Count deliveries reported to a caller's own ``on_delivery``."""
+        ok, bad, _ = self._metric(topic)
+        if acked:
+            self.acked += acked
+            ok.inc(acked)
+        if failed:
+            self.failed += failed
+            bad.inc(failed)
 
     def poll(self, timeout: float = 0.0) -> int:
         """Serve delivery callbacks, then hand waiting records over as room frees up."""
         n = int(self._rd.poll(timeout))
         self._pump()
+        self._in_flight_gauge.set(self._in_flight)
         return n
 
     def flush(self, timeout: float = 30.0) -> int:
@@ -133,6 +144,7 @@ class Producer:
         while (self._pending or self._in_flight) and time.monotonic() < deadline:
             self._rd.poll(min(0.1, max(0.0, deadline - time.monotonic())))
             self._pump()
+        self._in_flight_gauge.set(self._in_flight)
         return len(self._pending) + self._in_flight
 
     def close(self, timeout: float = 30.0) -> None:
@@ -146,42 +158,51 @@ class Producer:
     # -- internals ----------------------------------------------------------------------------
 
     def _pump(self) -> None:
-        while self._pending and self._in_flight < self.max_in_flight:
-            self._send(self._pending.popleft())
+        pending = self._pending
+        while pending and self._in_flight < self.max_in_flight:
+            r = pending.popleft()
+            self._send(r.topic, r.value, r.key, r.headers, r.on_delivery)
 
-    def _send(self, rec: _Record) -> None:
-        ok, failed, _ = self._metric(rec.topic)
-        user_cb = rec.on_delivery
+    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+        self._in_flight -= 1
+        topic = str(msg.topic())
+        if err is None:
+            self.account(topic, 1)
+        else:
+            self.account(topic, 0, 1)
+            log.error("delivery to %s failed: %s", topic, err)
 
-        def _on_delivery(err: KafkaError | None, msg: Message) -> None:
-            self._in_flight -= 1
-            self._in_flight_gauge.set(self._in_flight)
-            if err is None:
-                self.acked += 1
-                ok.inc()
-            else:
-                self.failed += 1
-                failed.inc()
-                log.error("delivery to %s failed: %s", rec.topic, err)
-            if user_cb is not None:
-                user_cb(err, msg)
+    def _send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | str | None,
+        headers: Headers | None,
+        on_delivery: DeliveryCallback | None,
+    ) -> None:
+        cb: DeliveryCallback
+        if on_delivery is None:
+            cb = self._delivered
+        else:
 
-        kwargs: dict[str, Any] = {"on_delivery": _on_delivery}
-        if rec.key is not None:
-            kwargs["key"] = rec.key
-        if rec.headers:
-            kwargs["headers"] = list(rec.headers)
+            def cb(
+                err: KafkaError | None, msg: Message, user: DeliveryCallback = on_delivery
+            ) -> None:
+                self._in_flight -= 1
+                user(err, msg)
+
         for _ in range(600):
             try:
-                self._rd.produce(rec.topic, rec.value, **kwargs)
-                break
+                if headers:
+                    self._rd.produce(topic, value, key, headers=list(headers), on_delivery=cb)
+                else:
+                    self._rd.produce(topic, value, key, on_delivery=cb)
+                self._in_flight += 1
+                return
             except BufferError:
                 self._rd.poll(0.05)
-        else:
-            msg = f"librdkafka queue stayed full for 30 s producing to {rec.topic}"
-            raise KafkaIOError(msg)
-        self._in_flight += 1
-        self._in_flight_gauge.set(self._in_flight)
+        msg = f"librdkafka queue stayed full for 30 s producing to {topic}"
+        raise KafkaIOError(msg)
 
     def _metric(self, topic: str) -> tuple[Any, Any, Any]:
         child = self._children.get(topic)
