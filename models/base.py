@@ -1,0 +1,113 @@
+"""The model adapter interface: ``load``, ``predict_batch``, ``warmup``.
+
+An adapter turns a loaded artifact into a pure function from a batch of raw inputs (RGB
+images of any size, or texts) to task results. It validates every input and raises
+:class:`~models.exceptions.BadInputError` for anything it cannot serve, splits a batch into
+power-of-two chunks of at most ``max_batch`` (:func:`models.runtime.batch_plan`), and never
+needs Kafka to be tested.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Generic, TypeVar
+
+from models.card import ModelCard
+from models.exceptions import BadInputError, ModelError
+from models.runtime import batch_plan
+from schemas.model_updates import Task
+from schemas.results import RleMask
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentationOutput:
+    """Foreground mask at source resolution and the fraction of the image per class."""
+
+    mask: RleMask
+    class_areas: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class SentimentOutput:
+    label: str
+    probs: dict[str, float]
+
+
+class ModelAdapter(ABC, Generic[In, Out]):
+    """One model version behind the uniform ``load / predict_batch / warmup`` interface."""
+
+    task: ClassVar[Task]
+
+    def __init__(self, card: ModelCard, artifact: Path) -> None:
+        if card.task != self.task:
+            msg = f"{card.name}/{card.version} is a {card.task} model, not {self.task}"
+            raise ModelError(msg)
+        self.card = card
+        self.artifact = artifact
+        self.name = card.name
+        self.version = card.version
+        self.preferred_batch = card.preferred_batch
+        self.max_batch = card.max_batch
+        self._loaded = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name}/{self.version})"
+
+    @property
+    def labels(self) -> list[str]:
+        return self.card.labels
+
+    def load(self) -> None:
+        """Load the artifact (idempotent)."""
+        if not self._loaded:
+            self._load()
+            self._loaded = True
+
+    def predict_batch(self, items: Sequence[In]) -> list[Out]:
+        """Results for ``items``, in order. Raises BadInputError for any unusable item."""
+        if not self._loaded:
+            msg = f"{self!r}: call load() before predict_batch()"
+            raise ModelError(msg)
+        if isinstance(items, str | bytes) or not isinstance(items, Sequence):
+            msg = f"expected a sequence of inputs, got {type(items).__name__}"
+            raise BadInputError(msg)
+        if len(items) == 0:
+            msg = "empty batch"
+            raise BadInputError(msg)
+        checked = self._check(items)
+        results: list[Out] = []
+        start = 0
+        for size in batch_plan(len(checked), self.max_batch):
+            results.extend(self._predict_chunk(checked[start : start + size]))
+            start += size
+        return results
+
+    def warmup(self) -> None:
+        """Run every batch bucket once so no request pays for tracing or allocation."""
+        self.load()
+        sample = self.sample_input()
+        size = 1
+        while size <= self.max_batch:
+            self.predict_batch([sample] * size)
+            size *= 2
+
+    @abstractmethod
+    def _load(self) -> None: ...
+
+    @abstractmethod
+    def _check(self, items: Sequence[In]) -> list[In]:
+        """The items, validated (raise BadInputError)."""
+
+    @abstractmethod
+    def _predict_chunk(self, items: list[In]) -> list[Out]:
+        """Results for at most ``max_batch`` validated items (a power of two)."""
+
+    @abstractmethod
+    def sample_input(self) -> In:
+        """A valid input, for warmup and benchmarks."""

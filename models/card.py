@@ -1,0 +1,70 @@
+"""The model card stored as ``card.json`` beside every artifact in the model store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from schemas.model_updates import Task
+
+#: How an artifact is stored; decides which runtime loads it.
+ArtifactFormat = Literal["tflite", "saved_model", "keras"]
+NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Source(_Frozen):
+    """Where an artifact came from."""
+
+    kind: Literal["pypi", "npm", "user", "trained"]
+    package: str | None = Field(default=None, description="registry package name")
+    package_version: str | None = None
+    files: list[str] = Field(default_factory=list, description="files taken from the package")
+    upstream: str | None = Field(default=None, description="URL of the original model")
+    notes: str | None = None
+
+
+class InputSpec(_Frozen):
+    """What the model itself consumes (adapters accept any image size or any text)."""
+
+    kind: Literal["image", "text"]
+    shape: list[int | None] = Field(description="model input shape, None for free dimensions")
+    dtype: str
+    value_range: tuple[float, float] | None = Field(
+        default=None, description="pixel value range the model expects, e.g. [-1, 1]"
+    )
+    resize: Literal["stretch", "letterbox", "none"] | None = None
+
+
+class ModelCard(_Frozen):
+    """Everything needed to load, verify, serve and attribute one model version."""
+
+    name: str = Field(min_length=1, max_length=128, pattern=NAME_PATTERN)
+    version: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN)
+    task: Task
+    adapter: str = Field(description="adapter kind, see models.registry.ADAPTERS")
+    format: ArtifactFormat
+    artifact: str = Field(description="file or directory name inside the version directory")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    licence: str
+    source: Source
+    input: InputSpec
+    labels: list[str] = Field(description="class names, indexed by the class id the model emits")
+    metrics: dict[str, float] = Field(default_factory=dict)
+    params: dict[str, float | int | str | bool] = Field(
+        default_factory=dict, description="adapter settings, e.g. score_threshold"
+    )
+    preferred_batch: int = Field(default=1, ge=1, description="best batch size measured")
+    max_batch: int = Field(default=1, ge=1, description="largest batch sent in one call")
+    description: str = ""
+    created: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    def label(self, class_id: int) -> str:
+        if 0 <= class_id < len(self.labels):
+            return self.labels[class_id]
+        return f"class_{class_id}"

@@ -1,0 +1,34 @@
+"""Errors of the models layer; all derive from :class:`schemas.exceptions.StreamsenseError`."""
+
+from __future__ import annotations
+
+from schemas.exceptions import StreamsenseError
+
+
+class ModelError(StreamsenseError):
+    """Base class of every error raised by ``models``."""
+
+
+class BadInputError(ModelError):
+    """An input cannot be fed to a model (wrong dtype, shape, empty batch or empty image).
+
+    The one error an adapter raises for bad input; workers route the message to its DLQ.
+    """
+
+
+class ModelIntegrityError(ModelError):
+    """An artifact does not match its card (sha256 mismatch) or cannot be read (corrupt)."""
+
+
+class SignatureError(ModelError):
+    """A model's inputs or outputs are not what its task needs (e.g. a detector without
+    ``detection_boxes``)."""
+
+
+class ModelNotFoundError(ModelError):
+    """The store has no such model name, version or champion."""
+
+
+class FetchError(ModelError):
+    """Building the default zoo failed: a registry could not be reached or a package did not
+    contain what was expected."""

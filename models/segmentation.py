@@ -1,0 +1,173 @@
+"""Segmenters: ``predict_batch(images) -> list[SegmentationOutput]``.
+
+Each image gets a foreground mask at its own resolution, COCO run-length encoded with
+``pycocotools`` (counts as a string), and the fraction of the image each class covers.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from abc import abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pycocotools import mask as coco_mask
+
+from models.base import ModelAdapter, SegmentationOutput
+from models.card import ModelCard
+from models.exceptions import SignatureError
+from models.imaging import check_image_input, check_images, normalize, resize
+from models.runtime import SavedModelRunner, TensorInfo, TFLiteRunner
+from schemas.results import RleMask
+
+log = logging.getLogger(__name__)
+
+
+def encode_mask(mask: np.ndarray) -> RleMask:
+    """A boolean ``HxW`` mask as COCO RLE."""
+    rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+    counts = rle["counts"]
+    text = counts.decode("ascii") if isinstance(counts, bytes) else str(counts)
+    return RleMask(size=(int(rle["size"][0]), int(rle["size"][1])), counts=text)
+
+
+def decode_mask(rle: RleMask) -> np.ndarray:
+    """The boolean ``HxW`` mask of a COCO RLE (for consumers and tests)."""
+    raw = {"size": list(rle.size), "counts": rle.counts.encode("ascii")}
+    with warnings.catch_warnings():  # pycocotools' Cython __array__ predates NumPy 2
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return np.asarray(coco_mask.decode(raw), dtype=bool)
+
+
+def _upsample(scores: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``h x w x C`` scores -> ``height x width x C`` (bilinear, channels kept)."""
+    if scores.shape[0] == height and scores.shape[1] == width:
+        return scores
+    channels = scores.shape[-1]
+    parts = [
+        cv2.resize(scores[..., c : c + 4], (width, height), interpolation=cv2.INTER_LINEAR)
+        for c in range(0, channels, 4)
+    ]
+    parts = [p[..., None] if p.ndim == 2 else p for p in parts]
+    return np.concatenate(parts, axis=-1)
+
+
+class Segmenter(ModelAdapter[np.ndarray, SegmentationOutput]):
+    """Shared checks and mask encoding; subclasses return per-pixel scores."""
+
+    task = "segment"
+
+    def __init__(self, card: ModelCard, artifact: Path) -> None:
+        super().__init__(card, artifact)
+        self.threshold = float(card.params.get("threshold", 0.5))
+        background = card.params.get("background_class", 0)
+        self.background = int(background) if background is not None else -1
+
+    def _check(self, items: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return check_images(items)
+
+    def sample_input(self) -> np.ndarray:
+        rng = np.random.default_rng(0)
+        return rng.integers(0, 256, size=(480, 640, 3), dtype=np.uint8)
+
+    @abstractmethod
+    def _scores(self, images: list[np.ndarray]) -> Sequence[np.ndarray]:
+        """One ``h x w x C`` array per image at model resolution: foreground probability
+        when C == 1, class logits or probabilities (argmax is taken) otherwise."""
+
+    def _predict_chunk(self, images: list[np.ndarray]) -> list[SegmentationOutput]:
+        scores = self._scores(images)
+        out = []
+        for img, score in zip(images, scores, strict=True):
+            h, w = img.shape[:2]
+            full = _upsample(score.astype(np.float32), w, h)
+            if full.shape[-1] == 1:
+                mask = full[..., 0] > self.threshold
+                areas = {self.card.label(0): float(mask.mean())}
+            else:
+                classes = np.argmax(full, axis=-1)
+                mask = classes != self.background
+                counts = np.bincount(classes.ravel(), minlength=full.shape[-1]) / classes.size
+                areas = {
+                    self.card.label(c): float(counts[c])
+                    for c in range(full.shape[-1])
+                    if c != self.background
+                }
+            out.append(SegmentationOutput(mask=encode_mask(mask), class_areas=areas))
+        return out
+
+
+class SelfieSegmenter(Segmenter):
+    """MediaPipe selfie segmentation (TFLite): stretched 256x256 input in [0, 1], sigmoid
+    person probability ``[B, 256, 256, 1]``."""
+
+    def _load(self) -> None:
+        self._runner = TFLiteRunner(self.artifact)
+        self._h, self._w = self._runner.input.dim(1), self._runner.input.dim(2)
+
+    def _scores(self, images: list[np.ndarray]) -> Sequence[np.ndarray]:
+        batch = np.stack([resize(im, self._w, self._h) for im in images])
+        (probs,) = self._runner.run(normalize(batch, 0.0, 1.0))
+        return list(probs)
+
+
+def check_segmentation_signature(
+    inputs: dict[str, TensorInfo], outputs: dict[str, TensorInfo]
+) -> tuple[str, str]:
+    """(input key, output key) of a per-pixel logits signature; SignatureError otherwise.
+
+    The input is one ``[batch, height, width, 3]`` image (uint8 or float32); the output is
+    the one rank-4 float tensor ``[batch, h, w, classes]`` (named ``logits`` when several).
+    """
+    check_image_input(inputs)
+    rank4 = {k: v for k, v in outputs.items() if len(v.shape) == 4 and v.dtype.startswith("float")}
+    if "logits" in rank4:
+        key = "logits"
+    elif len(rank4) == 1:
+        key = next(iter(rank4))
+    else:
+        shapes = {k: v.shape for k, v in outputs.items()}
+        msg = (
+            f"not a segmentation model: outputs {shapes}; a segmenter must output one "
+            "float tensor [batch, height, width, classes] of per-pixel logits "
+            "(name it 'logits' if there are several)"
+        )
+        raise SignatureError(msg)
+    return next(iter(inputs)), key
+
+
+class LogitsSegmenter(Segmenter):
+    """A user's SavedModel with per-pixel class logits ``[B, h, w, C]`` (sigmoid if C == 1).
+
+    The input is fed at the model's fixed size (stretched) or at the image's own size when
+    the model allows any size; pixel values are scaled to ``card.input.value_range``.
+    """
+
+    def _load(self) -> None:
+        self._runner = SavedModelRunner(self.artifact)
+        self._key, self._out = check_segmentation_signature(
+            self._runner.inputs, self._runner.outputs
+        )
+        spec = self._runner.inputs[self._key]
+        self._dtype = spec.dtype
+        self._fixed_hw = (spec.dim(1), spec.dim(2)) if None not in spec.shape[1:3] else None
+        if spec.shape[0] is not None:
+            self.max_batch = min(self.max_batch, spec.dim(0))
+        self._range = self.card.input.value_range or (0.0, 255.0)
+
+    def _scores(self, images: list[np.ndarray]) -> Sequence[np.ndarray]:
+        if self._fixed_hw is None and len({im.shape for im in images}) > 1:
+            return [self._scores([im])[0] for im in images]  # one call per image size
+        if self._fixed_hw is not None:
+            h, w = self._fixed_hw
+            batch = np.stack([resize(im, w, h) for im in images])
+        else:
+            batch = np.stack(images)
+        feed = batch if self._dtype == "uint8" else normalize(batch, *self._range)
+        logits = self._runner.run(**{self._key: feed})[self._out].astype(np.float32)
+        if logits.shape[-1] == 1:
+            return list(1.0 / (1.0 + np.exp(-logits)))
+        return list(logits)
