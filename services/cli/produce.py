@@ -1,0 +1,174 @@
+"""``streamsense produce camera | text``: push camera frames or text lines into Kafka.
+
+Exit codes: 0 done (source ended, ``--max-frames`` reached, or stopped by SIGTERM/SIGINT after
+flushing); 1 Kafka problem (topic missing, records refused); 2 bad options or an unreadable
+source; 3 a live source was lost and did not come back.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from confluent_kafka import KafkaException
+from pydantic import ValidationError
+from rich.console import Console
+
+from services.exceptions import ServiceError
+from services.kafka.exceptions import KafkaIOError
+from services.kafka.producer import Producer
+from services.producers.exceptions import SourceError, SourceLostError, TopicMissingError
+from services.producers.settings import CameraProducerSettings, TextProducerSettings
+from services.settings import StreamsenseSettings
+
+app = typer.Typer(help="Producers: camera frames and text lines into Kafka.", no_args_is_help=True)
+console = Console(stderr=True)
+
+S = TypeVar("S", bound=StreamsenseSettings)
+
+
+def _fail(code: int, message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _settings(cls: type[S], **overrides: Any) -> S:
+    """Environment (``STREAMSENSE_*``) first, command-line options over it."""
+    try:
+        return cls(**{k: v for k, v in overrides.items() if v is not None})
+    except (ValidationError, ServiceError) as exc:
+        raise _fail(2, f"invalid settings: {exc}") from exc
+
+
+def _check_topic(producer: Producer, settings: StreamsenseSettings, topic: str) -> None:
+    """A missing topic is an error; an unreachable broker only a warning (it may come later)."""
+    try:
+        topics = producer.list_topics(timeout=5.0).topics
+    except KafkaException:
+        console.print(f"[yellow]warning:[/yellow] Kafka at {settings.kafka_bootstrap} does not "
+                      "answer yet; going on (records wait, or frames are dropped)")  # fmt: skip
+        return
+    if topic not in topics:
+        msg = (f"topic {topic!r} does not exist on {settings.kafka_bootstrap}: "
+               "run `streamsense topics create`")  # fmt: skip
+        raise TopicMissingError(msg)
+
+
+@app.command()
+def camera(
+    source: str = typer.Option(
+        ..., "--source", help="video file, rtsp/http URL, device index, image folder or quoted glob"
+    ),  # fmt: skip
+    camera_id: str = typer.Option(..., "--camera-id", help="Kafka key and frame header"),
+    fps: float = typer.Option(None, help="target rate (default: the source's own)"),
+    width: int = typer.Option(None, help="resize to this width, aspect kept"),
+    jpeg_quality: int = typer.Option(None, "--jpeg-quality", help="1-100 (default 80)"),
+    loop: bool = typer.Option(None, "--loop/--no-loop", help="start a file/folder over at its end"),
+    max_frames: int = typer.Option(None, "--max-frames", help="stop after N frames"),
+    topic: str = typer.Option(None, help="logical topic (default frames; prefix is added)"),
+) -> None:
+    """Read frames with OpenCV, JPEG-encode them and produce to `frames` (newest frame wins)."""
+    from services.observability.health import HealthServer
+    from services.producers.camera import CameraProducer, frame_producer
+    from services.producers.live import LiveProgress
+    from services.producers.shutdown import stop_on_signals
+    from services.producers.sources import open_source
+    from services.runner import start_health
+
+    settings = _settings(CameraProducerSettings, camera_fps=fps, camera_width=width,
+                         camera_jpeg_quality=jpeg_quality, camera_loop=loop,
+                         camera_max_frames=max_frames, camera_topic=topic)  # fmt: skip
+    if not 1 <= len(camera_id) <= 256:
+        raise _fail(2, "--camera-id must have 1 to 256 characters")
+    try:
+        frames = open_source(source)
+        frames.open()  # fail fast on an unreadable source, before touching Kafka
+    except SourceError as exc:
+        raise _fail(2, str(exc)) from exc
+    stop = threading.Event()
+    producer = frame_producer(settings)
+    health: HealthServer | None = None
+    try:
+        _check_topic(producer, settings, settings.topic_name)
+        cam = CameraProducer(settings, frames, camera_id, producer=producer, stop=stop)
+        health = start_health(settings, cam.health)
+        title = f"camera {camera_id} -> {settings.topic_name}"
+        rates = {"fps": ("sent", 1.0), "MB/s": ("bytes", 1e-6)}
+        with stop_on_signals(stop), LiveProgress(title, cam.snapshot, rates, console,
+                                                 hidden=frozenset({"bytes"})):  # fmt: skip
+            cam.run()
+    except SourceLostError as exc:
+        raise _fail(3, str(exc)) from exc
+    except SourceError as exc:
+        raise _fail(2, str(exc)) from exc
+    except (KafkaIOError, TopicMissingError) as exc:
+        raise _fail(1, str(exc)) from exc
+    finally:
+        frames.close()
+        if health is not None:
+            health.stop()
+    if producer.failed:
+        raise _fail(1, f"Kafka refused {producer.failed} frames")
+
+
+@app.command()
+def text(
+    path: str = typer.Option(None, "--path", help="file or quoted glob, e.g. 'logs/*.log'"),
+    stdin: bool = typer.Option(False, "--stdin", help="read lines from standard input"),
+    follow: bool = typer.Option(False, "--follow", "-F", help="keep following (tail -F)"),
+    json_field: str = typer.Option(
+        None,
+        "--json-field",
+        help="lines are JSON; text is this (dotted) field; other lines go to <topic>.dlq",
+    ),  # fmt: skip
+    source_id: str = typer.Option(None, "--source-id", help="default: the file name (stdin)"),
+    checkpoint: Path = typer.Option(None, help="positions file (default under STREAMSENSE_HOME)"),
+    max_line_bytes: int = typer.Option(
+        None, "--max-line-bytes", help="longer lines are truncated and flagged (default 65536)"
+    ),  # fmt: skip
+    topic: str = typer.Option(None, help="logical topic (default text; prefix is added)"),
+) -> None:
+    """Follow log files (several, rotated, truncated) or stdin; one TextEvent per line."""
+    from services.kafka.dlq import dlq_topic
+    from services.observability.health import HealthServer
+    from services.producers.live import LiveProgress
+    from services.producers.shutdown import stop_on_signals
+    from services.producers.tail import matching_files
+    from services.producers.text import TextProducer
+    from services.runner import start_health
+
+    if (path is None) == (not stdin):
+        raise _fail(2, "give exactly one of --path GLOB and --stdin")
+    if source_id is not None and not 1 <= len(source_id) <= 256:
+        raise _fail(2, "--source-id must have 1 to 256 characters")
+    settings = _settings(TextProducerSettings, text_checkpoint=checkpoint,
+                         text_max_line_bytes=max_line_bytes, text_topic=topic)  # fmt: skip
+    if path is not None and not follow and not matching_files(path):
+        raise _fail(2, f"no file matches {path}")
+    # watchfiles reports every batch of changes at INFO: far too chatty for a log follower
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
+    stop = threading.Event()
+    producer = TextProducer(settings, pattern=path, stdin=sys.stdin.buffer if stdin else None,
+                            follow=follow, json_field=json_field, source_id=source_id,
+                            stop=stop)  # fmt: skip
+    health: HealthServer | None = None
+    try:
+        _check_topic(producer.producer, settings, settings.topic_name)
+        if json_field is not None:  # lines without the field go to the dead-letter topic
+            _check_topic(producer.producer, settings, dlq_topic(settings.topic_name))
+        health = start_health(settings, producer.health)
+        title = f"text {path or 'stdin'} -> {settings.topic_name}"
+        with stop_on_signals(stop), LiveProgress(title, producer.snapshot,
+                                                 {"lines/s": ("sent", 1.0)}, console):  # fmt: skip
+            producer.run()
+    except SourceError as exc:
+        raise _fail(2, str(exc)) from exc
+    except ServiceError as exc:
+        raise _fail(1, str(exc)) from exc
+    finally:
+        if health is not None:
+            health.stop()

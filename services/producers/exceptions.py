@@ -1,0 +1,33 @@
+"""Errors of the producers."""
+
+from __future__ import annotations
+
+from services.exceptions import ServiceError
+
+
+class ProducerError(ServiceError):
+    """A producer cannot start or continue."""
+
+
+class SourceError(ProducerError):
+    """A source cannot be opened or read: missing file, bad URL or device, empty folder."""
+
+
+class SourceLostError(SourceError):
+    """A live source stopped delivering and did not come back within the reconnect attempts."""
+
+
+class TopicMissingError(ProducerError):
+    """The target topic does not exist on the broker."""
+
+
+class LineError(ProducerError):
+    """A text line cannot become a ``TextEvent``; it goes to ``<topic>.dlq`` with this reason."""
+
+
+class NotJsonError(LineError):
+    """``--json-field`` is set and the line is not a JSON object."""
+
+
+class MissingFieldError(LineError):
+    """``--json-field`` is set and the JSON object lacks the field, or it is not a string."""

@@ -1,0 +1,137 @@
+"""Bytes -> lines -> ``TextEvent`` (or the reason it cannot be one).
+
+:class:`LineSplitter` cuts a byte stream into lines, remembering where each starts and ends so
+positions can be checkpointed; a line longer than ``max_bytes`` keeps its first ``max_bytes``
+(cut on a UTF-8 character boundary) and is flagged ``truncated``; the rest of it is skipped, never
+buffered. :func:`line_text` decodes (``errors="replace"``, flag ``invalid-utf8-replaced``) and
+applies ``--json-field``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import orjson
+
+from services.producers.exceptions import MissingFieldError, NotJsonError
+
+TRUNCATED = "truncated"
+INVALID_UTF8 = "invalid-utf8-replaced"
+
+
+@dataclass(slots=True)
+class RawLine:
+    start: int
+    """byte offset of the line in its file or stream"""
+    end: int
+    """byte offset just after the line (and its newline): where reading resumes"""
+    data: bytes
+    """the line without its line ending, at most ``max_bytes``"""
+    length: int
+    """the line's real length in bytes (larger than ``len(data)`` when truncated)"""
+
+    @property
+    def truncated(self) -> bool:
+        return self.length > len(self.data)
+
+
+class LineSplitter:
+    """Feed bytes, get complete lines. ``offset`` counts every byte fed (the read position);
+    ``line_start`` is where the unfinished line begins (the resume position)."""
+
+    def __init__(self, max_bytes: int, offset: int = 0) -> None:
+        self.max_bytes = max_bytes
+        self.reset(offset)
+
+    def reset(self, offset: int = 0) -> None:
+        self.offset = offset
+        self.line_start = offset
+        self._buf = bytearray()
+        self._length = 0
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an unfinished line (no newline yet)."""
+        return self._length
+
+    def feed(self, data: bytes) -> list[RawLine]:
+        out: list[RawLine] = []
+        pos, n = 0, len(data)
+        while pos < n:
+            nl = data.find(b"\n", pos)
+            if nl < 0:
+                self._add(data, pos, n)
+                break
+            self._add(data, pos, nl)
+            out.append(self._take(1))
+            pos = nl + 1
+        self.offset += n
+        return out
+
+    def finish(self) -> RawLine | None:
+        """The unfinished last line of a file that ends without a newline, if any."""
+        return self._take(0) if self._length else None
+
+    def _add(self, data: bytes, pos: int, stop: int) -> None:
+        room = self.max_bytes - len(self._buf)
+        if room > 0:
+            self._buf += data[pos : min(stop, pos + room)]
+        self._length += stop - pos
+
+    def _take(self, newline: int) -> RawLine:
+        body, length = bytes(self._buf), self._length
+        start, end = self.line_start, self.line_start + length + newline
+        if length == len(body) and body.endswith(b"\r"):
+            body, length = body[:-1], length - 1
+        elif length > len(body):
+            body = _cut_utf8(body)
+        self.line_start = end
+        self._buf.clear()
+        self._length = 0
+        return RawLine(start, end, body, length)
+
+
+def _cut_utf8(data: bytes) -> bytes:
+    """Drop a UTF-8 sequence split by truncation (at most 3 continuation bytes back)."""
+    end = len(data)
+    for back in range(1, min(4, end) + 1):
+        b = data[end - back]
+        if b & 0xC0 != 0x80:  # not a continuation byte: the start of the last character
+            need = 1 if b < 0x80 else 2 if b >> 5 == 0b110 else 3 if b >> 4 == 0b1110 else 4
+            return data if need <= back else data[: end - back]
+    return data
+
+
+@dataclass(slots=True)
+class LineText:
+    text: str
+    flags: list[str] = field(default_factory=list)
+
+
+def line_text(line: RawLine, json_field: str | None = None) -> LineText:
+    """The text and quality flags of a line; with ``json_field`` the line must be a JSON object
+    holding that (dotted) string field, else :class:`NotJsonError`/:class:`MissingFieldError`."""
+    flags: list[str] = [TRUNCATED] if line.truncated else []
+    if json_field is None:
+        try:
+            text = line.data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = line.data.decode("utf-8", errors="replace")
+            flags.append(INVALID_UTF8)
+        return LineText(text, flags)
+    try:
+        obj = orjson.loads(line.data)
+    except orjson.JSONDecodeError as exc:
+        cut = f" (line of {line.length} bytes truncated to {len(line.data)})" if flags else ""
+        msg = f"not JSON{cut}: {exc}"
+        raise NotJsonError(msg) from exc
+    value: object = obj
+    for part in json_field.split("."):
+        if not isinstance(value, dict) or part not in value:
+            msg = f"JSON line has no field {json_field!r}"
+            raise MissingFieldError(msg)
+        value = value[part]
+    if not isinstance(value, str):
+        msg = f"field {json_field!r} is a {type(value).__name__}, not a string"
+        raise MissingFieldError(msg)
+    return LineText(value, flags)

@@ -1,0 +1,267 @@
+"""Follow files like ``tail -F``: several at once, new ones picked up, rotation and truncation.
+
+- The glob is re-evaluated on every scan, so files created later are followed too.
+- A file is known by its identity (device + inode), not its name. When a followed path points to
+  a new inode (rotation by rename or replace), the old file is read to its end and for
+  ``grace_s`` more (a writer may not have reopened yet), then closed; the new one starts at 0.
+- A file that shrinks below the read position was truncated (``copytruncate``): reading restarts
+  at 0. (Like ``tail``, a truncation followed by growth past the old position before the next
+  check cannot be seen.)
+- ``watchfiles`` wakes the loop on changes; a short poll interval is the fallback.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import watchfiles
+
+from services.producers.checkpoint import FINGERPRINT_BYTES, fingerprint
+from services.producers.lines import LineSplitter, RawLine
+
+log = logging.getLogger(__name__)
+
+CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Where to start a file found again after a restart (from the checkpoint)."""
+
+    position: int
+    lines: int
+    source_id: str
+
+
+#: (key "dev:ino", path, open file) -> where to resume, or None to start at 0
+ResumeFn = Callable[[str, str, BinaryIO], Resume | None]
+
+
+@dataclass(eq=False)
+class TailedFile:
+    key: str
+    path: str
+    source_id: str
+    fh: BinaryIO
+    splitter: LineSplitter
+    lines: int = 0
+    """lines taken from this file so far (numbers the records, across truncations)"""
+    orphaned_at: float | None = None
+    eof: bool = False
+    truncations: int = 0
+    fp: str = ""
+    """SHA-256 of the first ``fp_len`` bytes: recognises the file on resume"""
+    fp_len: int = 0
+
+    @property
+    def position(self) -> int:
+        """Where the first unfinished line starts: a restart resumes here."""
+        return self.splitter.line_start
+
+    def update_fingerprint(self) -> None:
+        want = min(FINGERPRINT_BYTES, self.splitter.offset)
+        if want > self.fp_len:
+            self.fp, self.fp_len = fingerprint(self.fh.fileno(), want), want
+
+
+def file_key(st: os.stat_result) -> str:
+    return f"{st.st_dev}:{st.st_ino}"
+
+
+def matching_files(pattern: str) -> list[str]:
+    """Regular files matching ``pattern`` (``**`` recurses), sorted."""
+    pattern = str(Path(pattern).expanduser())
+    return sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+
+
+def watch_root(pattern: str) -> Path:
+    """The deepest directory of ``pattern`` without glob characters."""
+    parts = Path(pattern).expanduser().absolute().parts
+    root = Path(parts[0])
+    for part in parts[1:]:
+        if set(part) & set("*?["):
+            break
+        root /= part
+    return root if root.is_dir() else root.parent
+
+
+class Tailer:
+    def __init__(
+        self,
+        pattern: str,
+        *,
+        max_line_bytes: int,
+        follow: bool,
+        grace_s: float = 2.0,
+        source_id: str | None = None,
+        resume: ResumeFn | None = None,
+        on_close: Callable[[TailedFile], None] | None = None,
+    ) -> None:
+        self.pattern = str(Path(pattern).expanduser())
+        self.max_line_bytes = max_line_bytes
+        self.follow = follow
+        self.grace_s = grace_s
+        self.source_id = source_id
+        self._resume = resume
+        self._on_close = on_close
+        self.files: dict[str, TailedFile] = {}
+        self.rotations = 0
+        self.truncations = 0
+
+    # -- discovery ----------------------------------------------------------------------------
+
+    def matches(self) -> list[str]:
+        return matching_files(self.pattern)
+
+    def scan(self) -> None:
+        """Re-evaluate the glob: new files, renamed files, rotated and deleted ones."""
+        seen: set[str] = set()
+        for path in self.matches():
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                continue
+            key = file_key(st)
+            seen.add(key)
+            known = self.files.get(key)
+            if known is not None:
+                if known.path != path:
+                    log.info("%s was renamed to %s: still following it", known.path, path)
+                    known.path = path
+                known.orphaned_at = None
+                continue
+            for other in self.files.values():
+                if other.path == path and other.orphaned_at is None:
+                    log.info("%s was rotated: finishing the old file, then the new one", path)
+                    other.orphaned_at = time.monotonic()
+                    self.rotations += 1
+            self._open(path, key)
+        now = time.monotonic()
+        for f in self.files.values():
+            if f.key not in seen and f.orphaned_at is None:
+                log.info("%s is gone from %s: finishing it", f.path, self.pattern)
+                f.orphaned_at = now
+
+    def _open(self, path: str, key: str) -> None:
+        try:
+            fh = open(path, "rb", buffering=0)  # kept open while followed
+        except OSError as exc:
+            log.warning("cannot open %s: %s", path, exc)
+            return
+        if file_key(os.fstat(fh.fileno())) != key:  # replaced between stat and open
+            fh.close()
+            return
+        source_id = self.source_id or Path(path).name
+        start = self._resume(key, path, fh) if self._resume else None
+        splitter = LineSplitter(self.max_line_bytes)
+        f = TailedFile(key, path, source_id, fh, splitter)
+        if start is not None:
+            fh.seek(start.position)
+            splitter.reset(start.position)
+            f.lines, f.source_id = start.lines, start.source_id
+            f.update_fingerprint()
+            log.info("resuming %s at byte %d (line %d)", path, start.position, start.lines)
+        else:
+            log.info("following %s from the start", path)
+        self.files[key] = f
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def read(self, budget: int = 4 * CHUNK) -> list[tuple[TailedFile, RawLine]]:
+        """Complete lines available now, at most about ``budget`` bytes per file."""
+        out: list[tuple[TailedFile, RawLine]] = []
+        for f in list(self.files.values()):
+            self._check_truncation(f)
+            got = 0
+            while got < budget:
+                data = f.fh.read(min(CHUNK, budget - got))
+                if not data:
+                    f.eof = True
+                    break
+                f.eof = False
+                got += len(data)
+                out.extend((f, line) for line in f.splitter.feed(data))
+            if got:
+                f.update_fingerprint()
+            if f.eof and self._finished(f):
+                last = f.splitter.finish()
+                if last is not None:
+                    out.append((f, last))
+                self._close(f)
+        return out
+
+    def _check_truncation(self, f: TailedFile) -> None:
+        size = os.fstat(f.fh.fileno()).st_size
+        if size < f.splitter.offset:
+            log.warning("%s was truncated (%d < %d bytes read): reading it again from the start",
+                        f.path, size, f.splitter.offset)  # fmt: skip
+            f.fh.seek(0)
+            f.splitter.reset(0)
+            f.fp, f.fp_len = "", 0
+            f.truncations += 1
+            self.truncations += 1
+
+    def _finished(self, f: TailedFile) -> bool:
+        if not self.follow:
+            return True
+        return f.orphaned_at is not None and time.monotonic() - f.orphaned_at >= self.grace_s
+
+    def _close(self, f: TailedFile) -> None:
+        f.fh.close()
+        del self.files[f.key]
+        log.info("closed %s at byte %d", f.path, f.splitter.offset)
+        if self._on_close is not None:
+            self._on_close(f)
+
+    @property
+    def idle(self) -> bool:
+        """Every followed file is at its end."""
+        return all(f.eof for f in self.files.values())
+
+    def close(self) -> None:
+        for f in list(self.files.values()):
+            f.fh.close()
+        self.files.clear()
+        self._resume = self._on_close = None  # no reference cycle with the owner
+
+
+class ChangeWatcher:
+    """Sets ``changed`` whenever something under the pattern's root directory changes."""
+
+    def __init__(self, pattern: str, changed: threading.Event) -> None:
+        self.root = watch_root(pattern)
+        rest = Path(pattern).expanduser().absolute().relative_to(self.root).parts
+        self.recursive = len(rest) > 1
+        self.changed = changed
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ChangeWatcher:
+        if not self.root.is_dir():
+            log.warning("%s does not exist: polling for files instead of watching", self.root)
+            return self
+        self._thread = threading.Thread(target=self._run, name="tail-watch", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            for _changes in watchfiles.watch(self.root, stop_event=self._stop, debounce=50,
+                                             step=20, recursive=self.recursive,
+                                             ignore_permission_denied=True):  # fmt: skip
+                self.changed.set()
+        except Exception:  # the poll fallback keeps working without notifications
+            log.exception("file watcher on %s stopped; polling only", self.root)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

@@ -1,0 +1,102 @@
+"""Line splitting, positions, truncation and decoding: pure functions, no Kafka."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.producers.exceptions import MissingFieldError, NotJsonError
+from services.producers.lines import INVALID_UTF8, TRUNCATED, LineSplitter, RawLine, line_text
+
+
+def split_all(data: bytes, max_bytes: int, chunks: list[int]) -> list[RawLine]:
+    s = LineSplitter(max_bytes)
+    out: list[RawLine] = []
+    pos = 0
+    for size in chunks:
+        out += s.feed(data[pos : pos + size])
+        pos += size
+    out += s.feed(data[pos:])
+    last = s.finish()
+    return out + ([last] if last else [])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.binary(max_size=400).map(lambda b: b.replace(b"\r", b"")),
+    max_bytes=st.integers(1, 40),
+    chunks=st.lists(st.integers(0, 50), max_size=20),
+)
+def test_any_chunking_gives_the_same_lines_and_positions(
+    data: bytes, max_bytes: int, chunks: list[int]
+) -> None:
+    lines = split_all(data, max_bytes, chunks)
+    parts = data.split(b"\n")
+    if parts and parts[-1] == b"":
+        parts.pop()  # a trailing newline ends the last line, it does not start one
+    assert [ln.length for ln in lines] == [len(p) for p in parts]
+    pos = 0
+    for ln, part in zip(lines, parts, strict=True):
+        assert ln.start == pos
+        assert part.startswith(ln.data) and len(ln.data) <= max_bytes
+        assert ln.truncated == (len(part) > max_bytes)
+        pos = ln.end
+        assert data[ln.start : ln.end].rstrip(b"\n") == part
+    assert pos == len(data)
+
+
+def test_crlf_is_stripped_and_positions_count_it() -> None:
+    s = LineSplitter(100)
+    a, b = s.feed(b"one\r\ntwo\n")
+    assert (a.data, a.start, a.end) == (b"one", 0, 5)
+    assert (b.data, b.start, b.end) == (b"two", 5, 9)
+
+
+def test_partial_line_waits_for_its_newline() -> None:
+    s = LineSplitter(100)
+    assert s.feed(b"hal") == []
+    assert s.line_start == 0 and s.offset == 3 and s.pending == 3
+    (line,) = s.feed(b"f\n")
+    assert line.data == b"half" and line.end == 5 and s.line_start == 5
+
+
+def test_truncation_never_splits_a_utf8_character() -> None:
+    s = LineSplitter(5)
+    (line,) = s.feed("abcdé€x\n".encode())  # é is 2 bytes at 4-5, cut at 5 would split it
+    assert line.data == b"abcd"
+    assert line.length == len("abcdé€x".encode())
+    lt = line_text(line)
+    assert lt.text == "abcd" and lt.flags == [TRUNCATED]
+
+
+def test_over_long_line_is_not_buffered_beyond_the_limit() -> None:
+    s = LineSplitter(64)
+    for _ in range(100):
+        assert s.feed(b"x" * 10_000) == []
+    assert len(s._buf) == 64
+    (line,) = s.feed(b"\nnext\n")[:1]
+    assert line.length == 1_000_000 and len(line.data) == 64 and line.end == 1_000_001
+
+
+def test_invalid_utf8_is_replaced_and_flagged() -> None:
+    lt = line_text(RawLine(0, 7, b"ok \xff\xfe!", 6))
+    assert lt.text == "ok \ufffd\ufffd!"
+    assert lt.flags == [INVALID_UTF8]
+
+
+def test_json_field_extracts_dotted_string_fields() -> None:
+    raw = orjson.dumps({"log": {"msg": "payment failed"}, "level": 3})
+    assert line_text(RawLine(0, 1, raw, len(raw)), "log.msg").text == "payment failed"
+    with pytest.raises(MissingFieldError, match="no field 'log.text'"):
+        line_text(RawLine(0, 1, raw, len(raw)), "log.text")
+    with pytest.raises(MissingFieldError, match="is a int, not a string"):
+        line_text(RawLine(0, 1, raw, len(raw)), "level")
+    with pytest.raises(NotJsonError, match="not JSON"):
+        line_text(RawLine(0, 1, b"plain text", 10), "msg")
+
+
+def test_truncated_json_says_so_in_the_reason() -> None:
+    with pytest.raises(NotJsonError, match="truncated to 5"):
+        line_text(RawLine(0, 20, b'{"msg', 19), "msg")
