@@ -1,0 +1,68 @@
+"""``streamsense worker detect|segment|sentiment``."""
+
+from __future__ import annotations
+
+import typer
+
+from services.runner import run_loop_service
+from services.workers.settings import WorkerTask
+
+app = typer.Typer(help="Inference workers: consume inputs, run a model, produce results.")
+
+
+def _run(
+    task: WorkerTask,
+    model: str | None,
+    max_batch: int | None,
+    max_wait_ms: int | None,
+    max_frame_age_ms: int | None,
+) -> None:
+    from services.workers.app import build_worker
+    from services.workers.settings import WorkerSettings
+
+    overrides: dict[str, object] = {"task": task, "service_name": f"worker-{task}"}
+    for key, value in (
+        ("worker_model", model),
+        ("worker_max_batch", max_batch),
+        ("worker_max_wait_ms", max_wait_ms),
+        ("worker_max_frame_age_ms", max_frame_age_ms),
+    ):
+        if value is not None:
+            overrides[key] = value
+    settings = WorkerSettings(**overrides)  # type: ignore[arg-type]
+    loop, _ = build_worker(settings)
+    run_loop_service(settings, loop)
+
+
+_MODEL = typer.Option(None, "--model", help="NAME or NAME@VERSION (default: the task's zoo model)")
+_BATCH = typer.Option(None, "--max-batch", help="default: the model's best measured batch")
+_WAIT = typer.Option(None, "--max-wait-ms", help="how long to wait to fill a batch")
+_AGE = typer.Option(None, "--max-frame-age-ms", help="skip frames older than this (0: never)")
+
+
+@app.command()
+def detect(
+    model: str = _MODEL,
+    max_batch: int = _BATCH,
+    max_wait_ms: int = _WAIT,
+    max_frame_age_ms: int = _AGE,
+) -> None:
+    """Object/face detection on `frames` -> `results.detections`."""
+    _run("detect", model, max_batch, max_wait_ms, max_frame_age_ms)
+
+
+@app.command()
+def segment(
+    model: str = _MODEL,
+    max_batch: int = _BATCH,
+    max_wait_ms: int = _WAIT,
+    max_frame_age_ms: int = _AGE,
+) -> None:
+    """Person segmentation on `frames` -> `results.segments`."""
+    _run("segment", model, max_batch, max_wait_ms, max_frame_age_ms)
+
+
+@app.command()
+def sentiment(model: str = _MODEL, max_batch: int = _BATCH, max_wait_ms: int = _WAIT) -> None:
+    """Sentiment on `text` -> `results.sentiment`."""
+    _run("sentiment", model, max_batch, max_wait_ms, None)

@@ -1,0 +1,1 @@
+"""Inference workers: frames/text from Kafka through a model adapter to ``results.*`` topics."""

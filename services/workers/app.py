@@ -1,0 +1,76 @@
+"""Wire a worker from small parts: model store -> adapter -> slot -> handler -> batch loop."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from models.base import ModelAdapter
+from models.runtime import configure_devices
+from models.store import ModelStore
+from services.kafka.consumer import BatchLoop, LoopConfig
+from services.kafka.producer import Producer
+from services.workers.codecs import FrameCodec, Item, TextCodec
+from services.workers.handler import InferenceHandler
+from services.workers.settings import WorkerSettings
+from services.workers.slot import ModelSlot
+from services.workers.updates import UpdateFollower
+
+log = logging.getLogger(__name__)
+
+
+def model_side(adapter: ModelAdapter[Any, Any]) -> int | None:
+    """The short side of the model's image input, e.g. 512 for CenterNet, if known."""
+    shape = adapter.card.input.shape
+    dims = [d for d in shape[1:3] if isinstance(d, int)] if len(shape) >= 3 else []
+    return min(dims) if len(dims) == 2 else None
+
+
+def build_worker(
+    settings: WorkerSettings, store: ModelStore | None = None
+) -> tuple[BatchLoop[list[Item]], InferenceHandler]:
+    device = configure_devices()
+    store = store or ModelStore(settings.model_store_dir)
+    name, version = settings.model_spec
+    adapter = store.load(name, version)
+    if adapter.card.task != settings.task:
+        msg = f"model {name} is a {adapter.card.task} model; this is a {settings.task} worker"
+        raise ValueError(msg)
+    adapter.warmup()
+    codec: FrameCodec | TextCodec
+    if settings.task == "sentiment":
+        codec = TextCodec()
+    else:
+        codec = FrameCodec(
+            settings.task,
+            settings.worker_max_message_bytes,
+            settings.worker_max_pixels,
+            settings.worker_max_frame_age_ms,
+        )
+        codec.need_side = model_side(adapter)
+    slot = ModelSlot(adapter, lambda n, v: store.load(n, v))
+    handler = InferenceHandler(
+        settings.service_name, codec, slot, settings.output_topic, settings.worker_decode_threads
+    )
+    max_batch = settings.worker_max_batch or max(adapter.preferred_batch, 1)
+    config = LoopConfig(
+        topics=[settings.input_topic],
+        group_id=settings.group_id,
+        max_batch=max_batch,
+        max_wait_ms=settings.worker_max_wait_ms,
+        consumer_config={"fetch.max.bytes": 64 * 1024 * 1024},
+    )
+    producer = Producer(settings, compression="lz4")
+    loop = BatchLoop(settings, config, handler, producer)
+    if settings.worker_follow_updates:
+        handler.follower = UpdateFollower(settings, slot, producer)
+    log.info(
+        "%s worker: %s@%s on %s, max batch %d, wait %d ms",
+        settings.task,
+        adapter.name,
+        adapter.version,
+        device,
+        max_batch,
+        settings.worker_max_wait_ms,
+    )
+    return loop, handler

@@ -1,0 +1,13 @@
+"""Why an input cannot be served; each becomes a dead-letter record with this reason."""
+
+from __future__ import annotations
+
+from services.exceptions import ServiceError
+
+
+class BadFrameError(ServiceError):
+    """A frame that cannot be decoded or is unsafe to decode (corrupt, oversized, a bomb)."""
+
+
+class BadTextError(ServiceError):
+    """A text message that is not a valid TextEvent."""

@@ -1,0 +1,78 @@
+"""The model a worker serves, and a swap to a new version between batches.
+
+A new version is loaded and warmed in a background thread; ``swap_if_ready`` (called by the
+loop between batches) puts it in service, so serving never pauses for more than one batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from models.base import ModelAdapter
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[str, str | None], ModelAdapter[Any, Any]]
+
+
+class ModelSlot:
+    def __init__(self, adapter: ModelAdapter[Any, Any], loader: Loader) -> None:
+        self.current = adapter
+        self._loader = loader
+        self._ready: ModelAdapter[Any, Any] | None = None
+        self._lock = threading.Lock()
+        self._loading: threading.Thread | None = None
+        self.last_swap_gap_ms: float | None = None
+        self.on_rejected: Callable[[str, str, BaseException], None] | None = None
+
+    @property
+    def ref(self) -> tuple[str, str]:
+        return self.current.name, self.current.version
+
+    def offer(self, name: str, version: str) -> None:
+        """Load, verify and warm ``name@version`` in the background; swap when ready."""
+        if (name, version) == self.ref:
+            return
+        t = threading.Thread(
+            target=self._load, args=(name, version), daemon=True, name=f"load-{name}-{version}"
+        )
+        self._loading = t
+        t.start()
+
+    def _load(self, name: str, version: str) -> None:
+        try:
+            adapter = self._loader(name, version)
+            adapter.load()
+            adapter.warmup()
+        except Exception as exc:  # a broken version must never stop serving
+            log.error(
+                "model %s@%s rejected, %s@%s keeps serving: %s", name, version, *self.ref, exc
+            )
+            if self.on_rejected is not None:
+                self.on_rejected(name, version, exc)
+            return
+        with self._lock:
+            self._ready = adapter
+        log.info(
+            "model %s@%s loaded and warmed; swapping at the next batch boundary", name, version
+        )
+
+    def swap_if_ready(self) -> bool:
+        with self._lock:
+            ready, self._ready = self._ready, None
+        if ready is None:
+            return False
+        t0 = time.perf_counter()
+        old, self.current = self.current, ready
+        self.last_swap_gap_ms = (time.perf_counter() - t0) * 1000
+        log.info("now serving %s@%s (was %s@%s)", ready.name, ready.version, old.name, old.version)
+        return True
+
+    def wait_loaded(self, timeout: float = 60.0) -> None:
+        """For tests and benchmarks: wait for a background load to finish."""
+        if self._loading is not None:
+            self._loading.join(timeout)
