@@ -1,0 +1,188 @@
+"""REST routes over the Redis layout written by the sink (see ``services/sink/keys.py``).
+
+Results are stored as validated JSON by the sink, so routes return those bytes as they are
+(no re-serialization); the declared response models document and test the shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import orjson
+import redis.asyncio as aioredis
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from pydantic import BaseModel
+
+from services.gateway import stats as stats_mod
+from services.gateway.responses import LatestResult, Models, ResultPage, Sources, Stats
+from services.gateway.store import list_models
+from services.sink.keys import JSON_FIELD, TASKS, RedisKeys, Task
+
+MAX_LIMIT = 1000
+MAX_IN_SERVICE_SOURCES = 200
+
+SourceId = Annotated[str, Path(min_length=1, max_length=256)]
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+_404: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "nothing stored for it (yet)"}
+}
+router = APIRouter(prefix="/api", tags=["results"])
+
+
+def _redis(request: Request) -> aioredis.Redis:
+    r: aioredis.Redis = request.app.state.redis
+    return r
+
+
+def _keys(request: Request) -> RedisKeys:
+    k: RedisKeys = request.app.state.keys
+    return k
+
+
+def _b(value: Any) -> bytes:
+    """Replies come as bytes (the client does not decode); this also satisfies the types."""
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
+
+
+@router.get("/sources", response_model=Sources)
+async def sources(request: Request) -> Sources:
+    """Sources with results per task, and the cameras (with results or a thumbnail)."""
+    r, k = _redis(request), _keys(request)
+    pipe = r.pipeline(transaction=False)
+    for task in TASKS:
+        pipe.smembers(k.sources(task))
+    pipe.smembers(k.cameras)
+    *per_task, thumbs = await pipe.execute()
+    tasks: dict[Any, list[str]] = {
+        task: sorted(_b(s).decode() for s in members)
+        for task, members in zip(TASKS, per_task, strict=True)
+    }
+    cameras = {_b(c).decode() for c in thumbs} | set(tasks["detect"]) | set(tasks["segment"])
+    return Sources(tasks=tasks, cameras=sorted(cameras))
+
+
+@router.get("/latest/{task}/{source}", response_model=LatestResult, responses=_404)
+async def latest(request: Request, task: Task, source: SourceId) -> Response:
+    """The newest result of one source."""
+    fields: dict[Any, Any] = await _redis(request).hgetall(_keys(request).latest(task, source))
+    if JSON_FIELD.encode() not in fields:
+        raise HTTPException(404, f"no {task} result for {source!r}")
+    written = fields.get(b"written_ms")
+    head = orjson.dumps(
+        {"task": task, "source": source, "written_ms": int(written) if written else None}
+    )
+    return _json(head[:-1] + b',"result":' + _b(fields[JSON_FIELD.encode()]) + b"}")
+
+
+@router.get("/results/{task}/{source}", response_model=ResultPage)
+async def results(
+    request: Request,
+    task: Task,
+    source: SourceId,
+    since: Annotated[
+        str | None,
+        Query(
+            pattern=r"^\d{1,15}(-\d{1,19})?$",
+            description="a stream id (exclusive) or a time in ms since the epoch (inclusive)",
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+) -> Response:
+    """Recent results of one source from its Redis stream, oldest first.
+
+    Without ``since``: the newest ``limit`` results. With it: up to ``limit`` results after it;
+    page on with the returned ``last_id``."""
+    r, key = _redis(request), _keys(request).stream(task, source)
+    raw: Any
+    if since is None:
+        raw = list(reversed(await r.xrevrange(key, count=limit) or []))
+    else:
+        start = f"({since}" if "-" in since else since
+        raw = await r.xrange(key, min=start, count=limit)
+    entries: list[Any] = list(raw or [])
+    items = b",".join(
+        b'{"id":"' + _b(eid) + b'","result":' + _b(fields[JSON_FIELD.encode()]) + b"}"
+        for eid, fields in entries
+    )
+    last = _b(entries[-1][0]).decode() if entries else None
+    head = orjson.dumps({"task": task, "source": source, "last_id": last})
+    return _json(head[:-1] + b',"items":[' + items + b"]}")
+
+
+@router.get(
+    "/thumbnail/{camera}",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the latest downscaled frame",
+        },
+        **_404,
+    },
+)
+async def thumbnail(request: Request, camera: SourceId) -> Response:
+    """The latest JPEG thumbnail of a camera (kept for a short TTL)."""
+    k = _keys(request)
+    pipe = _redis(request).pipeline(transaction=False)
+    pipe.get(k.thumb(camera))
+    pipe.hgetall(k.thumb_meta(camera))
+    jpeg, meta = await pipe.execute()
+    meta = meta or {}
+    if jpeg is None:
+        raise HTTPException(404, f"no thumbnail for {camera!r}")
+    headers = {"Cache-Control": "no-store"}
+    for name in ("seq", "capture_ns", "width", "height"):
+        if (value := meta.get(name.encode())) is not None:
+            headers[f"X-Frame-{name.replace('_', '-')}"] = _b(value).decode()
+    return Response(jpeg, media_type="image/jpeg", headers=headers)
+
+
+@router.get("/models", response_model=Models, tags=["models"])
+async def models(request: Request) -> Models:
+    """Models in the store (cards, champions) and the versions that produced the latest
+    result of each source (what is in service)."""
+    root = request.app.state.settings.model_store_dir
+    stored = await asyncio.to_thread(list_models, root)
+    r, k = _redis(request), _keys(request)
+    seen: dict[tuple[str, str, str], int] = {}
+    for task in TASKS:
+        members = sorted(await r.smembers(k.sources(task)))[:MAX_IN_SERVICE_SOURCES]
+        pipe = r.pipeline(transaction=False)
+        for s in members:
+            pipe.hget(k.latest(task, _b(s).decode()), JSON_FIELD)
+        for raw in await pipe.execute() if members else []:
+            if raw is None:
+                continue
+            model = orjson.loads(raw).get("model") or {}
+            ref = (task, str(model.get("name")), str(model.get("version")))
+            seen[ref] = seen.get(ref, 0) + 1
+    in_service = [
+        {"task": t, "name": n, "version": v, "sources": c} for (t, n, v), c in sorted(seen.items())
+    ]
+    return Models.model_validate(
+        {
+            "store": str(root) if root.is_dir() else None,
+            "models": stored,
+            "in_service": in_service,
+        }
+    )
+
+
+@router.get("/stats", response_model=Stats, tags=["stats"])
+async def stats(request: Request) -> Stats:
+    """Throughput, end-to-end and sink latency per task over the recent window, sink lag."""
+    hub = request.app.state.hub
+    window = request.app.state.settings.gateway_stats_window_s
+    return await stats_mod.compute(
+        _redis(request), _keys(request), window, len(hub.clients), hub.dropped
+    )

@@ -1,0 +1,97 @@
+"""Response models of the gateway's REST API (they make up its OpenAPI document)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from schemas.results import DetectionResult, SegmentResult, SentimentResult
+from services.sink.keys import Task
+
+AnyResult = DetectionResult | SegmentResult | SentimentResult
+
+
+class Sources(BaseModel):
+    tasks: dict[Task, list[str]] = Field(description="sources with results, per task")
+    cameras: list[str] = Field(description="cameras with results or a thumbnail")
+
+
+class LatestResult(BaseModel):
+    task: Task
+    source: str
+    written_ms: int | None = Field(description="when the sink wrote it (ms since the epoch)")
+    result: AnyResult
+
+
+class StreamEntry(BaseModel):
+    id: str = Field(description="Redis stream id <ms>-<n>; pass it as ?since= to page on")
+    result: AnyResult
+
+
+class ResultPage(BaseModel):
+    task: Task
+    source: str
+    items: list[StreamEntry] = Field(description="oldest first")
+    last_id: str | None = Field(description="id of the last item, None when there is none")
+
+
+class ModelVersionInfo(BaseModel):
+    version: str
+    task: str | None = None
+    adapter: str | None = None
+    format: str | None = None
+    sha256: str | None = None
+    licence: str | None = None
+    created: datetime | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    error: str | None = Field(default=None, description="why the card could not be read")
+
+
+class StoredModel(BaseModel):
+    name: str
+    champion: str | None
+    versions: list[ModelVersionInfo]
+
+
+class InService(BaseModel):
+    task: Task
+    name: str
+    version: str
+    sources: int = Field(description="sources whose latest result came from this version")
+
+
+class Models(BaseModel):
+    store: str | None = Field(description="the model store directory, None when absent")
+    models: list[StoredModel]
+    in_service: list[InService] = Field(description="from the latest result of each source")
+
+
+class Percentiles(BaseModel):
+    p50: float
+    p95: float
+    max: float
+
+
+class TaskStats(BaseModel):
+    results: int = Field(description="results written in the window")
+    per_s: float
+    e2e_ms: Percentiles | None = Field(description="capture -> written to Redis")
+    sink_ms: Percentiles | None = Field(description="result in Kafka -> written to Redis")
+    truncated: bool = Field(description="more results than were sampled")
+
+
+class Stats(BaseModel):
+    window_s: float
+    tasks: dict[Task, TaskStats]
+    consumer_lag: dict[str, int] = Field(description="sink lag per topic[partition]")
+    total_lag: int
+    live_clients: int
+    live_dropped: int = Field(description="messages dropped for slow WebSocket clients")
+
+
+class Health(BaseModel):
+    ok: bool
+    redis: bool
+    live: bool = Field(description="the pub/sub subscriber is connected")
+    live_clients: int

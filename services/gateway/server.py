@@ -1,0 +1,126 @@
+"""Run the gateway under uvicorn: in the foreground (the CLI) or in a thread (tests, benches)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from services.exceptions import ServiceError
+from services.gateway.app import create_app
+from services.gateway.settings import GatewaySettings
+from services.runner import start_health
+from services.sink.client import TRANSIENT, sync_client
+
+log = logging.getLogger(__name__)
+
+
+def uvicorn_config(settings: GatewaySettings, app: FastAPI | None = None) -> uvicorn.Config:
+    return uvicorn.Config(
+        app or create_app(settings),
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        ws="websockets-sansio",
+        lifespan="on",
+        log_config=None,  # logging is configured by the entry point
+        access_log=False,
+        ws_ping_interval=20.0,
+        ws_per_message_deflate=False,  # compressing per client costs the fan-out 50x CPU
+    )
+
+
+class GatewayHealth:
+    """The check behind ``STREAMSENSE_METRICS_PORT``'s ``/healthz`` (what the probes call):
+    Redis answers and the live subscriber is connected, like the app's own ``/healthz``."""
+
+    def __init__(self, settings: GatewaySettings, app: FastAPI) -> None:
+        self.service = settings.service_name
+        self.app = app
+        self.client = sync_client(settings.redis_url.get_secret_value(), timeout=1.0, retries=0)
+
+    def __call__(self) -> tuple[bool, dict[str, Any]]:
+        hub = getattr(self.app.state, "hub", None)
+        live = bool(hub is not None and hub.connected)
+        try:
+            redis_ok = bool(self.client.ping())
+        except TRANSIENT:
+            redis_ok = False
+        clients = len(hub.clients) if hub is not None else 0
+        detail = {"service": self.service, "redis": redis_ok, "live": live, "live_clients": clients}
+        return redis_ok and live, detail
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def serve(settings: GatewaySettings) -> None:
+    """Serve until SIGTERM/SIGINT (uvicorn handles the signals and closes connections).
+
+    With ``STREAMSENSE_METRICS_PORT`` set, ``/healthz`` and ``/metrics`` are also served on
+    that port, like every other service (the Kubernetes probes use it)."""
+    auth = "token required" if settings.gateway_token else "no token (loopback only)"
+    log.info("gateway on http://%s:%d (%s)", settings.gateway_host, settings.gateway_port, auth)
+    app = create_app(settings)
+    check = GatewayHealth(settings, app)
+    health = start_health(settings, check)
+    try:
+        _Server(uvicorn_config(settings, app)).run()
+    finally:
+        if health is not None:
+            health.stop()
+        check.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises a captured SIGTERM/SIGINT after its graceful shutdown, which ends the
+    process with -15; the shutdown was clean, so exit 0 like every other service."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        else:
+            self.should_exit = True
+
+
+class ServerThread:
+    """A gateway in a background thread; ``port`` is known once ``start`` returns."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.server = uvicorn.Server(uvicorn_config(settings))
+        self.thread = threading.Thread(target=self.server.run, name="gateway", daemon=True)
+        self.host = settings.gateway_host
+
+    @property
+    def port(self) -> int:
+        sockets = self.server.servers[0].sockets
+        return int(sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                msg = "the gateway did not start"
+                raise ServiceError(msg)
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

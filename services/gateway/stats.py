@@ -1,0 +1,77 @@
+"""Throughput and latency figures computed from the Redis streams over a recent window.
+
+A stream id is the Redis time the sink wrote the entry, so ``id - capture`` is the end-to-end
+latency up to the serving layer and ``id - produced`` the sink's share of it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+import redis.asyncio as aioredis
+
+from services.gateway.responses import Percentiles, Stats, TaskStats
+from services.sink.keys import JSON_FIELD, TASKS, RedisKeys
+
+MAX_SOURCES = 50
+SAMPLE_PER_SOURCE = 100
+
+
+def _percentiles(values: list[float]) -> Percentiles | None:
+    if not values:
+        return None
+    arr = np.asarray(values)
+    p50, p95 = np.percentile(arr, [50, 95])
+    return Percentiles(
+        p50=round(float(p50), 2), p95=round(float(p95), 2), max=round(float(arr.max()), 2)
+    )
+
+
+async def compute(
+    r: aioredis.Redis, keys: RedisKeys, window_s: float, clients: int, dropped: int
+) -> Stats:
+    sec, usec = await r.time()
+    now_ms = int(sec) * 1000 + int(usec) // 1000
+    start = now_ms - int(window_s * 1000)
+    tasks: dict[Any, TaskStats] = {}
+    for task in TASKS:
+        members: set[Any] = await r.smembers(keys.sources(task))
+        sources = sorted(members)[:MAX_SOURCES]
+        pipe = r.pipeline(transaction=False)
+        for s in sources:
+            pipe.xrevrange(
+                keys.stream(task, s.decode()), max="+", min=str(start), count=SAMPLE_PER_SOURCE
+            )
+        replies = await pipe.execute() if sources else []
+        e2e: list[float] = []
+        sink: list[float] = []
+        truncated = len(sources) == MAX_SOURCES
+        for entries in replies:
+            truncated |= len(entries) >= SAMPLE_PER_SOURCE
+            for entry_id, fields in entries:
+                ms = int(entry_id.split(b"-")[0])
+                timings = orjson.loads(fields[JSON_FIELD.encode()]).get("timings") or {}
+                if timings.get("capture_ns"):
+                    e2e.append(ms - timings["capture_ns"] / 1e6)
+                if timings.get("produced_ns"):
+                    sink.append(ms - timings["produced_ns"] / 1e6)
+        n = sum(len(e) for e in replies)
+        tasks[task] = TaskStats(
+            results=n,
+            per_s=round(n / window_s, 2),
+            e2e_ms=_percentiles(e2e),
+            sink_ms=_percentiles(sink),
+            truncated=truncated,
+        )
+    raw_lag: dict[Any, Any] = await r.hgetall(keys.sink_lag)
+    lag = {(k.decode() if isinstance(k, bytes) else str(k)): int(v) for k, v in raw_lag.items()}
+    return Stats(
+        window_s=window_s,
+        tasks=tasks,
+        consumer_lag=lag,
+        total_lag=sum(lag.values()),
+        live_clients=clients,
+        live_dropped=dropped,
+    )

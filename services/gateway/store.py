@@ -1,0 +1,52 @@
+"""The models of the model store, read defensively: a broken card is reported, not fatal."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from services.gateway.responses import ModelVersionInfo, StoredModel
+
+log = logging.getLogger(__name__)
+
+
+def list_models(root: Path) -> list[StoredModel]:
+    """Every model in the store with its versions' cards and its champion (blocking I/O)."""
+    if not root.is_dir():
+        return []
+    from models.store import ModelStore
+
+    store = ModelStore(root)
+    out: list[StoredModel] = []
+    try:
+        names = store.list()
+    except Exception as exc:  # an unreadable store directory is reported as empty
+        log.warning("cannot list the model store %s: %s", root, exc)
+        return []
+    for name in names:
+        try:
+            champion = store.champion(name)
+        except Exception as exc:  # a corrupt pointer is shown as "no champion"
+            log.warning("model %s: %s", name, exc)
+            champion = None
+        versions = []
+        for version in store.versions(name):
+            try:
+                card = store.card(name, version)
+            except Exception as exc:  # keep listing the others
+                versions.append(ModelVersionInfo(version=version, error=str(exc)[:500]))
+                continue
+            versions.append(
+                ModelVersionInfo(
+                    version=version,
+                    task=card.task,
+                    adapter=card.adapter,
+                    format=card.format,
+                    sha256=card.sha256,
+                    licence=card.licence,
+                    created=card.created,
+                    metrics=card.metrics,
+                )
+            )
+        out.append(StoredModel(name=name, champion=champion, versions=versions))
+    return out

@@ -1,0 +1,28 @@
+"""Settings of the Redis sink (``STREAMSENSE_SINK_*``, plus the shared ``STREAMSENSE_*`` ones)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.settings import StreamsenseSettings
+
+
+class SinkSettings(StreamsenseSettings):
+    service_name: str = "sink-redis"
+    redis_prefix: str = Field(default="ss", pattern=r"^[A-Za-z0-9._-]+$")
+
+    sink_group: str = "streamsense-sink-redis"
+    sink_max_batch: int = Field(default=500, ge=1, le=10_000)
+    sink_max_wait_ms: int = Field(default=5, ge=0, le=10_000)
+    sink_stream_maxlen: int = Field(
+        default=1000, ge=1, description="approximate history per source"
+    )
+    sink_thumbnails: bool = Field(default=True, description="consume frames for camera thumbnails")
+    sink_thumb_width: int = Field(default=320, ge=16, le=4096)
+    sink_thumb_quality: int = Field(default=75, ge=10, le=100)
+    sink_thumb_ttl_s: int = Field(default=60, ge=1)
+    sink_thumb_min_interval_ms: int = Field(
+        default=200, ge=0, description="at most one thumbnail per camera in this interval"
+    )
+    sink_redis_timeout_s: float = Field(default=2.0, gt=0)
+    sink_retry_cap_s: float = Field(default=5.0, gt=0, description="longest wait between retries")

@@ -1,0 +1,127 @@
+"""A real pipeline per test module: results produced to Kafka, the real sink writing Redis,
+the real gateway (uvicorn in a thread) serving it."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from models.card import InputSpec, ModelCard, Source
+from models.store import ModelStore
+from services.gateway.server import ServerThread
+from services.gateway.settings import GatewaySettings
+from services.sink.keys import RedisKeys
+from services.sink.service import RedisSink
+from services.sink.settings import SinkSettings
+from tests.conftest import wait_for
+from tests.sink import factory
+
+CAMERA = "cam-1"
+TEXTS = ("reviews", "chat")
+
+
+@dataclass
+class Pipeline:
+    sink_settings: SinkSettings
+    gateway_settings: GatewaySettings
+    sink: RedisSink
+    gateway: ServerThread
+    redis: redis.Redis
+
+    @property
+    def url(self) -> str:
+        return self.gateway.url
+
+    @property
+    def keys(self) -> RedisKeys:
+        return RedisKeys(self.sink_settings.redis_prefix)
+
+    def produce(self, records: list[tuple]) -> None:
+        factory.produce(self.sink_settings, records)
+
+    def wait_stream(self, task: str, source: str, n: int, timeout: float = 30) -> None:
+        key = self.keys.stream(task, source)
+        wait_for(lambda: self.redis.xlen(key) >= n, timeout, f"{n} entries in {key}")
+
+
+def _store(root: Path) -> Path:
+    """A model store with one real entry, written through the model store's own API."""
+    artifact = root.parent / "artifact.bin"
+    artifact.write_bytes(b"weights")
+    store = ModelStore(root)
+    for version in ("1", "2"):
+        card = ModelCard(
+            name="sentiment",
+            version=version,
+            task="sentiment",
+            adapter="keras-text",
+            format="keras",
+            artifact="model.keras",
+            sha256=hashlib.sha256(b"weights").hexdigest(),
+            licence="Apache-2.0",
+            source=Source(kind="trained"),
+            input=InputSpec(kind="text", shape=[None], dtype="string"),
+            labels=list(factory.LABELS),
+            metrics={"accuracy": 0.74},
+        )
+        store.put("sentiment", version, artifact, card)
+    store.set_champion("sentiment", "2")
+    return root
+
+
+def seed(p: Pipeline) -> None:
+    """Detections, a segment and a frame for the camera; sentiment for two text sources."""
+    jpeg, headers = factory.jpeg_frame(CAMERA, 3)
+    records = [
+        ("frames", jpeg, CAMERA, headers),
+        factory.result_record(factory.segment(CAMERA, 3, factory.person_mask())),
+    ]
+    records += [
+        factory.result_record(
+            factory.detection(CAMERA, i, [(0.3, 0.05, 0.7, 0.95), (0.05, 0.6, 0.25, 0.95)])
+        )
+        for i in range(4)
+    ]
+    records += [factory.result_record(factory.sentiment(TEXTS[i % 2], i)) for i in range(20)]
+    p.produce(records)
+    p.wait_stream("detect", CAMERA, 4)
+    p.wait_stream("segment", CAMERA, 1)
+    p.wait_stream("sentiment", TEXTS[0], 10)
+    p.wait_stream("sentiment", TEXTS[1], 10)
+    wait_for(lambda: p.redis.exists(p.keys.thumb(CAMERA)), 30, "the thumbnail")
+
+
+@pytest.fixture(scope="module")
+def pipeline(
+    stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Pipeline]:
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    sink_settings = factory.sink_settings(stack["bootstrap"], stack["redis_url"], name)
+    store = _store(tmp_path_factory.mktemp("gw") / "models")
+    gw_settings = GatewaySettings(
+        redis_url=stack["redis_url"],
+        redis_prefix=sink_settings.redis_prefix,
+        gateway_port=0,
+        model_store=store,
+        gateway_client_queue=getattr(request.module, "CLIENT_QUEUE", 256),
+    )
+    sink = RedisSink(sink_settings)
+    thread = threading.Thread(target=sink.run, daemon=True)
+    thread.start()
+    gateway = ServerThread(gw_settings).start()
+    client = redis.Redis.from_url(stack["redis_url"])
+    p = Pipeline(sink_settings, gw_settings, sink, gateway, client)
+    try:
+        seed(p)
+        yield p
+    finally:
+        gateway.stop()
+        sink.stop()
+        thread.join(60)
+        client.close()

@@ -1,0 +1,141 @@
+"""Redis killed and restarted mid-stream: the sink retries, reports unhealthy, and catches up
+with nothing lost and nothing dead-lettered. Uses a dedicated redis-server (AOF, fsync always)
+so the session's Redis is not disturbed and what was written before the crash survives it."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+import redis
+
+from services.kafka.exceptions import FatalHandlerError
+from services.local import procs
+from services.sink.handler import RedisSinkHandler, ResultItem
+from services.sink.keys import RedisKeys
+from services.sink.settings import SinkSettings
+from tests.conftest import wait_for
+from tests.kafka_helpers import read_all
+from tests.sink import factory
+from tests.sink.test_sink import Running
+
+pytestmark = pytest.mark.integration
+
+SOURCES = ("log-a", "log-b", "log-c")
+
+
+class OwnRedis:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = procs.free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        cmd = [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.data_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ]
+        self.log = (self.data_dir / "redis.log").open("ab")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: procs.port_open(self.port), 20, "redis-server listening")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.log.close()
+        self.proc = None
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    node = OwnRedis(tmp_path)
+    node.start()
+    yield node
+    if node.proc is not None:
+        node.kill()
+
+
+def _seqs(client: redis.Redis, keys: RedisKeys) -> set[tuple[str, int]]:
+    try:
+        got = set()
+        for source in SOURCES:
+            for _id, fields in client.xrange(keys.stream("sentiment", source)):
+                got.add((source, orjson.loads(fields[b"json"])["source"]["seq"]))
+        return got
+    except redis.ConnectionError:
+        return set()
+
+
+def _produce(settings: SinkSettings, seqs: range) -> None:
+    msgs = [factory.sentiment(SOURCES[i % 3], i) for i in seqs]
+    factory.produce(settings, [factory.result_record(m) for m in msgs])
+
+
+@pytest.mark.slow
+def test_redis_outage_mid_stream_loses_nothing(stack: dict[str, str], own_redis: OwnRedis) -> None:
+    settings = factory.sink_settings(
+        stack["bootstrap"], own_redis.url, "outage", sink_retry_cap_s=0.3, sink_redis_timeout_s=0.5
+    )
+    keys = RedisKeys(settings.redis_prefix)
+    client = redis.Redis.from_url(own_redis.url, socket_timeout=1)
+    expected = {(SOURCES[i % 3], i) for i in range(300)}
+    _produce(settings, range(100))
+    running = Running(settings)
+    try:
+        wait_for(lambda: len(_seqs(client, keys)) == 100, 30, "the first 100 results")
+        assert running.sink.health()[0]
+
+        own_redis.kill()
+        _produce(settings, range(100, 200))
+        wait_for(lambda: not running.sink.health()[0], 20, "the sink to report unhealthy")
+        assert running.sink.handler.retries > 0
+        detail = running.sink.health()[1]
+        assert detail["redis_ok"] is False and detail["redis_error"]
+
+        own_redis.start()
+        _produce(settings, range(200, 300))
+        wait_for(lambda: _seqs(client, keys) == expected, 60, "all 300 results after restart")
+        wait_for(lambda: running.sink.health()[0], 20, "the sink to report healthy again")
+    finally:
+        running.stop()
+        client.close()
+    assert not running.errors
+    assert running.sink.loop.dead_lettered == 0
+    assert read_all(settings.kafka_bootstrap, settings.topic("results.sentiment.dlq"), 1, 2) == []
+
+
+def test_stop_while_redis_is_down_raises_fatal_instead_of_dead_lettering() -> None:
+    port = procs.free_port()
+    settings = SinkSettings(
+        redis_url=f"redis://127.0.0.1:{port}/0",
+        sink_retry_cap_s=0.05,
+        sink_redis_timeout_s=0.2,
+        service_name="sink-stop-test",
+    )
+    client = redis.Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=0.2)
+    handler = RedisSinkHandler(settings, client, {"results.sentiment": "sentiment"})
+    item = ResultItem("sentiment", "log-a", b"{}", 0)
+    handler.stop()
+    with pytest.raises(FatalHandlerError, match="stays uncommitted"):
+        handler.process([item])
+    assert handler.retries == 1 and not handler.redis_ok
+    client.close()

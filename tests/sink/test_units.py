@@ -1,0 +1,104 @@
+"""Fast checks without Kafka or Redis: key layout, thumbnails, result decoding in prepare."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from schemas.frames import FrameHeaders
+from schemas.registry import encode
+from services.sink.exceptions import ThumbnailError
+from services.sink.handler import RedisSinkHandler, ResultItem
+from services.sink.keys import RedisKeys
+from services.sink.settings import SinkSettings
+from services.sink.thumbnails import make_thumbnail
+from tests.sink import factory
+
+
+def test_layout_names_and_channel_parsing() -> None:
+    k = RedisKeys("ss")
+    assert k.stream("detect", "cam:1") == "ss:detect:cam:1:stream"
+    assert k.latest("sentiment", "log") == "ss:sentiment:log:latest"
+    assert k.channel("segment", "cam:1") == "ss:live:segment:cam:1"
+    assert k.parse_channel(k.channel("segment", "cam:1")) == ("segment", "cam:1")
+    assert k.parse_channel("other:live:detect:x") is None
+    assert k.parse_channel("ss:live:detect") is None
+    assert k.thumb("c") == "ss:thumb:c" and k.cameras == "ss:cameras"
+
+
+def _meta(width: int, height: int, encoding: str = "jpeg") -> FrameHeaders:
+    return FrameHeaders(
+        camera_id="c",
+        seq=1,
+        capture_ns=1,
+        width=width,
+        height=height,
+        encoding=encoding,  # type: ignore[arg-type]
+        trace_id=uuid.uuid4().hex,
+    )
+
+
+@pytest.mark.parametrize(
+    ("w", "h", "ext"), [(1280, 720, ".jpg"), (200, 100, ".jpg"), (640, 480, ".png")]
+)
+def test_thumbnail_is_downscaled_never_upscaled(w: int, h: int, ext: str) -> None:
+    img = np.random.default_rng(1).integers(0, 255, (h, w, 3), dtype=np.uint8)
+    ok, buf = cv2.imencode(ext, img)
+    assert ok
+    thumb = make_thumbnail(buf.tobytes(), _meta(w, h, ext[1:].replace("jpg", "jpeg")), 320, 75)
+    out = cv2.imdecode(np.frombuffer(thumb.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert out.shape[1] == min(w, 320)
+    assert abs(out.shape[0] - round(h * min(w, 320) / w)) <= 1
+    assert (thumb.width, thumb.height) == (out.shape[1], out.shape[0])
+
+
+def test_undecodable_frame_raises_thumbnail_error() -> None:
+    with pytest.raises(ThumbnailError, match="undecodable"):
+        make_thumbnail(b"\xff\xd8garbage", _meta(640, 480), 320, 75)
+
+
+class _Msg:
+    """The few confluent_kafka.Message methods prepare() uses."""
+
+    def __init__(self, topic: str, value: bytes, headers: Any = None) -> None:
+        self._t, self._v, self._h = topic, value, headers
+
+    def topic(self) -> str:
+        return self._t
+
+    def value(self) -> bytes:
+        return self._v
+
+    def headers(self) -> Any:
+        return self._h
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return 0
+
+
+def test_prepare_decodes_results_and_keeps_only_the_newest_frame_per_camera() -> None:
+    settings = SinkSettings(sink_thumb_min_interval_ms=0)
+    handler = RedisSinkHandler(settings, None, {"r.s": "sentiment", "f": None})  # type: ignore[arg-type]
+    good = encode(factory.sentiment("log", 1))
+    jpeg1, h1 = factory.jpeg_frame("cam", 1)
+    jpeg2, h2 = factory.jpeg_frame("cam", 2)
+    msgs = [
+        _Msg("r.s", good),
+        _Msg("r.s", b"{"),
+        _Msg("f", jpeg2, h2),
+        _Msg("f", jpeg1, h1),
+        _Msg("unknown", good),
+    ]
+    items = handler.prepare(msgs)  # type: ignore[arg-type]
+    assert items[0] == ResultItem("sentiment", "log", good, items[0].produced_ns)  # type: ignore[union-attr]
+    assert type(items[1]).__name__ == "SchemaError"
+    assert getattr(items[2], "seq", None) == 2, "seq 2 is the newest although it came first"
+    assert items[3] is None
+    assert isinstance(items[4], ValueError)
