@@ -1,0 +1,31 @@
+"""``streamsense feedback --text T --label L``: one labeled example onto ``labels.text``."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+
+def feedback(
+    text: str = typer.Option(..., "--text", help="the text that was labeled"),
+    label: str = typer.Option(..., "--label", help="its label, e.g. negative|neutral|positive"),
+    source_id: str = typer.Option("cli", "--source-id", help="where the text came from"),
+    model: str = typer.Option("sentiment", "--model", help="the model (or task) it is for"),
+) -> None:
+    """Send labeled feedback for the online learner (waits for Kafka's acknowledgement)."""
+    from pydantic import ValidationError
+
+    from services.kafka.producer import Producer
+    from services.learner.exceptions import LearnerError
+    from services.learner.feedback import send_feedback
+    from services.settings import StreamsenseSettings
+
+    settings = StreamsenseSettings(service_name="feedback-cli")
+    producer = Producer(settings)
+    err = Console(stderr=True)
+    try:
+        send_feedback(producer, settings, text, label, source_id, model)
+    except (LearnerError, ValidationError) as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from exc
+    Console().print(f"sent {label!r} for {model} to {settings.topic('labels.text')}")

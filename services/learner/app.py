@@ -1,0 +1,84 @@
+"""Wire the learner from small parts: store -> trainer -> online learner -> handler -> loop."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from models.exceptions import ModelNotFoundError
+from models.store import ModelStore
+from services.kafka.consumer import BatchLoop, LoopConfig
+from services.kafka.producer import Producer
+from services.learner.base import load_trainer
+from services.learner.handler import Labeled, LearnerHandler
+from services.learner.online import OnlineLearner
+from services.learner.settings import LearnerSettings
+from services.learner.updates import UpdatesReader
+from services.runner import start_health
+
+log = logging.getLogger(__name__)
+
+
+def build_learner(
+    settings: LearnerSettings,
+    store: ModelStore | None = None,
+    *,
+    keep_trace: bool = False,
+    follow_updates: bool = True,
+) -> tuple[BatchLoop[list[Labeled]], LearnerHandler]:
+    store = store or ModelStore(settings.model_store_dir)
+    name = settings.model_name
+    version = store.champion(name)
+    if version is None:
+        msg = f"model {name!r} has no champion in {store.root}; run `streamsense models fetch`"
+        raise ModelNotFoundError(msg)
+    card, champion = load_trainer(store, name, version, settings.learner_learning_rate)
+    if card.task != settings.learner_task:
+        msg = f"{name} is a {card.task} model; this learner learns {settings.learner_task}"
+        raise ValueError(msg)
+    learner = OnlineLearner(
+        name,
+        champion,
+        version,
+        training=settings.training(),
+        checks=settings.checks(),
+        policy=settings.policy(),
+        keep_trace=keep_trace,
+    )
+    updates = UpdatesReader(settings, name) if follow_updates else None
+    handler = LearnerHandler(settings, store, learner, updates)
+    config = LoopConfig(
+        topics=[settings.labels_topic],
+        group_id=settings.learner_group,
+        max_batch=settings.learner_max_batch,
+        max_wait_ms=settings.learner_max_wait_ms,
+    )
+    loop = BatchLoop(settings, config, handler, Producer(settings))
+    log.info(
+        "learner for %s@%s on %s (group %s): margin %.3f on >= %d labels, every >= %.0f s",
+        name,
+        version,
+        settings.labels_topic,
+        settings.learner_group,
+        settings.learner_margin,
+        settings.learner_min_samples,
+        settings.learner_min_interval_s,
+    )
+    return loop, handler
+
+
+def run_learner(settings: LearnerSettings) -> None:
+    """Run until SIGTERM/SIGINT, with ``/healthz`` (loop + learner state) and ``/metrics``."""
+    loop, handler = build_learner(settings)
+
+    def check() -> tuple[bool, dict[str, Any]]:
+        ok, detail = loop.health()
+        return ok, {**detail, "learner": handler.health()}
+
+    loop.install_signal_handlers()
+    health = start_health(settings, check)
+    try:
+        loop.run()
+    finally:
+        if health is not None:
+            health.stop()

@@ -1,0 +1,48 @@
+"""Labeled feedback onto ``labels.text``: for the CLI and the gateway's ``POST /api/feedback``."""
+
+from __future__ import annotations
+
+import time
+
+from schemas.registry import encode
+from schemas.text import LabeledText
+from services.kafka.producer import Producer
+from services.learner.exceptions import LearnerError
+from services.settings import StreamsenseSettings
+
+
+def make_feedback(text: str, label: str, source_id: str, model: str = "sentiment") -> LabeledText:
+    """A validated LabeledText (pydantic raises ValidationError for empty or oversized text)."""
+    return LabeledText(
+        source_id=source_id, text=text, label=label, model=model, ts_ns=time.time_ns()
+    )
+
+
+def send_feedback(
+    producer: Producer,
+    settings: StreamsenseSettings,
+    text: str,
+    label: str,
+    source_id: str,
+    model: str = "sentiment",
+    timeout: float = 10.0,
+) -> None:
+    """Produce one labeled example keyed by ``source_id`` and wait for Kafka's ack.
+
+    Label names are checked by the learner (unknown ones go to ``labels.text.dlq`` with the
+    reason), so a model with other classes needs no change here.
+    """
+    example = make_feedback(text, label, source_id, model)
+    topic = settings.topic("labels.text")
+    errors: list[str] = []
+
+    def delivered(err: object, _msg: object) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    producer.produce(topic, encode(example), source_id, None, delivered)
+    left = producer.flush(timeout)
+    producer.account(topic, 0 if left or errors else 1, 1 if left or errors else 0)
+    if left or errors:
+        msg = f"feedback not delivered to {topic}: {errors or f'no ack in {timeout:.0f} s'}"
+        raise LearnerError(msg)

@@ -1,0 +1,237 @@
+"""The learner plugged into the batch loop: labeled examples in, announcements out.
+
+``prepare`` decodes ``LabeledText`` (in the loop's prefetch thread); ``process`` scores and
+learns, runs a promotion check when one is due and, on promotion, writes the new version to
+the store and returns its ``models.updates`` announcement as an output of the batch, so the
+labels' offsets are committed only once the announcement was acknowledged. A message that is
+not a valid LabeledText, or whose label is not one of the model's classes, is dead-lettered;
+labels for other models are skipped (another learner reads them).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Message
+
+from models.store import ModelStore
+from schemas.model_updates import ModelVersion
+from schemas.registry import decode, encode
+from schemas.text import LabeledText
+from services.kafka.handler import BatchHandler, Outcome, OutRecord
+from services.learner import metrics
+from services.learner.base import load_trainer
+from services.learner.online import OnlineLearner
+from services.learner.policy import Decision
+from services.learner.publish import announcement, store_trained
+from services.learner.settings import LearnerSettings
+from services.learner.updates import UpdatesReader
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Labeled:
+    msg: Message
+    example: LabeledText | None = None
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True)
+class Promotion:
+    version: str
+    #: ``ts_ns`` of the label whose batch triggered the promotion (when it was produced)
+    trigger_ts_ns: int
+    announced_ns: int
+    decision: Decision
+
+
+@dataclass
+class LearnerState:
+    promotions: list[Promotion] = field(default_factory=list)
+    published: set[str] = field(default_factory=set)
+    skipped: int = 0
+
+
+class LearnerHandler(BatchHandler[list[Labeled]]):
+    def __init__(
+        self,
+        settings: LearnerSettings,
+        store: ModelStore,
+        learner: OnlineLearner,
+        updates: UpdatesReader | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.learner = learner
+        self.updates = updates
+        self.name = learner.name
+        #: ``LabeledText.model`` values this learner takes: the model name or its task
+        self.accepts = {self.name, settings.learner_task}
+        self.state = LearnerState()
+        service = settings.service_name
+        self._acc = {
+            role: metrics.ACCURACY.labels(service, self.name, role)
+            for role in ("champion", "challenger")
+        }
+        self._labels = metrics.LABELS.labels(service, self.name)
+        self._drifts = metrics.DRIFTS.labels(service, self.name)
+        self._promotions = metrics.PROMOTIONS.labels(service, self.name)
+        self._train_s = metrics.TRAIN_SECONDS.labels(service)
+
+    def _reject(self, reason: str) -> None:
+        metrics.REJECTIONS.labels(self.settings.service_name, self.name, reason).inc()
+
+    # -- batch loop ---------------------------------------------------------------------------
+
+    def prepare(self, messages: list[Message]) -> list[Labeled]:
+        items = []
+        knows = self.learner.champion.knows
+        for m in messages:
+            item = Labeled(m)
+            try:
+                ex = decode(m.value(), LabeledText)
+                if ex.model in self.accepts and not knows(ex.label):
+                    self.learner.champion.encode_labels([ex.label])  # raises with the reason
+                item.example = ex
+            except Exception as exc:  # every reason becomes a dead letter
+                item.error = exc
+            items.append(item)
+        return items
+
+    def process(self, prepared: list[Labeled]) -> list[Outcome]:
+        usable = [
+            it for it in prepared if it.example is not None and it.example.model in self.accepts
+        ]
+        outcomes: list[Outcome] = [[] if it.error is None else it.error for it in prepared]
+        self.state.skipped += sum(1 for it in prepared if it.error is None) - len(usable)
+        if not usable:
+            return outcomes
+        examples = [it.example for it in usable if it.example is not None]
+        t0 = time.perf_counter()
+        y = self.learner.champion.encode_labels([ex.label for ex in examples])
+        drifts = self.learner.observe([ex.text for ex in examples], y)
+        self._train_s.observe(time.perf_counter() - t0)
+        self._labels.inc(len(examples))
+        if drifts:
+            self._drifts.inc(drifts)
+        decision = self.learner.check()
+        if decision is not None:
+            record = self._decide(decision, examples[-1])
+            if record is not None:
+                last = prepared.index(usable[-1])
+                outcomes[last] = [record]
+        stats = self.learner.window.stats()
+        if stats.n:
+            self._acc["champion"].set(stats.champion)
+            self._acc["challenger"].set(stats.challenger)
+        return outcomes
+
+    def _decide(self, decision: Decision, trigger: LabeledText) -> OutRecord | None:
+        if not decision.promote:
+            if decision.stats.n >= self.learner.policy.min_samples:
+                self._reject("margin" if "margin" in decision.reason else "interval")
+                log.debug(
+                    "champion %s@%s stays: %s",
+                    self.name,
+                    self.learner.champion_version,
+                    decision.reason,
+                )
+            return None
+        try:
+            mv = self._publish(decision)
+        except Exception as exc:  # the champion keeps serving; learning goes on
+            log.error("could not store the challenger of %s: %s", self.name, exc)
+            self._reject("store")
+            return None
+        self.state.promotions.append(
+            Promotion(mv.model_version, trigger.ts_ns, mv.created_ns, decision)
+        )
+        self._promotions.inc()
+        log.info("promoted %s@%s: %s", self.name, mv.model_version, decision.reason)
+        return OutRecord(self.settings.updates_topic, encode(mv), key=self.name)
+
+    def _publish(self, decision: Decision) -> ModelVersion:
+        learner = self.learner
+        parent = self.store.card(self.name, learner.champion_version)
+        stats = decision.stats
+        scores = {
+            "prequential_accuracy": stats.challenger,
+            "prequential_champion_accuracy": stats.champion,
+            "prequential_samples": float(stats.n),
+            "labels_learned": float(learner.totals.labels),
+        }
+        card = store_trained(
+            self.store,
+            learner.challenger,
+            parent,
+            scores,
+            f"online learner: challenger of {self.name}@{learner.champion_version} after "
+            f"{learner.totals.labels} labels; {decision.reason}",
+        )
+        self.state.published.add(card.version)
+        learner.promoted(card.version)
+        return announcement(self.store, card, "champion", decision.reason)
+
+    def between_batches(self) -> None:
+        if self.updates is None:
+            return
+        for mv in self.updates.poll():
+            self._on_update(mv)
+
+    def _on_update(self, mv: ModelVersion) -> None:
+        mine = mv.model_version in self.state.published
+        if mv.stage == "rejected":
+            self._reject("announced")
+            log.error("%s@%s was announced as rejected: %s", mv.name, mv.model_version, mv.reason)
+            return
+        if mv.stage != "champion" or mine or mv.model_version == self.learner.champion_version:
+            return
+        log.info(
+            "%s@%s became champion elsewhere (%s): restarting the challenger from it",
+            mv.name,
+            mv.model_version,
+            mv.reason,
+        )
+        try:
+            _, trainer = load_trainer(
+                self.store, mv.name, mv.model_version, self.settings.learner_learning_rate
+            )
+        except Exception as exc:
+            log.error(
+                "cannot load %s@%s: %s; keeping %s",
+                mv.name,
+                mv.model_version,
+                exc,
+                self.learner.champion_version,
+            )
+            return
+        self.learner.replace_champion(trainer, mv.model_version)
+
+    def close(self) -> None:
+        if self.updates is not None:
+            self.updates.close()
+
+    # -- health -------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        learner = self.learner
+        stats = learner.window.stats()
+        t = learner.totals
+        return {
+            "model": self.name,
+            "champion": learner.champion_version,
+            "window": {"n": stats.n, "champion": stats.champion, "challenger": stats.challenger},
+            "labels": t.labels,
+            "skipped_other_models": self.state.skipped,
+            "train_s": round(t.train_s, 3),
+            "drift_detections": learner.drift.detections,
+            "fast_checks": learner.fast_checks,
+            "promotions": [p.version for p in self.state.promotions],
+            "last_decision": None
+            if learner.last_decision is None
+            else learner.last_decision.reason,
+        }

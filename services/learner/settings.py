@@ -1,0 +1,67 @@
+"""Settings of the online learner (``STREAMSENSE_LEARNER_*`` and the shared ``STREAMSENSE_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.learner.online import CheckConfig, TrainingConfig
+from services.learner.policy import PromotionPolicy
+from services.settings import StreamsenseSettings
+from services.workers.settings import DEFAULT_MODELS, WorkerTask
+
+
+class LearnerSettings(StreamsenseSettings):
+    learner_task: WorkerTask = "sentiment"
+    learner_model: str | None = Field(default=None, description="default: the task's zoo model")
+    learner_group: str = "streamsense-learner"
+    learner_max_batch: int = Field(default=64, ge=1, le=1024, description="labels per batch")
+    learner_max_wait_ms: int = Field(default=100, ge=0, le=10_000)
+
+    learner_learning_rate: float = Field(default=1e-3, gt=0, le=0.1)
+    learner_step_size: int = Field(default=32, ge=2, le=1024, description="examples per step")
+    learner_replay_fraction: float = Field(default=0.5, ge=0, lt=1)
+    learner_replay_capacity: int = Field(default=4000, ge=0)
+    learner_max_steps: int = Field(default=8, ge=1, le=256, description="steps per batch")
+    learner_train_budget_s: float = Field(default=2.0, gt=0, le=60)
+
+    learner_window: int = Field(default=500, ge=10, description="paired labels compared")
+    learner_check_every: int = Field(default=250, ge=1, description="labels between checks")
+    learner_drift_delta: float = Field(default=0.002, gt=0, lt=1)
+    learner_margin: float = Field(default=0.02, ge=0, le=1, description="accuracy gain needed")
+    learner_min_samples: int = Field(default=200, ge=1)
+    learner_min_interval_s: float = Field(default=30.0, ge=0, description="between promotions")
+
+    @property
+    def model_name(self) -> str:
+        return self.learner_model or DEFAULT_MODELS[self.learner_task]
+
+    @property
+    def labels_topic(self) -> str:
+        return self.topic("labels.text")
+
+    @property
+    def updates_topic(self) -> str:
+        return self.topic("models.updates")
+
+    def training(self) -> TrainingConfig:
+        return TrainingConfig(
+            step_size=self.learner_step_size,
+            replay_fraction=self.learner_replay_fraction,
+            max_steps=self.learner_max_steps,
+            budget_s=self.learner_train_budget_s,
+            replay_capacity=self.learner_replay_capacity,
+        )
+
+    def checks(self) -> CheckConfig:
+        return CheckConfig(
+            window=self.learner_window,
+            check_every=self.learner_check_every,
+            drift_delta=self.learner_drift_delta,
+        )
+
+    def policy(self) -> PromotionPolicy:
+        return PromotionPolicy(
+            margin=self.learner_margin,
+            min_samples=self.learner_min_samples,
+            min_interval_s=self.learner_min_interval_s,
+        )
