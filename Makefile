@@ -11,23 +11,31 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 EXTRA   ?= cpu
 STAMP   := $(VENV)/.installed-$(EXTRA)
 PYTEST_ARGS ?=
+SAMPLES ?= $${STREAMSENSE_HOME:-$$HOME/.cache/streamsense}/samples
+# 0 runs until Ctrl-C
+DEMO_SECONDS ?= 90
 
-.PHONY: help setup system-deps python-deps kafka-jars demo test lint format bench-transport stack-up stack-down clean
+.PHONY: help setup system-deps test-deps python-deps kafka-jars demo test lint format bench-transport stack-up stack-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 setup: system-deps python-deps kafka-jars ## install everything a fresh machine lacks
 
-system-deps: ## Debian packages: redis-server, Java 17 and Maven when missing
+system-deps: ## Debian packages when missing: redis-server, Java 17, Maven, Node/npm
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
+
+test-deps: ## Debian's chromium for the dashboard's browser test (never a downloaded browser)
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -q && \
+	  $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 python-deps: $(STAMP) ## virtualenv with streamsense and its dependencies (pip cache is outside the repo)
 
@@ -46,20 +54,22 @@ stack-up: setup ## start the local Kafka + Redis
 stack-down: ## stop the local Kafka + Redis
 	-$(SS) local down
 
-demo: setup ## start the local stack and run the pipeline on sample data
+demo: setup ## start the local stack, fetch the models, run the whole pipeline on sample data
 	$(SS) local up
 	$(SS) topics create
-	$(SS) demo smoke
+	$(SS) models fetch
+	$(SS) samples make "$(SAMPLES)"
+	$(SS) demo run --seconds $(DEMO_SECONDS) --samples "$(SAMPLES)"
 
 lint: python-deps ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check schemas services tests/unit tests/integration tests/conftest.py tests/kafka_helpers.py
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy schemas models services
 
 format: python-deps ## apply ruff's formatting and import order
-	$(BIN)/ruff check --fix -q . ; $(BIN)/ruff format -q schemas services tests
+	$(BIN)/ruff check --fix -q . ; $(BIN)/ruff format -q .
 
-test: setup lint ## install, start a real Kafka + Redis for the session, run every test
+test: setup test-deps lint ## install, start a real Kafka + Redis for the session, run every test
 	@set -o pipefail; $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; \
 	exit $$rc

@@ -6,7 +6,22 @@ import logging
 
 import typer
 
-from services.cli import bench, demo, local, schemas_cmd, topics
+from models.cli import app as models_app
+from services.cli import (
+    bench,
+    demo,
+    local,
+    model_ops,  # noqa: F401 - registers promote/rollback/history on models
+    produce,
+    samples,
+    schemas_cmd,
+    topics,
+    worker,
+)
+from services.cli import feedback as feedback_cmd
+from services.cli import gateway as gateway_cmd
+from services.cli import learner as learner_cmd
+from services.cli import sink as sink_cmd
 
 app = typer.Typer(
     name="streamsense",
@@ -19,6 +34,14 @@ app.add_typer(topics.app, name="topics")
 app.add_typer(schemas_cmd.app, name="schemas")
 app.add_typer(bench.app, name="bench")
 app.add_typer(demo.app, name="demo")
+app.add_typer(produce.app, name="produce")
+app.add_typer(samples.app, name="samples")
+app.add_typer(worker.app, name="worker")
+app.add_typer(sink_cmd.app, name="sink")
+app.add_typer(gateway_cmd.app, name="gateway")
+app.add_typer(learner_cmd.app, name="learner")
+app.add_typer(models_app, name="models")
+app.command("feedback")(feedback_cmd.feedback)
 
 
 @app.callback()

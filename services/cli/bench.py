@@ -35,3 +35,83 @@ def transport(
     settings = StreamsenseSettings(service_name="bench-transport")
     result = bench.run(settings, record_bytes, records, rounds, progress=console.log)
     write_json(json_path, result)
+
+
+@app.command()
+def pipeline(
+    task: str = typer.Option(..., help="detect | segment | sentiment"),
+    seconds: float = typer.Option(10.0, min=1.0, help="length of the bare and latency runs"),
+    model: str = typer.Option(None, help="NAME[@VERSION]; default: the task's zoo model"),
+    max_batch: int = typer.Option(None, help="default: the model's best measured batch"),
+    json_path: Path = typer.Option(None, "--json", help="write the result here"),
+) -> None:
+    """Bare worker vs Kafka -> worker -> results, latency at half load, batching speed-up."""
+    from services.bench import pipeline as bench
+    from services.workers.settings import WorkerSettings
+
+    if task not in ("detect", "segment", "sentiment"):
+        msg = "task must be detect, segment or sentiment"
+        raise typer.BadParameter(msg)
+    overrides: dict[str, object] = {"task": task, "service_name": f"bench-{task}"}
+    if model:
+        overrides["worker_model"] = model
+    if max_batch:
+        overrides["worker_max_batch"] = max_batch
+    settings = WorkerSettings(**overrides)  # type: ignore[arg-type]
+    result = bench.run(settings, seconds, progress=console.log)
+    write_json(json_path, result)
+
+
+@app.command("produce-camera")
+def produce_camera(
+    frames: int = typer.Option(600, min=10, help="frames per round and path"),
+    rounds: int = typer.Option(3, min=1),
+    json_path: Path = typer.Option(None, "--json", help="write the result here"),
+) -> None:
+    """Camera producer (read+resize+JPEG q80+Kafka) vs the same OpenCV loop without Kafka."""
+    from services.bench import produce_camera as bench
+    from services.producers.settings import CameraProducerSettings
+
+    settings = CameraProducerSettings(service_name="bench-produce-camera")
+    result = bench.run(settings, frames, rounds, progress=console.log)
+    write_json(json_path, result)
+
+
+@app.command()
+def fanout(
+    clients: int = typer.Option(50, min=1, help="concurrent WebSocket clients"),
+    messages: int = typer.Option(1000, min=1, help="results to measure (after 20 warm-up)"),
+    rate: float = typer.Option(100.0, min=1.0, help="results per second"),
+    json_path: Path = typer.Option(None, "--json", help="write the result here"),
+) -> None:
+    """Kafka ack -> sink -> Redis pub/sub -> gateway -> WebSocket latency, p50/p99."""
+    from services.bench import fanout as bench
+
+    settings = StreamsenseSettings(service_name="bench-fanout")
+    result = bench.run(settings, clients, messages, rate, progress=console.log)
+    write_json(json_path, result)
+
+
+@app.command()
+def learning(
+    before: int = typer.Option(400, min=0, help="labels from the champion's domain first"),
+    after: int = typer.Option(2400, min=200, help="then labels from the drifted domain"),
+    label_rate: float = typer.Option(300.0, min=1.0, help="labels per second"),
+    text_rate: float = typer.Option(200.0, min=1.0, help="texts per second to the worker"),
+    json_path: Path = typer.Option(None, "--json", help="write the result here"),
+) -> None:
+    """Online learning on a drifted stream: static vs online accuracy, label-to-live time,
+    swap gap of the worker's hot swap."""
+    from services.bench import learning as bench
+
+    settings = StreamsenseSettings(service_name="bench-learning")
+    result = bench.run(
+        settings,
+        settings.home / "downloads",
+        before=before,
+        after=after,
+        label_rate=label_rate,
+        text_rate=text_rate,
+        progress=console.log,
+    )
+    write_json(json_path, result)

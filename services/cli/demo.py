@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import orjson
 import typer
@@ -87,3 +88,17 @@ def smoke(messages: int = typer.Option(200, min=1)) -> None:
     )
     console.print(table)
     AdminClient(settings.librdkafka_config()).delete_topics([topic, topic + ".dlq", out])
+
+
+@app.command()
+def run(
+    seconds: float = typer.Option(90.0, help="how long to run; 0 runs until Ctrl-C"),
+    samples: Path = typer.Option(None, help="sample data dir (default: <home>/samples)"),
+) -> None:
+    """Every service on the sample data (camera + text producers, three workers, Redis sink,
+    gateway) with live results in the terminal."""
+    from services.demo.run import run_demo
+
+    settings = StreamsenseSettings(service_name="demo")
+    code = run_demo(settings, samples or settings.home / "samples", seconds, console)
+    raise typer.Exit(code)
