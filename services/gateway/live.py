@@ -117,6 +117,10 @@ class LiveHub:
                     msg: dict[str, Any] | None = await pubsub.get_message(timeout=None)
                     if msg is not None and msg.get("type") == "pmessage":
                         self.dispatch(_text(msg["channel"]), msg["data"])
+                        # Buffered pub/sub messages are returned without suspending; yield so
+                        # the clients' send loops drain their queues during a burst instead of
+                        # overflowing them before they ever run.
+                        await asyncio.sleep(0)
             except Exception as exc:  # the subscriber must outlive any Redis trouble
                 if not isinstance(exc, TRANSIENT):
                     log.exception("live: unexpected pub/sub error; reconnecting")

@@ -7,6 +7,7 @@ import asyncio
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -87,10 +88,13 @@ def test_a_stalled_client_loses_only_its_own_backlog(pipeline: Pipeline) -> None
         _ws(pipeline, "?task=sentiment&source=big") as fast,
     ):
         text = "x" * 60_000  # ~60 KB on the wire: socket buffers fill after a few dozen
-        pipeline.produce(
-            [factory.result_record(factory.sentiment("big", i, text=text)) for i in range(n)]
-        )
-        got = _collect(fast, n, timeout=60)
+        # The fast client reads from the start, while the results are still being produced.
+        with ThreadPoolExecutor(1) as pool:
+            reading = pool.submit(_collect, fast, n, 60)
+            pipeline.produce(
+                [factory.result_record(factory.sentiment("big", i, text=text)) for i in range(n)]
+            )
+            got = reading.result()
         assert [m["result"]["source"]["seq"] for m in got] == list(range(n))
         stats = httpx.get(f"{pipeline.url}/api/stats", timeout=10).json()
         assert stats["live_dropped"] > 0
