@@ -6,6 +6,7 @@ instead and nothing is started.
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 import uuid
@@ -33,6 +34,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     try:
         yield {"bootstrap": state.bootstrap, "redis_url": state.redis_url, "root": str(root)}
     finally:
+        gc.collect()  # destroy leftover Kafka clients while the broker still answers them
         local.down()
 
 
