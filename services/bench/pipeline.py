@@ -13,6 +13,7 @@ Load generation, stated in the JSON too:
 from __future__ import annotations
 
 import multiprocessing
+import os
 import statistics
 import threading
 import time
@@ -251,16 +252,27 @@ def reader_poll(reader: Consumer, lat: list[float], timeout: float) -> None:
             lat.append((time.time_ns() - cap) / 1e6)
 
 
-def run(base: WorkerSettings, seconds: float, progress: Progress) -> dict[str, Any]:
+def run(
+    base: WorkerSettings, seconds: float, progress: Progress, rounds: int = 3
+) -> dict[str, Any]:
+    """Bare and pipeline runs alternate for ``rounds`` rounds so both see the same machine
+    load; medians are reported with every round's figures."""
     frames = _frames(24) if base.task != "sentiment" else []
     run_id = uuid.uuid4().hex[:6]
-    progress(f"bare path for {seconds:.0f} s")
-    bare_rate, batch = bare(_settings(base, f"bench{run_id}b."), seconds, frames)
-    n = max(int(bare_rate * seconds), 50)
-    piped = pipeline(_settings(base, f"bench{run_id}p."), n, frames, progress)
-    progress(f"one message per model call, {max(n // 4, 20)} messages")
+    bares: list[float] = []
+    pipes: list[float] = []
+    batch = 0
+    for r in range(rounds):
+        progress(f"round {r + 1}/{rounds}: bare path for {seconds:.0f} s")
+        bare_rate, batch = bare(_settings(base, f"bench{run_id}b{r}."), seconds, frames)
+        n = max(int(bare_rate * seconds), 50)
+        pipes.append(pipeline(_settings(base, f"bench{run_id}p{r}."), n, frames, progress))
+        bares.append(bare_rate)
+    bare_rate, piped = statistics.median(bares), statistics.median(pipes)
+    n_single = max(min(int(bare_rate * seconds) // 4, 3000), 20)
+    progress(f"one message per model call, {n_single} messages")
     single = pipeline(
-        _settings(base, f"bench{run_id}s.", worker_max_batch=1), max(n // 4, 20), frames, progress
+        _settings(base, f"bench{run_id}s.", worker_max_batch=1), n_single, frames, progress
     )
     rate = piped / 2
     progress(f"latency at {rate:.0f} items/s for {seconds:.0f} s")
@@ -277,18 +289,22 @@ def run(base: WorkerSettings, seconds: float, progress: Progress) -> dict[str, A
         "bare_items_per_s": round(bare_rate, 1),
         "pipeline_items_per_s": round(piped, 1),
         "ratio": round(piped / bare_rate, 3),
+        "bare_runs": [round(x, 1) for x in bares],
+        "pipeline_runs": [round(x, 1) for x in pipes],
+        "round_ratios": [round(p / b, 3) for p, b in zip(pipes, bares, strict=True)],
         "p50_ms": round(q[49], 2),
         "p99_ms": round(q[98], 2),
         "latency_rate_items_per_s": round(rate, 1),
         "latency_samples": len(lat),
         "single_items_per_s": round(single, 1),
         "batching_speedup": round(piped / single, 2),
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "load": (
             "bare: pre-loaded messages in memory through the worker's handler; pipeline: a "
-            f"backlog of {n} messages produced first, then consumed to acknowledged results; "
+            "backlog of bare_rate x seconds messages produced first, then consumed to "
+            "acknowledged results; rounds alternate bare and pipeline, medians reported; "
             "latency: paced producer at half the pipeline rate and a reader on the results "
-            "topic, both in a separate process; "
-            "batching: the same pipeline with max batch 1"
+            "topic, both in a separate process; batching: the same pipeline with max batch 1"
         ),
         "topics": f"{INPUT_TOPICS[base.task]} -> {OUTPUT_TOPICS[base.task]}, 1 partition",
     }
