@@ -7,6 +7,7 @@ import logging
 import typer
 
 from models.cli import app as models_app
+from services.cli import analytics as analytics_cmd
 from services.cli import (
     bench,
     demo,
@@ -39,6 +40,7 @@ app.add_typer(samples.app, name="samples")
 app.add_typer(worker.app, name="worker")
 app.add_typer(sink_cmd.app, name="sink")
 app.add_typer(gateway_cmd.app, name="gateway")
+app.add_typer(analytics_cmd.app, name="analytics")
 app.add_typer(learner_cmd.app, name="learner")
 app.add_typer(models_app, name="models")
 app.command("feedback")(feedback_cmd.feedback)

@@ -115,3 +115,21 @@ def learning(
         progress=console.log,
     )
     write_json(json_path, result)
+
+
+@app.command()
+def analytics(
+    events: int = typer.Option(50_000, min=100, help="results produced before the app starts"),
+    sources: int = typer.Option(20, min=1, help="cameras and text sources (each)"),
+    interval_ms: int = typer.Option(100, min=1, help="event-time spacing per source"),
+    json_path: Path = typer.Option(None, "--json", help="write the result here"),
+) -> None:
+    """Events/s through the Faust analytics app, and its recovery time after kill -9."""
+    from services.bench import analytics as bench
+
+    settings = StreamsenseSettings(service_name="bench-analytics")
+    result = bench.run(
+        settings, events, sources, progress=console.log, interval_ms=interval_ms,
+        extra_env={"STREAMSENSE_ANALYTICS_GROUP_INSTANCE_ID": "bench-analytics-0"},
+    )  # fmt: skip
+    write_json(json_path, result)

@@ -1,0 +1,195 @@
+"""One kind of source (camera or text): decode, dedupe, window, judge rules — without Faust.
+
+:meth:`Processor.process` takes a batch of raw input records and the table (any mutable
+mapping of source id -> JSON row) and returns what to write and send: the touched rows, the
+closed windows as :class:`WindowStat`, the alerts, and the records for the dead-letter topic.
+The Faust app (``services.analytics.app``) only moves these between Kafka, the table's
+changelog and Redis, so the whole behaviour is testable with a dict.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from schemas.analytics import Alert, WindowStat
+from schemas.base import Message
+from schemas.exceptions import SchemaError
+from schemas.registry import decode
+from schemas.results import DetectionResult, SegmentResult, SentimentResult
+from services.analytics.observe import (
+    COUNT_FIELD,
+    CameraConfig,
+    SentimentScore,
+    camera_observation,
+    camera_values,
+    event_time_ns,
+    text_observation,
+    text_values,
+)
+from services.analytics.rules import AlertEngine
+from services.analytics.windows import ClosedWindow, Observation, SourceState, WindowSpec
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["camera", "text"]
+
+
+@dataclass(frozen=True)
+class InRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+
+    @property
+    def where(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
+
+@dataclass
+class Outcome:
+    """What a batch (or a timer tick) produced."""
+
+    rows: dict[str, SourceState] = field(default_factory=dict)
+    windows: list[WindowStat] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    dead: list[tuple[InRecord, SchemaError]] = field(default_factory=list)
+    applied: int = 0
+    duplicates: dict[str, int] = field(default_factory=dict)
+    late: int = 0
+    consumed: dict[str, int] = field(default_factory=dict)
+
+
+class Processor:
+    def __init__(
+        self,
+        kind: Kind,
+        inputs: dict[str, type[Message]],
+        specs: Sequence[WindowSpec],
+        grace_ns: int,
+        engine: AlertEngine,
+        camera: CameraConfig | None = None,
+        score: SentimentScore = "label",
+    ) -> None:
+        self.kind = kind
+        self.inputs = inputs
+        self.specs = list(specs)
+        self.grace_ns = grace_ns
+        self.engine = engine
+        self.camera = camera or CameraConfig()
+        self.score: SentimentScore = score
+        self._values = camera_values if kind == "camera" else text_values
+        self._count_field = COUNT_FIELD[kind]
+        self._misplaced: set[str] = set()
+
+    def values(self, row: SourceState) -> dict[str, float]:
+        """The totals of a row, as the window values of this kind."""
+        return self._values(row.totals)
+
+    def process(
+        self,
+        records: Iterable[InRecord],
+        table: MutableMapping[str, Any],
+        wall_s: float,
+    ) -> Outcome:
+        out = Outcome()
+        for rec in records:
+            out.consumed[rec.topic] = out.consumed.get(rec.topic, 0) + 1
+            try:
+                result = self._decode(rec)
+            except SchemaError as exc:
+                out.dead.append((rec, exc))
+                continue
+            source = result.source_id
+            row = out.rows.get(source)
+            if row is None:
+                d = table.get(source)
+                row = SourceState.new(rec.partition) if d is None else SourceState(d)
+            if row.is_duplicate(rec.topic, rec.offset):
+                out.duplicates[rec.topic] = out.duplicates.get(rec.topic, 0) + 1
+                continue
+            if row.partition != rec.partition and source not in self._misplaced:
+                self._misplaced.add(source)
+                log.warning(
+                    "%s: source %r was first seen on partition %d: the result topics are not "
+                    "co-partitioned by source id (same partition count and partitioner needed)",
+                    rec.where, source, row.partition,
+                )  # fmt: skip
+            ts = event_time_ns(result)
+            obs = self._observe(result)
+            closed, late = row.apply(
+                rec.topic, rec.offset, ts, obs, self.specs, self.grace_ns, wall_s
+            )
+            table[source] = row.d
+            out.rows[source] = row
+            out.applied += 1
+            out.late += late
+            out.alerts.extend(self.engine.on_event(self.kind, source, row, obs.metrics, ts))
+            self._emit(source, row, closed, out)
+        return out
+
+    def tick(self, table: MutableMapping[str, Any], now_s: float, idle_close_s: float) -> Outcome:
+        """Wall-clock duties: silence rules, and closing the windows of sources gone quiet."""
+        out = Outcome()
+        for source, d in list(table.items()):
+            row = SourceState(d)
+            changed = False
+            if self.engine.has_silence_rules:
+                before = list(row.firing)
+                alerts = self.engine.on_tick(self.kind, source, row, now_s)
+                out.alerts.extend(alerts)
+                changed = row.firing != before
+            if row.has_open_windows() and now_s - row.seen_s >= idle_close_s:
+                self._emit(source, row, row.close_all(self.specs), out)
+                changed = True
+            if changed:
+                out.rows[source] = row
+        return out
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _decode(self, rec: InRecord) -> DetectionResult | SegmentResult | SentimentResult:
+        expected = self.inputs.get(rec.topic)
+        if expected is None:
+            msg = f"no schema registered for topic {rec.topic}"
+            raise SchemaError(msg)
+        result = decode(rec.value, expected)
+        assert isinstance(result, DetectionResult | SegmentResult | SentimentResult)
+        return result
+
+    def _observe(self, result: DetectionResult | SegmentResult | SentimentResult) -> Observation:
+        if isinstance(result, SentimentResult):
+            return text_observation(result, self.score)
+        return camera_observation(result, self.camera)
+
+    def _emit(
+        self, source: str, row: SourceState, closed: list[ClosedWindow], out: Outcome
+    ) -> None:
+        for win in closed:
+            values = self._values(win.acc)
+            out.windows.append(
+                WindowStat(
+                    source_id=source,
+                    kind=self.kind,
+                    window=win.window,
+                    window_start_ns=win.start_ns,
+                    window_end_ns=win.end_ns,
+                    values=values,
+                )
+            )
+            out.alerts.extend(
+                self.engine.on_window(
+                    self.kind,
+                    source,
+                    row,
+                    win.window,
+                    values,
+                    values.get(self._count_field, 0.0),
+                    win.end_ns,
+                )  # fmt: skip
+            )

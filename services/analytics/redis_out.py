@@ -1,0 +1,161 @@
+"""Analytics into Redis, the serving layer: a hash per source, an alert stream and a channel.
+
+Layout (``prefix`` is ``STREAMSENSE_ANALYTICS_REDIS_PREFIX``, default ``ss``):
+
+- ``{prefix}:analytics:{kind}:{source}`` (hash): ``{window}.{value}`` of the newest closed
+  window of each kind (``tumbling.frames``, ``hopping.negative_rate``, ...) with
+  ``{window}.start_ns``/``{window}.end_ns``; ``total.{value}`` since the source was first
+  seen; ``events`` (results counted), ``late``, ``last_event_ns``, ``updated_ns``;
+- ``{prefix}:alerts`` (stream, ``MAXLEN ~``): one entry per alert, field ``json``;
+- ``{prefix}:live:alerts`` (pub/sub channel): the same alert JSON, for live dashboards.
+
+Writes are buffered and sent in one pipeline per flush, so the agents never wait on Redis.
+A Redis outage is logged and counted; the pending writes are kept (the latest per hash field,
+a bounded number of alerts) and retried at the next flush. Kafka stays the source of truth.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError
+
+from schemas.analytics import Alert, WindowStat
+from schemas.registry import encode
+from services.analytics import metrics as ametrics
+
+log = logging.getLogger(__name__)
+
+
+class RedisPublisher:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "ss",
+        alerts_maxlen: int = 10_000,
+        max_pending_alerts: int = 100_000,
+        service: str = "analytics",
+    ) -> None:
+        self.prefix = prefix
+        self.alerts_maxlen = alerts_maxlen
+        self.service = service
+        self._url = url
+        self._client: aioredis.Redis | None = None
+        self._hashes: dict[str, dict[str, str]] = {}
+        self._alerts: deque[bytes] = deque(maxlen=max_pending_alerts)
+        self.flushes = 0
+        self.errors = 0
+
+    # -- buffering (called from the agents; never blocks) --------------------------------------
+
+    def source_key(self, kind: str, source_id: str) -> str:
+        return f"{self.prefix}:analytics:{kind}:{source_id}"
+
+    @property
+    def alerts_stream(self) -> str:
+        return f"{self.prefix}:alerts"
+
+    @property
+    def alerts_channel(self) -> str:
+        return f"{self.prefix}:live:alerts"
+
+    def put_window(self, stat: WindowStat) -> None:
+        fields = self._fields(self.source_key(stat.kind, stat.source_id))
+        w = stat.window
+        fields[f"{w}.start_ns"] = str(stat.window_start_ns)
+        fields[f"{w}.end_ns"] = str(stat.window_end_ns)
+        for k, v in stat.values.items():
+            fields[f"{w}.{k}"] = _num(v)
+
+    def put_totals(
+        self,
+        kind: str,
+        source_id: str,
+        totals: dict[str, float],
+        events: int,
+        late: int,
+        last_event_ns: int | None,
+    ) -> None:
+        fields = self._fields(self.source_key(kind, source_id))
+        for k, v in totals.items():
+            fields[f"total.{k}"] = _num(v)
+        fields["events"] = str(events)
+        fields["late"] = str(late)
+        if last_event_ns is not None:
+            fields["last_event_ns"] = str(last_event_ns)
+
+    def put_alert(self, alert: Alert) -> None:
+        if len(self._alerts) == self._alerts.maxlen:
+            ametrics.REDIS_DROPPED.labels(self.service).inc()
+        self._alerts.append(encode(alert))
+
+    @property
+    def pending(self) -> int:
+        return len(self._hashes) + len(self._alerts)
+
+    # -- flushing (a Faust timer) -----------------------------------------------------------------
+
+    def _redis(self) -> aioredis.Redis:
+        if self._client is None:
+            self._client = aioredis.from_url(
+                self._url,
+                socket_timeout=2.0,
+                socket_connect_timeout=2.0,
+                retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 2),
+                health_check_interval=30,
+            )
+        return self._client
+
+    async def flush(self) -> None:
+        if not self._hashes and not self._alerts:
+            return
+        hashes, self._hashes = self._hashes, {}
+        alerts = list(self._alerts)
+        self._alerts.clear()
+        now = str(time.time_ns())
+        try:
+            pipe = self._redis().pipeline(transaction=False)
+            for key, fields in hashes.items():
+                mapping: dict[Any, Any] = {**fields, "updated_ns": now}
+                pipe.hset(key, mapping=mapping)
+            for data in alerts:
+                pipe.xadd(
+                    self.alerts_stream, {"json": data}, maxlen=self.alerts_maxlen, approximate=True
+                )
+                pipe.publish(self.alerts_channel, data)
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self.errors += 1
+            ametrics.REDIS_ERRORS.labels(self.service).inc()
+            log.warning("redis write failed (%d pending, kept for retry): %r", len(hashes), exc)
+            for key, fields in hashes.items():  # newer values written meanwhile win
+                self._hashes[key] = {**fields, **self._hashes.get(key, {})}
+            newer = list(self._alerts)
+            self._alerts.clear()
+            self._alerts.extend(alerts + newer)
+            return
+        self.flushes += 1
+
+    async def close(self) -> None:
+        await self.flush()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _fields(self, key: str) -> dict[str, str]:
+        fields = self._hashes.get(key)
+        if fields is None:
+            fields = self._hashes[key] = {}
+        return fields
+
+
+def _num(v: Any) -> str:
+    f = float(v)
+    return str(int(f)) if f.is_integer() else repr(f)

@@ -1,0 +1,194 @@
+"""Settings of the analytics app (``STREAMSENSE_ANALYTICS_*`` and the shared ``STREAMSENSE_*``).
+
+:meth:`AnalyticsSettings.faust_config` maps the shared Kafka connection settings (written for
+librdkafka) onto what Faust/aiokafka expects: a ``kafka://`` broker URL list, SASL credentials
+and an :class:`ssl.SSLContext`.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from services.exceptions import ConfigError
+from services.settings import StreamsenseSettings
+
+ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
+
+NS = 1_000_000_000
+
+
+def seconds_to_ns(seconds: float) -> int:
+    return int(round(seconds * NS))
+
+
+class AnalyticsSettings(StreamsenseSettings):
+    service_name: str = "analytics"
+
+    analytics_app_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Faust app id (consumer group, changelog topic names); "
+        "default <topic prefix>streamsense-analytics",
+    )
+    analytics_rules: Path | None = Field(default=None, description="alert rules YAML")
+
+    # -- windows (event time: the result's capture time, else its produced time) --------------
+    analytics_tumbling_s: float = Field(default=10.0, gt=0)
+    analytics_hopping_size_s: float = Field(default=60.0, gt=0)
+    analytics_hopping_step_s: float = Field(default=10.0, gt=0)
+    analytics_grace_s: float = Field(
+        default=2.0, ge=0, description="event-time lateness accepted before a window closes"
+    )
+    analytics_idle_close_s: float = Field(
+        default=30.0, gt=0, description="wall-clock silence after which a source's windows close"
+    )
+    analytics_tick_s: float = Field(default=1.0, gt=0, description="silence/idle timer period")
+
+    # -- what counts as a person ---------------------------------------------------------------
+    analytics_person_label: str = "person"
+    analytics_min_score: float = Field(default=0.5, ge=0, le=1)
+    analytics_person_area: float = Field(
+        default=0.02, ge=0, le=1, description="segment class_areas[person] above this: present"
+    )
+
+    analytics_sentiment_score: Literal["label", "probs"] = Field(
+        default="label", description="label: +1/0/-1; probs: p(positive) - p(negative)"
+    )
+
+    # -- Faust / Kafka tuning (see docs/analytics.md) -----------------------------------------
+    analytics_processing_guarantee: ProcessingGuarantee = "at_least_once"
+    analytics_commit_interval_s: float = Field(default=2.8, gt=0)
+    analytics_session_timeout_s: float = Field(default=30.0, gt=0)
+    analytics_heartbeat_interval_s: float = Field(default=3.0, gt=0)
+    analytics_max_poll_interval_s: float = Field(default=300.0, gt=0)
+    analytics_group_instance_id: str | None = Field(
+        default=None,
+        description="static group membership: a restart with the same id rejoins at once",
+    )
+    analytics_producer_request_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Faust's default (1200 s) lets one lost produce request stall an agent",
+    )
+    analytics_max_poll_records: int = Field(default=2000, ge=1)
+    analytics_stream_buffer_maxsize: int = Field(default=8192, ge=1)
+    analytics_max_message_bytes: int = Field(default=1024 * 1024, ge=1024)
+    analytics_batch_max: int = Field(default=2000, ge=1, description="events per agent batch")
+    analytics_batch_wait_s: float = Field(default=0.05, gt=0)
+    analytics_replication_factor: int | None = Field(
+        default=None, ge=1, description="for Faust's own topics; default min(3, brokers)"
+    )
+    analytics_changelog_segment_ms: int = Field(
+        default=600_000, ge=1000, description="changelog segment roll: bounds what compaction skips"
+    )
+
+    # -- Redis serving layer ---------------------------------------------------------------------
+    analytics_redis_enabled: bool = True
+    analytics_redis_prefix: str = Field(default="ss", pattern=r"^[A-Za-z0-9._:-]+$")
+    analytics_redis_flush_s: float = Field(default=0.25, gt=0)
+    analytics_alerts_maxlen: int = Field(default=10_000, ge=1)
+    analytics_redis_max_pending: int = Field(default=100_000, ge=1)
+
+    @model_validator(mode="after")
+    def _check_windows(self) -> AnalyticsSettings:
+        if self.analytics_hopping_step_s > self.analytics_hopping_size_s:
+            msg = "STREAMSENSE_ANALYTICS_HOPPING_STEP_S must not exceed HOPPING_SIZE_S"
+            raise ConfigError(msg)
+        return self
+
+    @property
+    def app_id(self) -> str:
+        """Faust names its consumer group and internal topics after this: it carries the topic
+        prefix by default so deployments with different prefixes never share state."""
+        return self.analytics_app_id or f"{self.topic_prefix}streamsense-analytics"
+
+    @property
+    def datadir(self) -> Path:
+        return self.home / "analytics" / self.app_id
+
+    # -- Faust mapping ---------------------------------------------------------------------------
+
+    def faust_broker(self) -> list[str]:
+        """``host:port,host:port`` -> ``["kafka://host:port", ...]``."""
+        hosts = [h.strip() for h in self.kafka_bootstrap.split(",") if h.strip()]
+        if not hosts:
+            msg = "STREAMSENSE_KAFKA_BOOTSTRAP is empty"
+            raise ConfigError(msg)
+        return [f"kafka://{h}" for h in hosts]
+
+    def faust_ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context librdkafka would build from ``kafka_ssl_*`` (None without TLS)."""
+        if self.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        ctx = ssl.create_default_context(
+            purpose=ssl.Purpose.SERVER_AUTH,
+            cafile=str(self.kafka_ssl_ca_location) if self.kafka_ssl_ca_location else None,
+        )
+        if self.kafka_ssl_certificate_location:
+            password = self.kafka_ssl_key_password
+            ctx.load_cert_chain(
+                str(self.kafka_ssl_certificate_location),
+                str(self.kafka_ssl_key_location) if self.kafka_ssl_key_location else None,
+                password.get_secret_value() if password else None,
+            )
+        if not self.kafka_ssl_endpoint_identification:
+            ctx.check_hostname = False
+        return ctx
+
+    def faust_credentials(self) -> Any:
+        """``faust.SASLCredentials`` / ``faust.SSLCredentials`` or None for PLAINTEXT."""
+        import faust
+
+        ctx = self.faust_ssl_context()
+        if self.kafka_security_protocol.startswith("SASL"):
+            password = self.kafka_sasl_password
+            return faust.SASLCredentials(
+                username=self.kafka_sasl_username,
+                password=password.get_secret_value() if password else None,
+                ssl_context=ctx,
+                mechanism=self.kafka_sasl_mechanism,
+            )
+        if ctx is not None:
+            return faust.SSLCredentials(ctx)
+        return None
+
+    def faust_config(self, replication_factor: int = 1) -> dict[str, Any]:
+        """Keyword arguments for :class:`faust.App` (the reasons are in docs/analytics.md).
+
+        ``replication_factor`` is for the topics Faust creates (changelogs, the assignor's);
+        the app passes ``analytics_replication_factor`` or ``min(3, brokers)``.
+        """
+        conf: dict[str, Any] = {
+            "broker": self.faust_broker(),
+            "broker_client_id": self.service_name,
+            "store": "memory://",
+            "datadir": str(self.datadir),
+            "web_enabled": False,
+            "topic_replication_factor": replication_factor,
+            "topic_allow_declare": True,
+            "processing_guarantee": self.analytics_processing_guarantee,
+            "broker_commit_interval": self.analytics_commit_interval_s,
+            "broker_session_timeout": self.analytics_session_timeout_s,
+            "broker_heartbeat_interval": self.analytics_heartbeat_interval_s,
+            "broker_max_poll_interval": self.analytics_max_poll_interval_s,
+            "broker_max_poll_records": self.analytics_max_poll_records,
+            "stream_buffer_maxsize": self.analytics_stream_buffer_maxsize,
+            "consumer_max_fetch_size": self.analytics_max_message_bytes,
+            "producer_max_request_size": self.analytics_max_message_bytes,
+            "consumer_auto_offset_reset": "earliest",
+            "producer_acks": -1,
+            "producer_request_timeout": self.analytics_producer_request_timeout_s,
+            "stream_wait_empty": True,
+            "table_standby_replicas": 0,
+            "worker_redirect_stdouts": False,
+        }
+        if self.analytics_group_instance_id:
+            conf["consumer_group_instance_id"] = self.analytics_group_instance_id
+        creds = self.faust_credentials()
+        if creds is not None:
+            conf["broker_credentials"] = creds
+        return conf

@@ -1,0 +1,56 @@
+"""The topics the analytics app reads and writes, and the partition counts its tables need.
+
+Faust co-partitions by partition count: its assignor groups every topic with the same number
+of partitions, and hands out partition *n* of all of them to the same worker. A table's
+changelog must therefore have exactly as many partitions as the stream that updates it
+(``faust.exceptions.PartitionsMismatch`` otherwise): the camera table gets the partition count
+of ``results.detections`` (which ``results.segments`` must share) and the text table that of
+``results.sentiment``. The counts are read from the broker at startup instead of being copied
+from ``services.kafka.topics``, so a cluster whose topics were grown keeps working.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from services.analytics.exceptions import AnalyticsError
+from services.analytics.settings import AnalyticsSettings
+from services.kafka.topics import TOPICS, ensure_topics
+
+log = logging.getLogger(__name__)
+
+INPUTS = ("results.detections", "results.segments", "results.sentiment")
+OUTPUTS = ("analytics.camera", "analytics.text", "alerts")
+
+
+@dataclass(frozen=True)
+class Layout:
+    camera_partitions: int
+    text_partitions: int
+    replication_factor: int
+
+
+def prepare_topics(settings: AnalyticsSettings, timeout: float = 30.0) -> Layout:
+    """Create the app's topics if missing (idempotent) and read the partition counts."""
+    ensure_topics(settings, [s for s in TOPICS if s.name in INPUTS + OUTPUTS], timeout=timeout)
+    try:
+        md = AdminClient(settings.librdkafka_config()).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        msg = f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}"
+        raise AnalyticsError(msg) from exc
+    counts = {name: len(md.topics[settings.topic(name)].partitions) for name in INPUTS}
+    det, seg = counts["results.detections"], counts["results.segments"]
+    if det != seg:
+        msg = (
+            f"results.detections has {det} partitions and results.segments {seg}: the camera "
+            "table needs them co-partitioned (the same count)"
+        )
+        raise AnalyticsError(msg)
+    rf = settings.analytics_replication_factor or min(3, max(1, len(md.brokers)))
+    layout = Layout(det, counts["results.sentiment"], rf)
+    log.info("analytics topics ready: %s", layout)
+    return layout
