@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from schemas.model_updates import Task
 
@@ -49,7 +49,10 @@ class ModelCard(_Frozen):
     task: Task
     adapter: str = Field(description="adapter kind, see models.registry.ADAPTERS")
     format: ArtifactFormat
-    artifact: str = Field(description="file or directory name inside the version directory")
+    artifact: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="file or directory name inside the version directory (a plain name)",
+    )
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     licence: str
     source: Source
@@ -63,6 +66,14 @@ class ModelCard(_Frozen):
     max_batch: int = Field(default=1, ge=1, description="largest batch sent in one call")
     description: str = ""
     created: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @field_validator("artifact")
+    @classmethod
+    def _plain_artifact(cls, value: str) -> str:
+        if value in (".", ".."):
+            msg = "artifact must name a file or directory inside the version directory"
+            raise ValueError(msg)
+        return value
 
     def label(self, class_id: int) -> str:
         if 0 <= class_id < len(self.labels):

@@ -53,9 +53,14 @@ def decode(data: bytes | str | None, expected: type[M] | None = None) -> M:
     if not isinstance(raw, dict):
         msg = f"expected a JSON object, got {type(raw).__name__}"
         raise SchemaError(msg)
-    key = (raw.get("schema"), raw.get("version"))
-    cls = REGISTRY.get(key)  # type: ignore[arg-type]
+    name, version = raw.get("schema"), raw.get("version")
+    cls = (
+        REGISTRY.get((name, version))
+        if isinstance(name, str) and isinstance(version, int)
+        else None
+    )
     if cls is None:
+        key = (name, version)
         msg = f"unknown schema/version {key[0]!r}/{key[1]!r}"
         raise UnknownSchemaError(msg)
     if expected is not None and cls is not expected:

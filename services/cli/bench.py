@@ -133,3 +133,22 @@ def analytics(
         extra_env={"STREAMSENSE_ANALYTICS_GROUP_INSTANCE_ID": "bench-analytics-0"},
     )  # fmt: skip
     write_json(json_path, result)
+
+
+@app.command()
+def soak(
+    minutes: float = typer.Option(10.0, min=0.5, help="length of the run"),
+    fps: float = typer.Option(5.0, min=0.1, help="camera frames per second"),
+    lines_per_s: float = typer.Option(50.0, min=0.1, help="log lines per second"),
+    json_path: Path = typer.Option(None, "--json", help="write the result here"),
+    png_path: Path = typer.Option(None, "--png", help="plot RSS, lag and results/s here"),
+) -> None:
+    """Camera + text through every service for MINUTES: RSS growth, lag, p99 latency."""
+    from services.bench import soak as bench
+
+    settings = StreamsenseSettings(service_name="bench-soak")
+    result = bench.run(
+        settings, minutes * 60, fps=fps, lines_per_s=lines_per_s, png=png_path,
+        progress=console.log,
+    )  # fmt: skip
+    write_json(json_path, result)

@@ -69,11 +69,53 @@ def ensure_jars(cache: Path, pom: Path = POM) -> Path:
 
 
 @dataclass(frozen=True)
+class SecureListener:
+    """A second, ``SASL_SSL`` listener with SCRAM-SHA-512 users, TLS from PEM files.
+
+    ``cert`` is the broker's certificate chain, ``key`` its unencrypted PKCS#8 private key,
+    ``ca`` the CA that clients trust. The users are written into the KRaft metadata when the
+    log dir is formatted (``StorageTool format --add-scram``), so they exist from the first start.
+    """
+
+    port: int
+    ca: Path
+    cert: Path
+    key: Path
+    users: tuple[tuple[str, str], ...]
+
+    def properties(self, host: str) -> list[str]:
+        return [
+            "sasl.enabled.mechanisms=SCRAM-SHA-512",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.certificate.chain={_inline_pem(self.cert)}",
+            f"ssl.keystore.key={_inline_pem(self.key)}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.certificates={_inline_pem(self.ca)}",
+            "ssl.client.auth=none",
+        ]
+
+    def scram_args(self) -> list[str]:
+        return [
+            arg
+            for name, password in self.users
+            for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]")
+        ]
+
+
+def _inline_pem(path: Path) -> str:
+    """PEM text as one properties line (``\\n`` escapes, which ``Properties.load`` expands)."""
+    return path.read_text().strip().replace("\n", "\\n")
+
+
+@dataclass(frozen=True)
 class KafkaNode:
     data_dir: Path
     port: int
     controller_port: int
     host: str = "127.0.0.1"
+    secure: SecureListener | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -83,17 +125,31 @@ class KafkaNode:
     def log_path(self) -> Path:
         return self.data_dir / "kafka.log"
 
+    @property
+    def secure_bootstrap(self) -> str:
+        if self.secure is None:
+            msg = "this broker has no SASL_SSL listener"
+            raise ServiceError(msg)
+        return f"{self.host}:{self.secure.port}"
+
     def properties(self) -> str:
         h = self.host
+        listeners = f"PLAINTEXT://{h}:{self.port},CONTROLLER://{h}:{self.controller_port}"
+        advertised = f"PLAINTEXT://{h}:{self.port}"
+        protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        if self.secure is not None:
+            listeners += f",SASL_SSL://{h}:{self.secure.port}"
+            advertised += f",SASL_SSL://{h}:{self.secure.port}"
+            protocols += ",SASL_SSL:SASL_SSL"
         return "\n".join(
             [
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.voters=1@{h}:{self.controller_port}",
-                f"listeners=PLAINTEXT://{h}:{self.port},CONTROLLER://{h}:{self.controller_port}",
-                f"advertised.listeners=PLAINTEXT://{h}:{self.port}",
+                f"listeners={listeners}",
+                f"advertised.listeners={advertised}",
                 "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                f"listener.security.protocol.map={protocols}",
                 "inter.broker.listener.name=PLAINTEXT",
                 f"log.dirs={self.data_dir / 'logs'}",
                 "num.partitions=3",
@@ -106,6 +162,7 @@ class KafkaNode:
                 "message.max.bytes=16777216",
                 "log.retention.hours=24",
                 "log.segment.bytes=268435456",
+                *(self.secure.properties(h) if self.secure is not None else []),
                 "",
             ]
         )
@@ -128,6 +185,7 @@ class KafkaNode:
                 "-c",
                 str(props),
                 "--ignore-formatted",
+                *(self.secure.scram_args() if self.secure is not None else []),
             ]
             res = subprocess.run(fmt, capture_output=True, text=True, check=False)  # noqa: S603
             if res.returncode != 0:
