@@ -24,8 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from confluent_kafka.admin import AdminClient
 from models.store import ModelStore
 from schemas.registry import encode
 from schemas.text import LabeledText, TextEvent
-from services.kafka.consumer import BatchLoop
+from services.kafka.consumer import running
 from services.kafka.producer import Producer
 from services.kafka.topics import TOPICS, ensure_topics, expand
 from services.learner.app import build_learner
@@ -68,28 +67,6 @@ def drop(settings: StreamsenseSettings, names: list[str]) -> None:
             fut.result()
         except Exception:  # noqa: S110 - best-effort cleanup of a benchmark's topics
             pass
-
-
-@contextmanager
-def running(loop: BatchLoop[Any]) -> Iterator[BatchLoop[Any]]:
-    """Run ``loop`` in a thread; stop, drain and re-raise its error on exit."""
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            loop.run()
-        except BaseException as exc:
-            errors.append(exc)
-
-    t = threading.Thread(target=target, daemon=True, name=f"loop-{loop.service}")
-    t.start()
-    try:
-        yield loop
-    finally:
-        loop.stop()
-        t.join(60)
-        if errors:
-            raise errors[0]
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import statistics
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from skimage import data as skdata
 from schemas.frames import FrameHeaders
 from schemas.registry import encode
 from schemas.text import TextEvent
+from services.kafka.consumer import running
 from services.kafka.producer import Producer
 from services.workers.app import build_worker
 from services.workers.settings import INPUT_TOPICS, OUTPUT_TOPICS, WorkerSettings
@@ -192,17 +192,13 @@ def latency(s: WorkerSettings, rate: float, seconds: float, frames: list[bytes])
     the worker's interpreter lock."""
     _topics(s, partitions=1)
     loop, _ = build_worker(s)
-    t = threading.Thread(target=loop.run, daemon=True)
-    t.start()
-    wait_assigned(loop)
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(1) as pool:
-        try:
+    try:
+        with running(loop), ctx.Pool(1) as pool:
+            wait_assigned(loop)
             return pool.apply(_paced_load, (s.model_dump(mode="json"), rate, seconds, frames))
-        finally:
-            loop.stop()
-            t.join(60)
-            _drop_topics(s)
+    finally:
+        _drop_topics(s)
 
 
 def wait_assigned(loop: Any, timeout: float = 30.0) -> None:

@@ -15,8 +15,9 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic
 
@@ -297,6 +298,29 @@ class BatchLoop(Generic[P]):
 
 def _position(m: Message) -> tuple[TopicPartitionKey, int]:
     return (str(m.topic()), int(m.partition() or 0)), int(m.offset() or 0)
+
+
+@contextmanager
+def running(loop: BatchLoop[Any]) -> Iterator[BatchLoop[Any]]:
+    """Run ``loop`` in a thread (tests, benchmarks); on exit stop it, let it drain and
+    commit, and re-raise the error it ended with, if any."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            loop.run()
+        except BaseException as exc:  # surfaced to the caller below
+            errors.append(exc)
+
+    t = threading.Thread(target=target, daemon=True, name=f"loop-{loop.service}")
+    t.start()
+    try:
+        yield loop
+    finally:
+        loop.stop()
+        t.join(60)
+        if errors:
+            raise errors[0]
 
 
 class _BatchAck:

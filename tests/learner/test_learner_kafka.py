@@ -17,8 +17,9 @@ from schemas.dlq import DeadLetterInfo
 from schemas.model_updates import ModelVersion
 from schemas.registry import decode, encode
 from schemas.text import LabeledText, TextEvent
-from services.bench.learning import ResultCollector, paced, running, swap_gaps
+from services.bench.learning import ResultCollector, paced, swap_gaps
 from services.cli.app import app as cli
+from services.kafka.consumer import running
 from services.kafka.producer import Producer
 from services.learner.app import build_learner
 from services.learner.base import load_trainer

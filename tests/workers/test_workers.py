@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -21,7 +19,7 @@ from schemas.frames import FrameHeaders
 from schemas.registry import decode, encode
 from schemas.results import DetectionResult, SegmentResult, SentimentResult
 from schemas.text import TextEvent
-from services.kafka.consumer import BatchLoop
+from services.kafka.consumer import running
 from services.kafka.producer import Producer
 from services.workers.app import build_worker
 from services.workers.settings import WorkerSettings
@@ -48,26 +46,6 @@ def wsettings(stack: dict[str, str], zoo_store: Path) -> Iterator[dict[str, obje
     prefix = f"w{uuid.uuid4().hex[:8]}."
     _topics(stack["bootstrap"], prefix, partitions=2)
     yield {"kafka_bootstrap": stack["bootstrap"], "topic_prefix": prefix, "model_store": zoo_store}
-
-
-@contextmanager
-def running(loop: BatchLoop[object]) -> Iterator[BatchLoop[object]]:
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            loop.run()
-        except BaseException as exc:
-            errors.append(exc)
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    try:
-        yield loop
-    finally:
-        loop.stop()
-        t.join(60)
-        assert not errors, errors
 
 
 def _jpeg(img: np.ndarray) -> bytes:
