@@ -34,6 +34,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     try:
         yield {"bootstrap": state.bootstrap, "redis_url": state.redis_url, "root": str(root)}
     finally:
+        from tests.sink.factory import close_producers
+
+        close_producers()
         gc.collect()  # destroy leftover Kafka clients while the broker still answers them
         local.down()
 

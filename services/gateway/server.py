@@ -30,7 +30,8 @@ def uvicorn_config(settings: GatewaySettings, app: FastAPI | None = None) -> uvi
         lifespan="on",
         log_config=None,  # logging is configured by the entry point
         access_log=False,
-        ws_ping_interval=20.0,
+        ws_ping_interval=settings.gateway_ws_ping_s,
+        ws_ping_timeout=settings.gateway_ws_ping_s,
         ws_per_message_deflate=False,  # compressing per client costs the fan-out 50x CPU
     )
 

@@ -35,6 +35,11 @@ class GatewaySettings(StreamsenseSettings):
         default=256, ge=1, description="messages buffered per WebSocket client before dropping"
     )
     gateway_stats_window_s: float = Field(default=10.0, gt=0, le=3600)
+    gateway_ws_ping_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="WebSocket keepalive: ping every N s; a client silent for N s more is closed",
+    )
 
     @model_validator(mode="after")
     def _check_token(self) -> GatewaySettings:

@@ -6,7 +6,8 @@
   (``enable.auto.offset.store=false``; the stored offsets are auto-committed), and committed
   synchronously when partitions are revoked and on shutdown.
 - A message the handler cannot process goes to ``<topic>.dlq`` with the reason; the loop goes on.
-- SIGTERM/SIGINT (or :meth:`BatchLoop.stop`) drains in-flight work, commits and closes.
+- SIGTERM/SIGINT (or :meth:`BatchLoop.stop`) drains in-flight work, commits and closes,
+  the producer it was given included (the loop owns it).
 """
 
 from __future__ import annotations
@@ -285,6 +286,7 @@ class BatchLoop(Generic[P]):
             self._consumer.close()
             self._pool.shutdown(wait=True)
             self.handler.close()
+            self.producer.close(0)  # _drain flushed it; a loop owns the producer it was given
             log.info("%s stopped after %d messages", self.service, self.processed)
 
     def _on_stats(self, raw: str) -> None:

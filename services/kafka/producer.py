@@ -86,6 +86,7 @@ class Producer:
         self.acked = 0
         self._children: dict[str, tuple[Any, Any, Any]] = {}
         self._in_flight_gauge = metrics.IN_FLIGHT.labels(self.service)
+        self._closed = False
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -148,9 +149,20 @@ class Producer:
         return len(self._pending) + self._in_flight
 
     def close(self, timeout: float = 30.0) -> None:
+        """Deliver what is left (up to ``timeout``), then release the client and its broker
+        connections. Records still undelivered are logged, counted as failed and dropped.
+        Closing twice is harmless; producing after ``close`` raises ``RuntimeError``."""
+        if self._closed:
+            return
         left = self.flush(timeout)
         if left:
             log.error("producer closed with %d records undelivered", left)
+            self._rd.purge()
+            self._rd.poll(0)  # serve the purged records' reports: they count as failed
+        while self._pending:
+            self.account(self._pending.popleft().topic, 0, 1)
+        self._closed = True
+        self._rd.close()
 
     def list_topics(self, timeout: float = 10.0) -> Any:
         return self._rd.list_topics(timeout=timeout)

@@ -75,6 +75,19 @@ def _store(root: Path) -> Path:
     return root
 
 
+BOXES = [(0.3, 0.05, 0.7, 0.95), (0.05, 0.6, 0.25, 0.95)]
+
+
+def camera_frame(p: Pipeline, seq: int) -> None:
+    """A new frame of the camera and its two detections, as a live camera sends them: the
+    thumbnail in Redis is fresh again (it expires ``sink_thumb_ttl_s`` after the last frame)."""
+    jpeg, headers = factory.jpeg_frame(CAMERA, seq)
+    p.produce([("frames", jpeg, CAMERA, headers)])
+    key = p.keys.thumb_meta(CAMERA)
+    wait_for(lambda: int(p.redis.hget(key, "seq") or -1) >= seq, 30, f"thumbnail of frame {seq}")
+    p.produce([factory.result_record(factory.detection(CAMERA, seq, BOXES))])
+
+
 def seed(p: Pipeline) -> None:
     """Detections, a segment and a frame for the camera; sentiment for two text sources."""
     jpeg, headers = factory.jpeg_frame(CAMERA, 3)
@@ -82,12 +95,7 @@ def seed(p: Pipeline) -> None:
         ("frames", jpeg, CAMERA, headers),
         factory.result_record(factory.segment(CAMERA, 3, factory.person_mask())),
     ]
-    records += [
-        factory.result_record(
-            factory.detection(CAMERA, i, [(0.3, 0.05, 0.7, 0.95), (0.05, 0.6, 0.25, 0.95)])
-        )
-        for i in range(4)
-    ]
+    records += [factory.result_record(factory.detection(CAMERA, i, BOXES)) for i in range(4)]
     records += [factory.result_record(factory.sentiment(TEXTS[i % 2], i)) for i in range(20)]
     p.produce(records)
     p.wait_stream("detect", CAMERA, 4)
@@ -110,6 +118,7 @@ def pipeline(
         gateway_port=0,
         model_store=store,
         gateway_client_queue=getattr(request.module, "CLIENT_QUEUE", 256),
+        gateway_ws_ping_s=getattr(request.module, "WS_PING_S", 20.0),
     )
     sink = RedisSink(sink_settings)
     thread = threading.Thread(target=sink.run, daemon=True)

@@ -73,6 +73,8 @@ def test_round_trip_with_headers_and_keys(
     assert {dict(m.headers())["src-offset"] for m in got} == {str(i).encode() for i in range(50)}
     assert max(handler.batches) > 1, "messages were not batched"
     assert _committed(settings.kafka_bootstrap, group_id, src, 1) == 50
+    with pytest.raises(RuntimeError, match="closed"):
+        loop.producer.produce(out, b"after")  # the loop released the producer it owned
 
 
 def test_handler_error_goes_to_dlq_with_reason_and_the_loop_goes_on(
@@ -257,7 +259,13 @@ def test_drop_oldest_keeps_the_newest_and_counts_drops(settings: StreamsenseSett
     assert p.dropped == 100 - 4 - 3
     waiting = [int(r.value or b"-1") for r in p._pending]
     assert waiting == [97, 98, 99]
-    p.flush(0.1)
+    # Closing gives up on what the dead broker never took: counted as failed, none forgotten.
+    p.close(0.1)
+    assert p.in_flight == 0 and p.waiting == 0
+    assert p.failed == 4 + 3 and p.acked == 0
+    p.close()  # twice is harmless
+    with pytest.raises(RuntimeError, match="closed"):
+        p.produce("frames-x", b"late")
 
 
 def test_drop_oldest_on_a_real_broker_delivers_in_order_with_the_last(

@@ -188,6 +188,13 @@ def produce(settings: SinkSettings, records: list[tuple[str, bytes, str, list | 
     assert p.failed == failed
 
 
+def close_producers() -> None:
+    """Flush and drop the cached producers (before the session's broker stops)."""
+    for p in _PRODUCERS.values():
+        p.close(10)
+    _PRODUCERS.clear()
+
+
 def result_record(msg: DetectionResult | SegmentResult | SentimentResult) -> tuple:
     topic = {
         DetectionResult: "results.detections",
