@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,9 @@ CARD_FILE = "card.json"
 CHAMPION_FILE = "champion.json"
 _NAME_RE = re.compile(NAME_PATTERN)
 _CHUNK = 1 << 20
+#: A put's temporary directory older than this was left by a killed writer (a put takes
+#: seconds to minutes): the next put into the same model removes it.
+STALE_TMP_S = 3600.0
 
 
 def artifact_sha256(path: Path) -> str:
@@ -95,6 +99,18 @@ def _write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _sweep_stale(model_dir: Path) -> None:
+    """Remove what killed writers left (``.tmp-*`` and ``.trash-*`` older than an hour)."""
+    cutoff = time.time() - STALE_TMP_S
+    for left in [*model_dir.glob(".tmp-*"), *model_dir.glob(".trash-*")]:
+        try:
+            if left.is_dir() and left.stat().st_mtime < cutoff:
+                shutil.rmtree(left, ignore_errors=True)
+                log.warning("removed %s, left by an interrupted write", left)
+        except FileNotFoundError:  # another writer swept it first
+            continue
 
 
 class ModelStore:
@@ -233,6 +249,7 @@ class ModelStore:
         if final.exists() and not replace:
             msg = f"{name}/{version} already exists in {self.root}; versions are immutable"
             raise ModelError(msg)
+        _sweep_stale(model_dir)
         tmp = model_dir / f".tmp-{version}-{uuid.uuid4().hex}"
         try:
             tmp.mkdir()

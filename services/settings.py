@@ -45,6 +45,18 @@ class StreamsenseSettings(BaseSettings):
     kafka_ssl_key_location: Path | None = None
     kafka_ssl_key_password: SecretStr | None = None
     kafka_ssl_endpoint_identification: bool = True
+    kafka_group_instance_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="static group membership (e.g. the pod name): a consumer restarted within "
+        "the session timeout gets its partitions back without a rebalance",
+    )
+    kafka_session_timeout_ms: int | None = Field(
+        default=None,
+        ge=6_000,
+        le=300_000,
+        description="how long the group waits for a silent consumer (default 45000)",
+    )
     #: Any librdkafka property, applied last (e.g. ``{"statistics.interval.ms": 1000}``).
     kafka_extra: dict[str, str | int | float | bool] = Field(default_factory=dict)
 

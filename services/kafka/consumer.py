@@ -50,6 +50,21 @@ class LoopConfig:
     consumer_config: dict[str, Any] | None = None
 
 
+#: Client errors that retrying will not fix: the loop reports them in its health.
+CONFIG_ERRORS = frozenset(
+    {
+        KafkaError._AUTHENTICATION,
+        KafkaError._SSL,
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    }
+)
+#: How long such an error keeps the loop unhealthy after it last occurred.
+CLIENT_ERROR_WINDOW_S = 60.0
+
+
 class BatchLoop(Generic[P]):
     def __init__(
         self,
@@ -69,6 +84,7 @@ class BatchLoop(Generic[P]):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.service}-prep")
         self._pending: tuple[list[Message], Future[P]] | None = None
         self._delivery_error: str | None = None
+        self._client_error: tuple[float, str] | None = None
         self.assignment: list[TopicPartitionKey] = []
         self.last_poll = time.monotonic()
         self.processed = 0
@@ -81,11 +97,14 @@ class BatchLoop(Generic[P]):
             "auto.commit.interval.ms": config.commit_interval_ms,
             "auto.offset.reset": config.auto_offset_reset,
             "max.poll.interval.ms": config.max_poll_interval_ms,
-            "session.timeout.ms": config.session_timeout_ms,
+            "session.timeout.ms": settings.kafka_session_timeout_ms or config.session_timeout_ms,
             "partition.assignment.strategy": "cooperative-sticky",
             "statistics.interval.ms": config.stats_interval_ms,
             "stats_cb": self._on_stats,
+            "error_cb": self._on_client_error,
         }
+        if settings.kafka_group_instance_id:
+            conf["group.instance.id"] = settings.kafka_group_instance_id
         conf.update(config.consumer_config or {})
         self._consumer = Consumer(conf)
         self._consumed = metrics.MESSAGES_CONSUMED
@@ -110,7 +129,8 @@ class BatchLoop(Generic[P]):
     def health(self) -> tuple[bool, dict[str, Any]]:
         age = time.monotonic() - self.last_poll
         limit = max(30.0, self.config.max_poll_interval_ms / 1000 / 2)
-        ok = self.running and age < limit and self._delivery_error is None
+        client_error = self._recent_client_error()
+        ok = self.running and age < limit and self._delivery_error is None and client_error is None
         return ok, {
             "service": self.service,
             "assigned": [f"{t}[{p}]" for t, p in self.assignment],
@@ -118,7 +138,16 @@ class BatchLoop(Generic[P]):
             "processed": self.processed,
             "in_flight": self.producer.in_flight,
             "delivery_error": self._delivery_error,
+            "kafka_error": client_error,
         }
+
+    def _recent_client_error(self) -> str | None:
+        """An authentication, authorization, TLS or fatal client error in the last
+        ``CLIENT_ERROR_WINDOW_S`` (librdkafka repeats them on every reconnect while they last)."""
+        if self._client_error is None:
+            return None
+        at, text = self._client_error
+        return text if time.monotonic() - at < CLIENT_ERROR_WINDOW_S else None
 
     def run(self, max_messages: int | None = None) -> None:
         """Consume until stopped (or until ``max_messages`` were processed)."""
@@ -288,6 +317,16 @@ class BatchLoop(Generic[P]):
             self.handler.close()
             self.producer.close(0)  # _drain flushed it; a loop owns the producer it was given
             log.info("%s stopped after %d messages", self.service, self.processed)
+
+    def _on_client_error(self, err: KafkaError) -> None:
+        """librdkafka's client-level errors. Broker outages are transient and retried by the
+        client itself (logged here); credentials, permissions and TLS are not: they make the
+        loop unhealthy, with the reason, until they stop recurring."""
+        if err.fatal() or err.code() in CONFIG_ERRORS:
+            self._client_error = (time.monotonic(), f"{err.name()}: {err.str()}")
+            log.error("%s: kafka client error: %s", self.service, err.str())
+        else:
+            log.warning("%s: kafka: %s", self.service, err.str())
 
     def _on_stats(self, raw: str) -> None:
         stats = orjson.loads(raw)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from schemas.dlq import DeadLetterInfo
 from services.kafka.consumer import BatchLoop, LoopConfig
@@ -127,7 +128,9 @@ def test_a_raising_handler_is_retried_one_by_one(
     assert DeadLetterInfo.from_kafka_headers(dead[0].headers()).error_message == "boom in batch"
 
 
-def _child(bootstrap: str, src: str, out: str, group: str, delay: float) -> subprocess.Popen[str]:
+def _child(
+    bootstrap: str, src: str, out: str, group: str, delay: float, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     root = Path(__file__).resolve().parents[2]
     return subprocess.Popen(
         [
@@ -143,7 +146,7 @@ def _child(bootstrap: str, src: str, out: str, group: str, delay: float) -> subp
         cwd=root,
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
 
 
@@ -175,6 +178,48 @@ def test_consumer_killed_before_committing_re_reads(
     assert set(offsets) == set(range(n)), "every input has an output"
     assert len(offsets) > n, "the killed consumer's uncommitted work was redone (duplicates)"
     assert _committed(settings.kafka_bootstrap, group_id, src, 1) == n
+
+
+def test_a_static_member_killed_gets_its_partitions_back_before_its_session_expires(
+    settings: StreamsenseSettings, make_topic: Callable[..., str], group_id: str
+) -> None:
+    """With ``STREAMSENSE_KAFKA_GROUP_INSTANCE_ID`` a restarted worker (same id) takes its
+    partitions back at once; a dynamic member would wait out the dead one's session."""
+    src, out = make_topic("in", partitions=2), make_topic("out")
+    n = 40
+    _produce(settings, src, [f"m{i}".encode() for i in range(n)])
+    session_ms = 120_000
+    env = {
+        "STREAMSENSE_KAFKA_GROUP_INSTANCE_ID": "worker-0",
+        "STREAMSENSE_KAFKA_SESSION_TIMEOUT_MS": str(session_ms),
+    }
+    child = _child(settings.kafka_bootstrap, src, out, group_id, 0.05, env=env)
+    assert child.stdout is not None
+    for line in child.stdout:
+        if line.startswith("processed"):
+            break
+    child.send_signal(signal.SIGKILL)
+    child.wait(10)
+    child.stdout.close()
+    restarted = settings.model_copy(
+        update={"kafka_group_instance_id": "worker-0", "kafka_session_timeout_ms": session_ms}
+    )
+    loop = BatchLoop(restarted, LoopConfig([src], group_id), EchoHandler(out), Producer(restarted))
+    start = time.monotonic()
+    t, errors = _start_loop(restarted, loop)
+    try:
+        wait_for(lambda: len(loop.assignment) == 2, session_ms / 1000 / 2, "both partitions")
+        took = time.monotonic() - start
+        wait_for(lambda: _committed(settings.kafka_bootstrap, group_id, src, 2) == n, 60, "all")
+    finally:
+        loop.stop()
+        t.join(30)
+    assert errors == []
+    assert took < session_ms / 1000 / 2, f"took {took:.1f} s: waited for the dead member"
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    (group,) = admin.describe_consumer_groups([group_id], request_timeout=10).values()
+    members = group.result(timeout=15).members
+    assert [m.group_instance_id for m in members] == ["worker-0"], "one member, the same one"
 
 
 def test_sigterm_drains_in_flight_work_and_commits(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 
 from models.card import InputSpec, ModelCard, Source
 from models.exceptions import ModelError, ModelIntegrityError, ModelNotFoundError
-from models.store import ModelStore, artifact_sha256
+from models.store import STALE_TMP_S, ModelStore, artifact_sha256
 
 
 def _card(artifact: Path, name: str = "seg", version: str = "1") -> ModelCard:
@@ -102,6 +104,22 @@ def test_failed_put_leaves_nothing_behind(
         store.put("seg", "1", user_segmenter, _card(user_segmenter))
     assert store.versions("seg") == []
     assert list((store.root / "seg").iterdir()) == []
+
+
+def test_a_killed_writers_leftovers_are_swept_by_the_next_put(
+    store: ModelStore, user_segmenter: Path
+) -> None:
+    """A process killed inside ``put`` cannot clean up; the next put removes what is over an
+    hour old, and leaves a younger one alone (it may be another writer's, still running)."""
+    model_dir = store.root / "seg"
+    old, young = model_dir / ".tmp-1-dead", model_dir / ".tmp-2-busy"
+    for d in (old, young):
+        (d / "saved_model").mkdir(parents=True)
+        (d / "saved_model" / "saved_model.pb").write_bytes(b"x" * 1000)
+    two_hours_ago = time.time() - 2 * STALE_TMP_S
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    store.put("seg", "1", user_segmenter, _card(user_segmenter))
+    assert sorted(p.name for p in model_dir.iterdir()) == [".tmp-2-busy", "1"]
 
 
 def test_tampered_artifact_raises_integrity_error(store: ModelStore, user_segmenter: Path) -> None:

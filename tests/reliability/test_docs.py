@@ -18,7 +18,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
 
 def test_every_setting_named_in_the_doc_exists() -> None:
     names = set(re.findall(r"STREAMSENSE_([A-Z0-9_]+)", DOC.read_text()))
-    assert {"KAFKA_SASL_PASSWORD", "KAFKA_EXTRA", "REDIS_URL", "GATEWAY_TOKEN"} <= names
+    assert {"KAFKA_SASL_PASSWORD", "KAFKA_GROUP_INSTANCE_ID", "REDIS_URL", "GATEWAY_TOKEN"} <= names
     fields = {
         f.upper()
         for cls in (WorkerSettings, SinkSettings, GatewaySettings)

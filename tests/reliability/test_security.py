@@ -340,17 +340,18 @@ def test_a_card_cannot_point_outside_its_version_dir(tmp_path: Path) -> None:
         )  # fmt: skip
 
 
-@pytest.mark.xfail(strict=True, reason="BatchLoop.health ignores librdkafka's auth errors")
 def test_a_loop_that_cannot_authenticate_reports_unhealthy(secure: SecureBroker) -> None:
-    """Today a worker with a wrong password logs librdkafka's SASL error and keeps reporting
-    healthy (nothing assigned, polls fine), so /healthz stays green: wiring ``error_cb`` into
-    the loop's health would fix it."""
+    """A worker with a wrong password polls fine and has nothing assigned, so only the client's
+    own error tells: /healthz turns red with librdkafka's reason (and no password in it)."""
     s = secure.settings(password="not-the-password", service_name="bad-creds")
     loop = BatchLoop(s, LoopConfig(["anything"], "g-bad-creds"), EchoHandler("out"), Producer(s))
     t = threading.Thread(target=loop.run, daemon=True)
     t.start()
     try:
-        wait_for(lambda: loop.running and not loop.health()[0], 10, "unhealthy")
+        wait_for(lambda: loop.running and not loop.health()[0], 30, "unhealthy")
+        detail = loop.health()[1]
     finally:
         loop.stop()
         t.join(30)
+    assert "AUTHENTICATION" in detail["kafka_error"], detail
+    assert "not-the-password" not in str(detail)

@@ -4,7 +4,6 @@ source topic/partition/offset; the time from the kill to the first new result is
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -84,7 +83,7 @@ def test_kill_9_the_sentiment_worker_under_load_loses_no_line(
     env = service_env(
         settings,
         STREAMSENSE_WORKER_GROUP=f"sentiment-{uuid.uuid4().hex[:6]}",
-        STREAMSENSE_KAFKA_EXTRA=json.dumps({"group.instance.id": "sentiment-0"}),
+        STREAMSENSE_KAFKA_GROUP_INSTANCE_ID="sentiment-0",
     )
     results = TopicReader(settings.kafka_bootstrap, settings.topic("results.sentiment"), 3)
     load = Load(settings)
