@@ -106,8 +106,8 @@ def run_ours(
 
 def run(
     settings: CameraProducerSettings,
-    frames: int = 600,
-    rounds: int = 3,
+    frames: int = 1500,
+    rounds: int = 5,
     quality: int = 80,
     width: int = 1280,
     progress: Callable[[str], None] = lambda _m: None,

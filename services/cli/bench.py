@@ -64,8 +64,8 @@ def pipeline(
 
 @app.command("produce-camera")
 def produce_camera(
-    frames: int = typer.Option(600, min=10, help="frames per round and path"),
-    rounds: int = typer.Option(3, min=1),
+    frames: int = typer.Option(1500, min=10, help="frames per round and path (~5 s)"),
+    rounds: int = typer.Option(5, min=1),
     json_path: Path = typer.Option(None, "--json", help="write the result here"),
 ) -> None:
     """Camera producer (read+resize+JPEG q80+Kafka) vs the same OpenCV loop without Kafka."""
