@@ -131,6 +131,10 @@ def run(
     return result
 
 
+#: RSS growth compares the first and the last minute after the warm-up: they must not overlap.
+MIN_RSS_SPAN_S = 120.0
+
+
 def _window_mean(series: list[dict[str, Any]], name: str, lo: float, hi: float) -> float | None:
     vals = [s["rss_mb"][name] for s in series if lo <= s["t"] < hi and name in s["rss_mb"]]
     return statistics.fmean(vals) if vals else None
@@ -153,7 +157,9 @@ def _report(  # noqa: PLR0913 - the run's parameters, echoed in the result
         first = _window_mean(series, n, warmup, warmup + 60)
         last = _window_mean(series, n, end - 60, end + 1)
         peak = max(s["rss_mb"].get(n, 0.0) for s in series)
-        growth = None if not first or last is None else round(100 * (last - first) / first, 1)
+        growth = None
+        if end - warmup >= MIN_RSS_SPAN_S and first and last is not None:
+            growth = round(100 * (last - first) / first, 1)
         rss[n] = {"after_warmup_mb": first and round(first, 1), "end_mb": last and round(last, 1),
                   "max_mb": round(peak, 1), "growth_pct": growth}  # fmt: skip
     after = [s for s in series if s["t"] >= warmup]
@@ -205,7 +211,8 @@ def _report(  # noqa: PLR0913 - the run's parameters, echoed in the result
         "consumer_lag": lag,
         "verdict": {
             "rss_growth_max_pct": max(growths) if growths else None,
-            "rss_growth_under_10pct": bool(growths) and max(growths) < 10,
+            # None: fewer than MIN_RSS_SPAN_S after the warm-up, the two minutes would overlap
+            "rss_growth_under_10pct": max(growths) < 10 if growths else None,
             "lag_bounded": bounded,
         },
     }
