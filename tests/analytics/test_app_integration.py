@@ -95,6 +95,7 @@ class Env:
     def close(self) -> None:
         for p in self.procs:
             p.close()
+        self.producer.close(5)
         self.redis.close()
 
 
