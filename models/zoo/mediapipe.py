@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from models.card import ModelCard, Source
+from models.store import artifact_sha256
+from models.zoo.base import BuildContext, Built
 from models.zoo.download import Pinned, fetch_members, pip_download
 
 PACKAGE = "mediapipe"
@@ -31,3 +35,27 @@ def extract_tflite(pinned: Pinned, downloads: Path, dest: Path) -> Path:
 
     (path,) = fetch_members(wheel, [pinned], dest)
     return path
+
+
+def build_tflite(ctx: BuildContext, pinned: Pinned, **card: Any) -> Built:
+    """Extract ``pinned`` and describe it: a TFLite card with this wheel as its source;
+    ``card`` holds the model's own fields (name, task, adapter, input, labels, ...)."""
+    ctx.step("mediapipe wheel", 1)
+    path = extract_tflite(pinned, ctx.downloads, ctx.workdir)
+    ctx.step("checked", 1)
+    source = Source(
+        kind="pypi",
+        package=PACKAGE,
+        package_version=PACKAGE_VERSION,
+        files=[pinned.member],
+        upstream="https://github.com/google-ai-edge/mediapipe",
+    )
+    model_card = ModelCard(
+        format="tflite",
+        artifact=path.name,
+        sha256=artifact_sha256(path),
+        licence=LICENCE,
+        source=source,
+        **card,
+    )
+    return Built(path, model_card)

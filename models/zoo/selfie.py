@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from models.card import InputSpec, ModelCard, Source
-from models.store import artifact_sha256
+from models.card import InputSpec
 from models.zoo import mediapipe as mp
 from models.zoo.base import BuildContext, Built, ZooModel
 
@@ -12,25 +11,13 @@ VERSION = "1"
 
 
 def build(ctx: BuildContext) -> Built:
-    ctx.step("mediapipe wheel", 1)
-    path = mp.extract_tflite(mp.SELFIE_SEGMENTER, ctx.downloads, ctx.workdir)
-    ctx.step("checked", 1)
-    card = ModelCard(
+    return mp.build_tflite(
+        ctx,
+        mp.SELFIE_SEGMENTER,
         name=NAME,
         version=VERSION,
         task="segment",
         adapter="selfie",
-        format="tflite",
-        artifact=path.name,
-        sha256=artifact_sha256(path),
-        licence=mp.LICENCE,
-        source=Source(
-            kind="pypi",
-            package=mp.PACKAGE,
-            package_version=mp.PACKAGE_VERSION,
-            files=[mp.SELFIE_SEGMENTER.member],
-            upstream="https://github.com/google-ai-edge/mediapipe",
-        ),
         input=InputSpec(
             kind="image",
             shape=[1, 256, 256, 3],
@@ -45,7 +32,6 @@ def build(ctx: BuildContext) -> Built:
         description="Person/background segmentation (general model, 256x256), sigmoid mask. "
         "Needs LiteRT's default XNNPACK delegate (custom op Convolution2DTransposeBias).",
     )
-    return Built(path, card)
 
 
 MODEL = ZooModel(NAME, VERSION, "segment", "selfie segmentation (person mask)", 2, build)
