@@ -17,14 +17,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 from confluent_kafka.admin import AdminClient
@@ -45,24 +44,16 @@ class AnalyticsProcess:
 
     def __init__(self, env: dict[str, str], log_path: Path, args: tuple[str, ...] = ()) -> None:
         self.port = int(env.get("STREAMSENSE_METRICS_PORT") or procs.free_port())
-        self.env = {**os.environ, **env, "STREAMSENSE_METRICS_PORT": str(self.port)}
+        self.env = {**env, "STREAMSENSE_METRICS_PORT": str(self.port)}
         self.log_path = log_path
         self.args = args
         self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
         self.started_at = 0.0
 
     def start(self) -> AnalyticsProcess:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
         self.started_at = time.monotonic()
-        self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "services.cli", "analytics", *self.args],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=self.env,
-            start_new_session=True,
+        self.proc = procs.start_cli(
+            ["analytics", *self.args], self.log_path, self.env, new_session=True
         )
         return self
 
@@ -104,7 +95,6 @@ class AnalyticsProcess:
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
-        self._close_log()
 
     def terminate(self, timeout: float = 30.0) -> int:
         """SIGTERM and wait; returns the exit code (SIGKILL after ``timeout``: -9)."""
@@ -115,16 +105,10 @@ class AnalyticsProcess:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill9()
-        self._close_log()
         return int(self.proc.returncode)
 
     def close(self) -> None:
         self.kill9()
-
-    def _close_log(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
 
 def produce_load(

@@ -16,7 +16,6 @@ import asyncio
 import multiprocessing
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -54,13 +53,7 @@ class _Stage:
     def __init__(self, name: str, args: list[str], env: dict[str, str], logdir: Path) -> None:
         self.name = name
         self.log_path = logdir / f"{name}.log"
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
-                [sys.executable, "-m", "services.cli", *args],
-                env={**os.environ, **env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.proc = procs.start_cli(args, self.log_path, env, append=False)
 
     def wait_healthy(
         self, url: str, ready: Callable[[dict[str, Any]], bool], timeout: float

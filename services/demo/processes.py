@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from services.local import procs
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +40,7 @@ class Supervisor:
     def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Child:
         child = Child(name, [sys.executable, "-m", "services.cli", *args], env=env or {})
         child.log_path = self.log_dir / f"{name}.log"
-        with child.log_path.open("wb") as out:
-            child.proc = subprocess.Popen(  # noqa: S603 - our own CLI
-                child.argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, **self.env, **child.env},
-            )
+        child.proc = procs.start_cli(args, child.log_path, {**self.env, **child.env}, append=False)
         self.children.append(child)
         return child
 

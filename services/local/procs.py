@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -56,6 +57,31 @@ def spawn(cmd: Sequence[str], log_path: Path, cwd: Path, env: dict[str, str] | N
         )
     _CHILDREN[proc.pid] = proc
     return proc.pid
+
+
+def start_cli(
+    args: Sequence[str],
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    *,
+    new_session: bool = False,
+    cwd: Path | None = None,
+    append: bool = True,
+) -> subprocess.Popen[bytes]:
+    """``python -m services.cli ARGS`` as a child: this process' environment plus ``env``,
+    output to ``log_path`` (appended, or the file restarted). The caller owns (and stops)
+    the process."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab" if append else "wb") as log:
+        return subprocess.Popen(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "services.cli", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            start_new_session=new_session,
+        )
 
 
 def is_ours(pid: int, marker: str) -> bool:

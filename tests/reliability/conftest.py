@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -77,15 +76,7 @@ def service_env(settings: StreamsenseSettings, **extra: str) -> dict[str, str]:
 
 def start_cli(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """``python -m services.cli ARGS`` with output to ``log``."""
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "services.cli", *args],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+    return procs.start_cli(args, log, env, cwd=REPO)
 
 
 def stop_child(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
