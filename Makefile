@@ -46,7 +46,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 kafka-jars: python-deps ## resolve the Kafka broker + tools jars with Maven into ~/.cache/streamsense
-	$(BIN)/python -c "from services.local.kafka import ensure_jars; from services.settings import default_home; print(ensure_jars(default_home()))"
+	$(BIN)/python -c "from streamsense.services.local.kafka import ensure_jars; from streamsense.services.settings import default_home; print(ensure_jars(default_home()))"
 
 stack-up: setup ## start the local Kafka + Redis
 	$(SS) local up
@@ -64,7 +64,7 @@ demo: setup ## start the local stack, fetch the models, run the whole pipeline o
 lint: python-deps ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy schemas models services
+	$(BIN)/mypy -p streamsense
 
 format: python-deps ## apply ruff's formatting and import order
 	$(BIN)/ruff check --fix -q . ; $(BIN)/ruff format -q .

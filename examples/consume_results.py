@@ -1,7 +1,7 @@
 """A downstream consumer of a streamsense results topic.
 
-Results are JSON with a schema name and version; ``schemas.registry.decode`` turns them into
-typed objects (and raises ``SchemaError`` for anything else). Run it against the local stack::
+Results are JSON with a schema name and version; ``streamsense.schemas.registry.decode`` turns them
+into typed objects (and raises ``SchemaError`` for anything else). Run it against the local stack::
 
     python examples/consume_results.py --topic results.sentiment --max 10
 
@@ -15,10 +15,10 @@ import uuid
 
 from confluent_kafka import Consumer
 
-from schemas.exceptions import SchemaError
-from schemas.registry import decode
-from schemas.results import DetectionResult, SegmentResult, SentimentResult
-from services.settings import StreamsenseSettings
+from streamsense.schemas.exceptions import SchemaError
+from streamsense.schemas.registry import decode
+from streamsense.schemas.results import DetectionResult, SegmentResult, SentimentResult
+from streamsense.services.settings import StreamsenseSettings
 
 
 def describe(result: DetectionResult | SegmentResult | SentimentResult) -> str:

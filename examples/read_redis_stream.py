@@ -13,9 +13,9 @@ import argparse
 
 import redis
 
-from schemas.registry import decode
-from services.sink.keys import JSON_FIELD, RedisKeys
-from services.sink.settings import SinkSettings
+from streamsense.schemas.registry import decode
+from streamsense.services.sink.keys import JSON_FIELD, RedisKeys
+from streamsense.services.sink.settings import SinkSettings
 
 
 def follow(

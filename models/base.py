@@ -2,9 +2,9 @@
 
 An adapter turns a loaded artifact into a pure function from a batch of raw inputs (RGB
 images of any size, or texts) to task results. It validates every input and raises
-:class:`~models.exceptions.BadInputError` for anything it cannot serve, splits a batch into
-power-of-two chunks of at most ``max_batch`` (:func:`models.runtime.batch_plan`), and never
-needs Kafka to be tested.
+:class:`~streamsense.models.exceptions.BadInputError` for anything it cannot serve, splits a
+batch into power-of-two chunks of at most ``max_batch``
+(:func:`streamsense.models.runtime.batch_plan`), and never needs Kafka to be tested.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Generic, TypeVar
 
-from models.card import ModelCard
-from models.exceptions import BadInputError, ModelError
-from models.runtime import batch_plan
-from schemas.model_updates import Task
-from schemas.results import RleMask
+from streamsense.models.card import ModelCard
+from streamsense.models.exceptions import BadInputError, ModelError
+from streamsense.models.runtime import batch_plan
+from streamsense.schemas.model_updates import Task
+from streamsense.schemas.results import RleMask
 
 In = TypeVar("In")
 Out = TypeVar("Out")

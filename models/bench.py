@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from models.base import ModelAdapter
-from models.exceptions import ModelNotFoundError
-from models.runtime import configure_devices
-from models.store import ModelStore
+from streamsense.models.base import ModelAdapter
+from streamsense.models.exceptions import ModelNotFoundError
+from streamsense.models.runtime import configure_devices
+from streamsense.models.store import ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def run_models_bench(
     min_seconds: float = 0.25,
 ) -> dict[str, Any]:
     """Benchmark every zoo model (or ``models``) in ``store``; write and return the JSON."""
-    from models.zoo import ZOO
+    from streamsense.models.zoo import ZOO
 
     model_store = ModelStore(store)
     names = list(models) if models is not None else [m.name for m in ZOO]

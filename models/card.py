@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from schemas.model_updates import Task
+from streamsense.schemas.model_updates import Task
 
 #: How an artifact is stored; decides which runtime loads it.
 ArtifactFormat = Literal["tflite", "saved_model", "keras"]
@@ -47,7 +47,7 @@ class ModelCard(_Frozen):
     name: str = Field(min_length=1, max_length=128, pattern=NAME_PATTERN)
     version: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN)
     task: Task
-    adapter: str = Field(description="adapter kind, see models.registry.ADAPTERS")
+    adapter: str = Field(description="adapter kind, see streamsense.models.registry.ADAPTERS")
     format: ArtifactFormat
     artifact: str = Field(
         pattern=r"^[A-Za-z0-9_.-]+$",

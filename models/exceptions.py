@@ -1,8 +1,9 @@
-"""Errors of the models layer; all derive from :class:`schemas.exceptions.StreamsenseError`."""
+"""Errors of the models layer; all derive from
+:class:`streamsense.schemas.exceptions.StreamsenseError`."""
 
 from __future__ import annotations
 
-from schemas.exceptions import StreamsenseError
+from streamsense.schemas.exceptions import StreamsenseError
 
 
 class ModelError(StreamsenseError):

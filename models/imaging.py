@@ -9,8 +9,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from models.exceptions import BadInputError, SignatureError
-from models.runtime import TensorInfo
+from streamsense.models.exceptions import BadInputError, SignatureError
+from streamsense.models.runtime import TensorInfo
 
 MAX_SIDE = 16384
 

@@ -7,13 +7,13 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from models.card import InputSpec, ModelCard, Source
-from models.detection import check_detection_signature
-from models.exceptions import ModelError, SignatureError
-from models.registry import create_adapter
-from models.runtime import SavedModelRunner
-from models.segmentation import check_segmentation_signature
-from models.store import ModelStore, artifact_sha256
+from streamsense.models.card import InputSpec, ModelCard, Source
+from streamsense.models.detection import check_detection_signature
+from streamsense.models.exceptions import ModelError, SignatureError
+from streamsense.models.registry import create_adapter
+from streamsense.models.runtime import SavedModelRunner
+from streamsense.models.segmentation import check_segmentation_signature
+from streamsense.models.store import ModelStore, artifact_sha256
 
 log = logging.getLogger(__name__)
 

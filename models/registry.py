@@ -6,18 +6,22 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from models.base import ModelAdapter
-from models.card import ArtifactFormat, ModelCard
-from models.exceptions import ModelError
+from streamsense.models.base import ModelAdapter
+from streamsense.models.card import ArtifactFormat, ModelCard
+from streamsense.models.exceptions import ModelError
 
 #: adapter kind -> (module:class, task, artifact formats it reads)
 ADAPTERS: dict[str, tuple[str, str, tuple[ArtifactFormat, ...]]] = {
-    "blazeface": ("models.detection:BlazeFaceDetector", "detect", ("tflite",)),
-    "centernet": ("models.detection:CenterNetDetector", "detect", ("saved_model", "tflite")),
-    "tfod": ("models.detection:ObjectDetectionAPIDetector", "detect", ("saved_model",)),
-    "selfie": ("models.segmentation:SelfieSegmenter", "segment", ("tflite",)),
-    "logits": ("models.segmentation:LogitsSegmenter", "segment", ("saved_model",)),
-    "keras_text": ("models.sentiment:KerasSentiment", "sentiment", ("keras",)),
+    "blazeface": ("streamsense.models.detection:BlazeFaceDetector", "detect", ("tflite",)),
+    "centernet": (
+        "streamsense.models.detection:CenterNetDetector",
+        "detect",
+        ("saved_model", "tflite"),
+    ),
+    "tfod": ("streamsense.models.detection:ObjectDetectionAPIDetector", "detect", ("saved_model",)),
+    "selfie": ("streamsense.models.segmentation:SelfieSegmenter", "segment", ("tflite",)),
+    "logits": ("streamsense.models.segmentation:LogitsSegmenter", "segment", ("saved_model",)),
+    "keras_text": ("streamsense.models.sentiment:KerasSentiment", "sentiment", ("keras",)),
 }
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from models.exceptions import BadInputError, ModelIntegrityError, SignatureError
+from streamsense.models.exceptions import BadInputError, ModelIntegrityError, SignatureError
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ import cv2
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from models.base import ModelAdapter, SegmentationOutput
-from models.card import ModelCard
-from models.exceptions import SignatureError
-from models.imaging import check_image_input, check_images, normalize, resize
-from models.runtime import SavedModelRunner, TensorInfo, TFLiteRunner
-from schemas.results import RleMask
+from streamsense.models.base import ModelAdapter, SegmentationOutput
+from streamsense.models.card import ModelCard
+from streamsense.models.exceptions import SignatureError
+from streamsense.models.imaging import check_image_input, check_images, normalize, resize
+from streamsense.models.runtime import SavedModelRunner, TensorInfo, TFLiteRunner
+from streamsense.schemas.results import RleMask
 
 log = logging.getLogger(__name__)
 

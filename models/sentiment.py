@@ -2,7 +2,7 @@
 
 The Keras model contains its own ``TextVectorization`` layer, so it takes raw strings. It is
 served through a ``tf.function`` with a fixed ``[None]`` string signature (see
-:class:`models.runtime.KerasRunner`); ``model.predict`` per call is ~200x slower.
+:class:`streamsense.models.runtime.KerasRunner`); ``model.predict`` per call is ~200x slower.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.base import ModelAdapter, SentimentOutput
-from models.exceptions import BadInputError, SignatureError
-from models.runtime import KerasRunner
+from streamsense.models.base import ModelAdapter, SentimentOutput
+from streamsense.models.exceptions import BadInputError, SignatureError
+from streamsense.models.runtime import KerasRunner
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Layout::
 
     <root>/<name>/<version>/<artifact>      model.tflite | saved_model/ | model.keras
-    <root>/<name>/<version>/card.json       models.card.ModelCard
+    <root>/<name>/<version>/card.json       streamsense.models.card.ModelCard
     <root>/<name>/champion.json             {"version": ..., "updated": ...}
 
 Versions are immutable and appear atomically: a version is assembled in a temporary
@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from models.card import NAME_PATTERN, ModelCard
-from models.exceptions import ModelError, ModelIntegrityError, ModelNotFoundError
+from streamsense.models.card import NAME_PATTERN, ModelCard
+from streamsense.models.exceptions import ModelError, ModelIntegrityError, ModelNotFoundError
 
 if TYPE_CHECKING:
-    from models.base import ModelAdapter
+    from streamsense.models.base import ModelAdapter
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class ModelStore:
 
     def load(self, name: str, version: str | None = None) -> ModelAdapter[Any, Any]:
         """A loaded adapter for ``name`` at ``version`` (default: the champion)."""
-        from models.registry import create_adapter
+        from streamsense.models.registry import create_adapter
 
         if version is None:
             version = self.champion(name)

@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-from schemas.dlq import DeadLetterInfo
-from schemas.frames import FrameHeaders
-from schemas.registry import REGISTRY
+from streamsense.schemas.dlq import DeadLetterInfo
+from streamsense.schemas.frames import FrameHeaders
+from streamsense.schemas.registry import REGISTRY
 
 #: Header-carried contracts (not JSON values, but their fields are exported all the same).
 HEADER_MODELS: tuple[type[BaseModel], ...] = (FrameHeaders, DeadLetterInfo)

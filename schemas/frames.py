@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from schemas.exceptions import SchemaError
+from streamsense.schemas.exceptions import SchemaError
 
 HeaderList = Sequence[tuple[str, bytes | str | None]] | Mapping[str, bytes | str | None]
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from schemas.base import Message
+from streamsense.schemas.base import Message
 
 Stage = Literal["candidate", "champion", "rejected", "archived"]
 Task = Literal["detect", "segment", "sentiment"]

@@ -7,12 +7,12 @@ from typing import TypeVar, cast
 import orjson
 from pydantic import ValidationError
 
-from schemas.analytics import Alert, WindowStat
-from schemas.base import Message
-from schemas.exceptions import SchemaError, UnknownSchemaError
-from schemas.model_updates import ModelVersion
-from schemas.results import DetectionResult, SegmentResult, SentimentResult
-from schemas.text import LabeledText, TextEvent
+from streamsense.schemas.analytics import Alert, WindowStat
+from streamsense.schemas.base import Message
+from streamsense.schemas.exceptions import SchemaError, UnknownSchemaError
+from streamsense.schemas.model_updates import ModelVersion
+from streamsense.schemas.results import DetectionResult, SegmentResult, SentimentResult
+from streamsense.schemas.text import LabeledText, TextEvent
 
 M = TypeVar("M", bound=Message)
 

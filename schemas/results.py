@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.base import Message
+from streamsense.schemas.base import Message
 
 
 class _Part(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schemas.exceptions import StreamsenseError
+from streamsense.schemas.exceptions import StreamsenseError
 
 
 class ServiceError(StreamsenseError):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from services.kafka.consumer import BatchLoop
-from services.observability.health import HealthCheck, HealthServer
-from services.settings import StreamsenseSettings
+from streamsense.services.kafka.consumer import BatchLoop
+from streamsense.services.observability.health import HealthCheck, HealthServer
+from streamsense.services.settings import StreamsenseSettings
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from services.local import procs
-from services.local.stack import LocalStack
-from services.settings import StreamsenseSettings, default_home
+from streamsense.services.local import procs
+from streamsense.services.local.stack import LocalStack
+from streamsense.services.settings import StreamsenseSettings, default_home
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +90,7 @@ def zoo_store() -> Path:
     Shared with ``make demo``'s store unless ``STREAMSENSE_TEST_MODEL_STORE`` says otherwise;
     fetching is idempotent, so a warm store costs a checksum pass.
     """
-    from models.zoo.fetch import fetch_zoo
+    from streamsense.models.zoo.fetch import fetch_zoo
 
     root = Path(os.environ.get("STREAMSENSE_TEST_MODEL_STORE", default_home() / "models"))
     fetch_zoo(root, default_home() / "downloads", progress=False)

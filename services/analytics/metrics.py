@@ -1,4 +1,5 @@
-"""Prometheus metrics of the analytics app (the shared ones live in services.observability)."""
+"""Prometheus metrics of the analytics app (the shared ones live in
+streamsense.services.observability)."""
 
 from __future__ import annotations
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from schemas.results import DetectionResult, SegmentResult, SentimentResult
-from services.analytics.windows import Acc, Observation
+from streamsense.schemas.results import DetectionResult, SegmentResult, SentimentResult
+from streamsense.services.analytics.windows import Acc, Observation
 
 SentimentScore = Literal["label", "probs"]
 LABEL_SCORES = {"positive": 1.0, "neutral": 0.0, "negative": -1.0}

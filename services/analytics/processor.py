@@ -3,7 +3,7 @@
 :meth:`Processor.process` takes a batch of raw input records and the table (any mutable
 mapping of source id -> JSON row) and returns what to write and send: the touched rows, the
 closed windows as :class:`WindowStat`, the alerts, and the records for the dead-letter topic.
-The Faust app (``services.analytics.app``) only moves these between Kafka, the table's
+The Faust app (``streamsense.services.analytics.app``) only moves these between Kafka, the table's
 changelog and Redis, so the whole behaviour is testable with a dict.
 """
 
@@ -14,12 +14,12 @@ from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from schemas.analytics import Alert, WindowStat
-from schemas.base import Message
-from schemas.exceptions import SchemaError
-from schemas.registry import decode
-from schemas.results import DetectionResult, SegmentResult, SentimentResult
-from services.analytics.observe import (
+from streamsense.schemas.analytics import Alert, WindowStat
+from streamsense.schemas.base import Message
+from streamsense.schemas.exceptions import SchemaError
+from streamsense.schemas.registry import decode
+from streamsense.schemas.results import DetectionResult, SegmentResult, SentimentResult
+from streamsense.services.analytics.observe import (
     COUNT_FIELD,
     CameraConfig,
     SentimentScore,
@@ -29,8 +29,13 @@ from services.analytics.observe import (
     text_observation,
     text_values,
 )
-from services.analytics.rules import AlertEngine
-from services.analytics.windows import ClosedWindow, Observation, SourceState, WindowSpec
+from streamsense.services.analytics.rules import AlertEngine
+from streamsense.services.analytics.windows import (
+    ClosedWindow,
+    Observation,
+    SourceState,
+    WindowSpec,
+)
 
 log = logging.getLogger(__name__)
 

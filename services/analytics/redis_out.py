@@ -26,9 +26,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
-from schemas.analytics import Alert, WindowStat
-from schemas.registry import encode
-from services.analytics import metrics as ametrics
+from streamsense.schemas.analytics import Alert, WindowStat
+from streamsense.schemas.registry import encode
+from streamsense.services.analytics import metrics as ametrics
 
 log = logging.getLogger(__name__)
 

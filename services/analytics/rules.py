@@ -25,9 +25,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from schemas.analytics import Alert
-from services.analytics.exceptions import RulesError
-from services.analytics.windows import SourceState
+from streamsense.schemas.analytics import Alert
+from streamsense.services.analytics.exceptions import RulesError
+from streamsense.services.analytics.windows import SourceState
 
 Kind = Literal["camera", "text"]
 NS = 1_000_000_000

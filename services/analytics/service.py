@@ -6,12 +6,12 @@ import logging
 
 import faust
 
-from services.analytics.app import AnalyticsApp
-from services.analytics.redis_out import RedisPublisher
-from services.analytics.rules import RuleSet, load_rules
-from services.analytics.settings import AnalyticsSettings
-from services.analytics.topology import prepare_topics
-from services.runner import start_health
+from streamsense.services.analytics.app import AnalyticsApp
+from streamsense.services.analytics.redis_out import RedisPublisher
+from streamsense.services.analytics.rules import RuleSet, load_rules
+from streamsense.services.analytics.settings import AnalyticsSettings
+from streamsense.services.analytics.topology import prepare_topics
+from streamsense.services.runner import start_health
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from services.exceptions import ConfigError
-from services.settings import StreamsenseSettings
+from streamsense.services.exceptions import ConfigError
+from streamsense.services.settings import StreamsenseSettings
 
 ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
 

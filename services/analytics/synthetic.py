@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from schemas.results import (
+from streamsense.schemas.results import (
     Box,
     Detection,
     DetectionResult,

@@ -6,7 +6,7 @@ changelog must therefore have exactly as many partitions as the stream that upda
 (``faust.exceptions.PartitionsMismatch`` otherwise): the camera table gets the partition count
 of ``results.detections`` (which ``results.segments`` must share) and the text table that of
 ``results.sentiment``. The counts are read from the broker at startup instead of being copied
-from ``services.kafka.topics``, so a cluster whose topics were grown keeps working.
+from ``streamsense.services.kafka.topics``, so a cluster whose topics were grown keeps working.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from services.analytics.exceptions import AnalyticsError
-from services.analytics.settings import AnalyticsSettings
-from services.kafka.topics import TOPICS, ensure_topics
+from streamsense.services.analytics.exceptions import AnalyticsError
+from streamsense.services.analytics.settings import AnalyticsSettings
+from streamsense.services.kafka.topics import TOPICS, ensure_topics
 
 log = logging.getLogger(__name__)
 

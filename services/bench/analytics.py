@@ -28,13 +28,13 @@ from typing import Any
 import orjson
 from confluent_kafka.admin import AdminClient
 
-from schemas.registry import encode
-from services.analytics import synthetic
-from services.exceptions import ServiceError
-from services.kafka.producer import Producer
-from services.kafka.topics import TOPICS, ensure_topics
-from services.local import procs
-from services.settings import StreamsenseSettings
+from streamsense.schemas.registry import encode
+from streamsense.services.analytics import synthetic
+from streamsense.services.exceptions import ServiceError
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.kafka.topics import TOPICS, ensure_topics
+from streamsense.services.local import procs
+from streamsense.services.settings import StreamsenseSettings
 
 NS = synthetic.NS
 

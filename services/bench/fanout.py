@@ -33,14 +33,14 @@ from confluent_kafka import KafkaError, Message
 from confluent_kafka.admin import AdminClient
 from websockets.asyncio.client import connect
 
-from schemas.registry import encode
-from schemas.results import ModelRef, SentimentResult, SourceRef, Timings
-from services.exceptions import ServiceError
-from services.kafka.producer import Producer
-from services.kafka.topics import TopicSpec, ensure_topics
-from services.local import procs
-from services.settings import StreamsenseSettings
-from services.sink.keys import JSON_FIELD, TASK_TOPICS, RedisKeys
+from streamsense.schemas.registry import encode
+from streamsense.schemas.results import ModelRef, SentimentResult, SourceRef, Timings
+from streamsense.services.exceptions import ServiceError
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.kafka.topics import TopicSpec, ensure_topics
+from streamsense.services.local import procs
+from streamsense.services.settings import StreamsenseSettings
+from streamsense.services.sink.keys import JSON_FIELD, TASK_TOPICS, RedisKeys
 
 Progress = Callable[[str], None]
 SOURCE = "bench-text"

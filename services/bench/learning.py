@@ -1,7 +1,7 @@
 """``streamsense bench learning``: online learning on a drifted stream, end to end.
 
-Setup (all fixed-seed, see :mod:`services.learner.drifted`): a champion is trained on airline
-tweets only and stored as ``sentiment-drift``/1 in a temporary model store; topics get a
+Setup (all fixed-seed, see :mod:`streamsense.services.learner.drifted`): a champion is trained
+on airline tweets only and stored as ``sentiment-drift``/1 in a temporary model store; topics get a
 fresh prefix. A sentiment worker serves a steady text stream (general-topic tweets, the new
 domain) while the learner consumes a labeled stream that starts in the champion's domain and
 then drifts. Both run with their default settings.
@@ -34,19 +34,19 @@ import orjson
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
 
-from models.store import ModelStore
-from schemas.registry import encode
-from schemas.text import LabeledText, TextEvent
-from services.kafka.consumer import running
-from services.kafka.producer import Producer
-from services.kafka.topics import TOPICS, ensure_topics, expand
-from services.learner.app import build_learner
-from services.learner.drifted import make_stream, store_champion, train_champion
-from services.learner.keras_text import KerasTextTrainer
-from services.learner.settings import LearnerSettings
-from services.settings import StreamsenseSettings
-from services.workers.app import build_worker
-from services.workers.settings import WorkerSettings
+from streamsense.models.store import ModelStore
+from streamsense.schemas.registry import encode
+from streamsense.schemas.text import LabeledText, TextEvent
+from streamsense.services.kafka.consumer import running
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.kafka.topics import TOPICS, ensure_topics, expand
+from streamsense.services.learner.app import build_learner
+from streamsense.services.learner.drifted import make_stream, store_champion, train_champion
+from streamsense.services.learner.keras_text import KerasTextTrainer
+from streamsense.services.learner.settings import LearnerSettings
+from streamsense.services.settings import StreamsenseSettings
+from streamsense.services.workers.app import build_worker
+from streamsense.services.workers.settings import WorkerSettings
 
 Progress = Callable[[str], None]
 MODEL = "sentiment-drift"

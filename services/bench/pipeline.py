@@ -29,13 +29,13 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 from skimage import data as skdata
 
-from schemas.frames import FrameHeaders
-from schemas.registry import encode
-from schemas.text import TextEvent
-from services.kafka.consumer import running
-from services.kafka.producer import Producer
-from services.workers.app import build_worker
-from services.workers.settings import INPUT_TOPICS, OUTPUT_TOPICS, WorkerSettings
+from streamsense.schemas.frames import FrameHeaders
+from streamsense.schemas.registry import encode
+from streamsense.schemas.text import TextEvent
+from streamsense.services.kafka.consumer import running
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.workers.app import build_worker
+from streamsense.services.workers.settings import INPUT_TOPICS, OUTPUT_TOPICS, WorkerSettings
 
 Progress = Callable[[str], None]
 TEXTS = [

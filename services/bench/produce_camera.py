@@ -3,8 +3,8 @@
 Load: the sample video (1280x720, composed from scikit-image photos, mp4v) is decoded with
 ``cv2.VideoCapture``, resized to the target width (a no-op at 1280) and JPEG-encoded at quality
 80, as fast as possible (no pacing), looping over the file. "bare" runs only that loop; "ours"
-runs :class:`~services.producers.camera.CameraProducer` (headers, drop-oldest producer, key,
-``poll(0)``) into a fresh one-partition topic on the configured broker, final flush included.
+runs :class:`~streamsense.services.producers.camera.CameraProducer` (headers, drop-oldest producer,
+key, ``poll(0)``) into a fresh one-partition topic on the configured broker, final flush included.
 Rounds alternate (bare, ours, bare, ...) so both see the same machine state; medians are reported.
 """
 
@@ -22,13 +22,13 @@ from typing import Any
 import cv2
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from services.exceptions import ServiceError
-from services.kafka.producer import BackpressurePolicy, Producer
-from services.producers.camera import CameraProducer
-from services.producers.encode import FrameEncoder
-from services.producers.settings import CameraProducerSettings
-from services.producers.sources import VideoFileSource
-from services.samples.video import make_video
+from streamsense.services.exceptions import ServiceError
+from streamsense.services.kafka.producer import BackpressurePolicy, Producer
+from streamsense.services.producers.camera import CameraProducer
+from streamsense.services.producers.encode import FrameEncoder
+from streamsense.services.producers.settings import CameraProducerSettings
+from streamsense.services.producers.sources import VideoFileSource
+from streamsense.services.samples.video import make_video
 
 
 def _fresh_topic(settings: CameraProducerSettings) -> str:

@@ -3,7 +3,7 @@
 Load, stated in the JSON too: the camera producer loops the sample video (``streamsense samples
 make``) at ``fps``; a feeder appends the sample log to a growing file at ``lines_per_s`` that the
 text producer follows; the detect, segment and sentiment workers and the Redis sink run as child
-processes (``python -m services.cli ...``), on prefixed topics of their own.
+processes (``python -m streamsense.services.cli ...``), on prefixed topics of their own.
 
 Every ``sample_s`` seconds: the RSS of every child (psutil), the consumer lag of every group
 (committed offsets vs end offsets, from the broker) and the results seen. End-to-end latency is
@@ -26,12 +26,19 @@ import numpy as np
 import orjson
 from confluent_kafka.admin import AdminClient
 
-from services.bench.watch import GROUP_TOPICS, LagProbe, LatencyTap, feed, rss_mb, scrape
-from services.demo.processes import Supervisor
-from services.kafka.topics import TOPICS, ensure_topics, expand
-from services.local import procs
-from services.settings import StreamsenseSettings
-from services.sink.keys import RedisKeys
+from streamsense.services.bench.watch import (
+    GROUP_TOPICS,
+    LagProbe,
+    LatencyTap,
+    feed,
+    rss_mb,
+    scrape,
+)
+from streamsense.services.demo.processes import Supervisor
+from streamsense.services.kafka.topics import TOPICS, ensure_topics, expand
+from streamsense.services.local import procs
+from streamsense.services.settings import StreamsenseSettings
+from streamsense.services.sink.keys import RedisKeys
 
 Progress = Callable[[str], None]
 
@@ -39,7 +46,7 @@ Progress = Callable[[str], None]
 def _samples_dir(settings: StreamsenseSettings, progress: Progress) -> Path:
     out = settings.home / "samples"
     if not (out / "sample.mp4").exists() or not (out / "sample.log").exists():
-        from services.samples.make import make_samples
+        from streamsense.services.samples.make import make_samples
 
         progress(f"making the sample video and log in {out}")
         make_samples(out)

@@ -18,10 +18,10 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from services.exceptions import ServiceError
-from services.kafka.producer import Producer
-from services.local.kafka import ensure_jars, kafka_version
-from services.settings import StreamsenseSettings
+from streamsense.services.exceptions import ServiceError
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.local.kafka import ensure_jars, kafka_version
+from streamsense.services.settings import StreamsenseSettings
 
 PERF_CLASS = "org.apache.kafka.tools.ProducerPerformance"
 

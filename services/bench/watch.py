@@ -14,9 +14,9 @@ import redis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from services.demo.processes import Supervisor
-from services.settings import StreamsenseSettings
-from services.sink.keys import RedisKeys
+from streamsense.services.demo.processes import Supervisor
+from streamsense.services.settings import StreamsenseSettings
+from streamsense.services.sink.keys import RedisKeys
 
 MB = 1024 * 1024
 #: consumer group -> the (logical) topics it reads

@@ -1,3 +1,3 @@
-from services.cli.app import main
+from streamsense.services.cli.app import main
 
 main()

@@ -27,9 +27,9 @@ def analytics(
     """Run the analytics app until SIGTERM (settings: STREAMSENSE_ANALYTICS_*, see docs)."""
     from pydantic import ValidationError
 
-    from services.analytics.service import build, run
-    from services.analytics.settings import AnalyticsSettings
-    from services.exceptions import ServiceError
+    from streamsense.services.analytics.service import build, run
+    from streamsense.services.analytics.settings import AnalyticsSettings
+    from streamsense.services.exceptions import ServiceError
 
     overrides: dict[str, object] = {}
     if rules is not None:

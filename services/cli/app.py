@@ -6,9 +6,9 @@ import logging
 
 import typer
 
-from models.cli import app as models_app
-from services.cli import analytics as analytics_cmd
-from services.cli import (
+from streamsense.models.cli import app as models_app
+from streamsense.services.cli import analytics as analytics_cmd
+from streamsense.services.cli import (
     bench,
     demo,
     local,
@@ -19,10 +19,10 @@ from services.cli import (
     topics,
     worker,
 )
-from services.cli import feedback as feedback_cmd
-from services.cli import gateway as gateway_cmd
-from services.cli import learner as learner_cmd
-from services.cli import sink as sink_cmd
+from streamsense.services.cli import feedback as feedback_cmd
+from streamsense.services.cli import gateway as gateway_cmd
+from streamsense.services.cli import learner as learner_cmd
+from streamsense.services.cli import sink as sink_cmd
 
 app = typer.Typer(
     name="streamsense",

@@ -8,7 +8,7 @@ import orjson
 import typer
 from rich.console import Console
 
-from services.settings import StreamsenseSettings
+from streamsense.services.settings import StreamsenseSettings
 
 app = typer.Typer(help="Benchmarks; each writes its figures as JSON.")
 console = Console()
@@ -30,7 +30,7 @@ def transport(
     json_path: Path = typer.Option(None, "--json", help="write the result here"),
 ) -> None:
     """Our producer vs Kafka's ProducerPerformance on the same broker and settings."""
-    from services.bench import transport as bench
+    from streamsense.services.bench import transport as bench
 
     settings = StreamsenseSettings(service_name="bench-transport")
     result = bench.run(settings, record_bytes, records, rounds, progress=console.log)
@@ -46,8 +46,8 @@ def pipeline(
     json_path: Path = typer.Option(None, "--json", help="write the result here"),
 ) -> None:
     """Bare worker vs Kafka -> worker -> results, latency at half load, batching speed-up."""
-    from services.bench import pipeline as bench
-    from services.workers.settings import WorkerSettings
+    from streamsense.services.bench import pipeline as bench
+    from streamsense.services.workers.settings import WorkerSettings
 
     if task not in ("detect", "segment", "sentiment"):
         msg = "task must be detect, segment or sentiment"
@@ -69,8 +69,8 @@ def produce_camera(
     json_path: Path = typer.Option(None, "--json", help="write the result here"),
 ) -> None:
     """Camera producer (read+resize+JPEG q80+Kafka) vs the same OpenCV loop without Kafka."""
-    from services.bench import produce_camera as bench
-    from services.producers.settings import CameraProducerSettings
+    from streamsense.services.bench import produce_camera as bench
+    from streamsense.services.producers.settings import CameraProducerSettings
 
     settings = CameraProducerSettings(service_name="bench-produce-camera")
     result = bench.run(settings, frames, rounds, progress=console.log)
@@ -85,7 +85,7 @@ def fanout(
     json_path: Path = typer.Option(None, "--json", help="write the result here"),
 ) -> None:
     """Kafka ack -> sink -> Redis pub/sub -> gateway -> WebSocket latency, p50/p99."""
-    from services.bench import fanout as bench
+    from streamsense.services.bench import fanout as bench
 
     settings = StreamsenseSettings(service_name="bench-fanout")
     result = bench.run(settings, clients, messages, rate, progress=console.log)
@@ -102,7 +102,7 @@ def learning(
 ) -> None:
     """Online learning on a drifted stream: static vs online accuracy, label-to-live time,
     swap gap of the worker's hot swap."""
-    from services.bench import learning as bench
+    from streamsense.services.bench import learning as bench
 
     settings = StreamsenseSettings(service_name="bench-learning")
     result = bench.run(
@@ -125,7 +125,7 @@ def analytics(
     json_path: Path = typer.Option(None, "--json", help="write the result here"),
 ) -> None:
     """Events/s through the Faust analytics app, and its recovery time after kill -9."""
-    from services.bench import analytics as bench
+    from streamsense.services.bench import analytics as bench
 
     settings = StreamsenseSettings(service_name="bench-analytics")
     result = bench.run(
@@ -144,7 +144,7 @@ def soak(
     png_path: Path = typer.Option(None, "--png", help="plot RSS, lag and results/s here"),
 ) -> None:
     """Camera + text through every service for MINUTES: RSS growth, lag, p99 latency."""
-    from services.bench import soak as bench
+    from streamsense.services.bench import soak as bench
 
     settings = StreamsenseSettings(service_name="bench-soak")
     result = bench.run(

@@ -13,13 +13,13 @@ from confluent_kafka.admin import AdminClient
 from rich.console import Console
 from rich.table import Table
 
-from schemas.registry import decode, encode
-from schemas.text import TextEvent
-from services.kafka.consumer import BatchLoop, LoopConfig
-from services.kafka.handler import BatchHandler, Outcome, OutRecord
-from services.kafka.producer import Producer
-from services.kafka.topics import TopicSpec, ensure_topics
-from services.settings import StreamsenseSettings
+from streamsense.schemas.registry import decode, encode
+from streamsense.schemas.text import TextEvent
+from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.handler import BatchHandler, Outcome, OutRecord
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.kafka.topics import TopicSpec, ensure_topics
+from streamsense.services.settings import StreamsenseSettings
 
 app = typer.Typer(help="Demonstrations on the local stack.")
 console = Console()
@@ -97,7 +97,7 @@ def run(
 ) -> None:
     """Every service on the sample data (camera + text producers, three workers, Redis sink,
     gateway) with live results in the terminal."""
-    from services.demo.run import run_demo
+    from streamsense.services.demo.run import run_demo
 
     settings = StreamsenseSettings(service_name="demo")
     code = run_demo(settings, samples or settings.home / "samples", seconds, console)

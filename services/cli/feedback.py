@@ -15,10 +15,10 @@ def feedback(
     """Send labeled feedback for the online learner (waits for Kafka's acknowledgement)."""
     from pydantic import ValidationError
 
-    from services.kafka.producer import Producer
-    from services.learner.exceptions import LearnerError
-    from services.learner.feedback import send_feedback
-    from services.settings import StreamsenseSettings
+    from streamsense.services.kafka.producer import Producer
+    from streamsense.services.learner.exceptions import LearnerError
+    from streamsense.services.learner.feedback import send_feedback
+    from streamsense.services.settings import StreamsenseSettings
 
     settings = StreamsenseSettings(service_name="feedback-cli")
     producer = Producer(settings)

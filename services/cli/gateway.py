@@ -17,9 +17,9 @@ def gateway(
     port: int = typer.Option(None, help="port (default STREAMSENSE_GATEWAY_PORT or 8000)"),
 ) -> None:
     """Serve until SIGTERM/SIGINT. Token: STREAMSENSE_GATEWAY_TOKEN."""
-    from services.exceptions import ConfigError
-    from services.gateway.server import serve
-    from services.gateway.settings import GatewaySettings
+    from streamsense.services.exceptions import ConfigError
+    from streamsense.services.gateway.server import serve
+    from streamsense.services.gateway.settings import GatewaySettings
 
     overrides: dict[str, object] = {}
     if host is not None:

@@ -17,8 +17,8 @@ def sentiment(
 ) -> None:
     """Score each label with champion and challenger, train the challenger, promote it when it
     is better on the same recent labels; SIGTERM drains and commits."""
-    from services.learner.app import run_learner
-    from services.learner.settings import LearnerSettings
+    from streamsense.services.learner.app import run_learner
+    from streamsense.services.learner.settings import LearnerSettings
 
     overrides: dict[str, object] = {
         "learner_task": "sentiment",

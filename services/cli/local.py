@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from services.exceptions import ServiceError
-from services.local.stack import LocalStack
-from services.settings import StreamsenseSettings
+from streamsense.services.exceptions import ServiceError
+from streamsense.services.local.stack import LocalStack
+from streamsense.services.settings import StreamsenseSettings
 
 app = typer.Typer(help="Run a real Kafka (KRaft) and Redis on loopback, without Docker.")
 console = Console()

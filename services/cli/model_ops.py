@@ -1,6 +1,6 @@
 """``streamsense models promote|rollback|history``: rollout commands on the models CLI.
 
-They are registered on :data:`models.cli.app` when this module is imported.
+They are registered on :data:`streamsense.models.cli.app` when this module is imported.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from models.cli import StoreOption
-from models.cli import app as models_app
-from models.exceptions import ModelError
-from models.store import ModelStore
+from streamsense.models.cli import StoreOption
+from streamsense.models.cli import app as models_app
+from streamsense.models.exceptions import ModelError
+from streamsense.models.store import ModelStore
 
 if TYPE_CHECKING:
-    from services.settings import StreamsenseSettings
+    from streamsense.services.settings import StreamsenseSettings
 
 _LABELS = Annotated[
     int, typer.Option(help="recent labels read from labels.text to compare on (0: skip)")
@@ -27,7 +27,7 @@ _LABELS = Annotated[
 
 
 def _settings_and_store(store: Path | None) -> tuple[StreamsenseSettings, ModelStore]:
-    from services.settings import StreamsenseSettings
+    from streamsense.services.settings import StreamsenseSettings
 
     settings = StreamsenseSettings(service_name="models-cli")
     return settings, ModelStore(store or settings.model_store_dir)
@@ -51,10 +51,10 @@ def promote(
     """Verify, load and compare VERSION with the champion on recent labels, then make it
     champion and announce it; a corrupt, mismatched or worse version is announced as
     rejected with the reason (exit 1) and the champion keeps serving."""
-    from services.kafka.producer import Producer
-    from services.learner.exceptions import LearnerError, RolloutRejectedError
-    from services.learner.rollout import check_candidate, promotion, rejection
-    from services.learner.updates import read_recent_labels, send_announcement
+    from streamsense.services.kafka.producer import Producer
+    from streamsense.services.learner.exceptions import LearnerError, RolloutRejectedError
+    from streamsense.services.learner.rollout import check_candidate, promotion, rejection
+    from streamsense.services.learner.updates import read_recent_labels, send_announcement
 
     settings, model_store = _settings_and_store(store)
     console = Console()
@@ -85,10 +85,10 @@ def rollback(
     store: StoreOption = None,
 ) -> None:
     """Make the previous champion the champion again and announce it."""
-    from services.kafka.producer import Producer
-    from services.learner.exceptions import LearnerError
-    from services.learner.rollout import rollback as do_rollback
-    from services.learner.updates import read_updates, send_announcement
+    from streamsense.services.kafka.producer import Producer
+    from streamsense.services.learner.exceptions import LearnerError
+    from streamsense.services.learner.rollout import rollback as do_rollback
+    from streamsense.services.learner.updates import read_updates, send_announcement
 
     settings, model_store = _settings_and_store(store)
     try:
@@ -109,8 +109,8 @@ def history(
     store: StoreOption = None,
 ) -> None:
     """Announcements of NAME on models.updates, and its versions in the store."""
-    from services.learner.exceptions import LearnerError
-    from services.learner.updates import read_updates
+    from streamsense.services.learner.exceptions import LearnerError
+    from streamsense.services.learner.updates import read_updates
 
     settings, model_store = _settings_and_store(store)
     console = Console()

@@ -18,12 +18,16 @@ from confluent_kafka import KafkaException
 from pydantic import ValidationError
 from rich.console import Console
 
-from services.exceptions import ServiceError
-from services.kafka.exceptions import KafkaIOError
-from services.kafka.producer import Producer
-from services.producers.exceptions import SourceError, SourceLostError, TopicMissingError
-from services.producers.settings import CameraProducerSettings, TextProducerSettings
-from services.settings import StreamsenseSettings
+from streamsense.services.exceptions import ServiceError
+from streamsense.services.kafka.exceptions import KafkaIOError
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.producers.exceptions import (
+    SourceError,
+    SourceLostError,
+    TopicMissingError,
+)
+from streamsense.services.producers.settings import CameraProducerSettings, TextProducerSettings
+from streamsense.services.settings import StreamsenseSettings
 
 app = typer.Typer(help="Producers: camera frames and text lines into Kafka.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -72,12 +76,12 @@ def camera(
     topic: str = typer.Option(None, help="logical topic (default frames; prefix is added)"),
 ) -> None:
     """Read frames with OpenCV, JPEG-encode them and produce to `frames` (newest frame wins)."""
-    from services.observability.health import HealthServer
-    from services.producers.camera import CameraProducer, frame_producer
-    from services.producers.live import LiveProgress
-    from services.producers.shutdown import stop_on_signals
-    from services.producers.sources import open_source
-    from services.runner import start_health
+    from streamsense.services.observability.health import HealthServer
+    from streamsense.services.producers.camera import CameraProducer, frame_producer
+    from streamsense.services.producers.live import LiveProgress
+    from streamsense.services.producers.shutdown import stop_on_signals
+    from streamsense.services.producers.sources import open_source
+    from streamsense.services.runner import start_health
 
     settings = _settings(CameraProducerSettings, camera_fps=fps, camera_width=width,
                          camera_jpeg_quality=jpeg_quality, camera_loop=loop,
@@ -133,13 +137,13 @@ def text(
     topic: str = typer.Option(None, help="logical topic (default text; prefix is added)"),
 ) -> None:
     """Follow log files (several, rotated, truncated) or stdin; one TextEvent per line."""
-    from services.kafka.dlq import dlq_topic
-    from services.observability.health import HealthServer
-    from services.producers.live import LiveProgress
-    from services.producers.shutdown import stop_on_signals
-    from services.producers.tail import matching_files
-    from services.producers.text import TextProducer
-    from services.runner import start_health
+    from streamsense.services.kafka.dlq import dlq_topic
+    from streamsense.services.observability.health import HealthServer
+    from streamsense.services.producers.live import LiveProgress
+    from streamsense.services.producers.shutdown import stop_on_signals
+    from streamsense.services.producers.tail import matching_files
+    from streamsense.services.producers.text import TextProducer
+    from streamsense.services.runner import start_health
 
     if (path is None) == (not stdin):
         raise _fail(2, "give exactly one of --path GLOB and --stdin")

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.exceptions import ServiceError
+from streamsense.services.exceptions import ServiceError
 
 app = typer.Typer(help="Sample data for demos and tests (offline, deterministic).")
 console = Console()
@@ -23,7 +23,7 @@ def make(
     seed: int = typer.Option(7, help="same seed, same log"),
 ) -> None:
     """Compose a 1280x720 video from scikit-image's photos and a log with sentiment."""
-    from services.samples.make import make_samples
+    from streamsense.services.samples.make import make_samples
 
     try:
         with console.status("composing the sample video..."):

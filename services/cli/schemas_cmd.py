@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from schemas.export import export as export_schemas
+from streamsense.schemas.export import export as export_schemas
 
 app = typer.Typer(help="Message contracts.")
 console = Console()

@@ -15,8 +15,8 @@ def redis(
     ),
 ) -> None:
     """Consume results.* (and frames) and write the Redis serving layer; SIGTERM drains."""
-    from services.sink.service import RedisSink
-    from services.sink.settings import SinkSettings
+    from streamsense.services.sink.service import RedisSink
+    from streamsense.services.sink.settings import SinkSettings
 
     overrides: dict[str, object] = {}
     if prefix is not None:

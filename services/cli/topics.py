@@ -6,9 +6,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.exceptions import ServiceError
-from services.kafka.topics import TOPICS, ensure_topics, expand
-from services.settings import StreamsenseSettings
+from streamsense.services.exceptions import ServiceError
+from streamsense.services.kafka.topics import TOPICS, ensure_topics, expand
+from streamsense.services.settings import StreamsenseSettings
 
 app = typer.Typer(help="Provision the platform's Kafka topics from one declarative spec.")
 console = Console()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from services.runner import run_loop_service
-from services.workers.settings import WorkerTask
+from streamsense.services.runner import run_loop_service
+from streamsense.services.workers.settings import WorkerTask
 
 app = typer.Typer(help="Inference workers: consume inputs, run a model, produce results.")
 
@@ -17,8 +17,8 @@ def _run(
     max_wait_ms: int | None,
     max_frame_age_ms: int | None,
 ) -> None:
-    from services.workers.app import build_worker
-    from services.workers.settings import WorkerSettings
+    from streamsense.services.workers.app import build_worker
+    from streamsense.services.workers.settings import WorkerSettings
 
     overrides: dict[str, object] = {"task": task, "service_name": f"worker-{task}"}
     for key, value in (

@@ -13,7 +13,7 @@ import orjson
 from confluent_kafka import Consumer
 from rich.table import Table
 
-from services.settings import StreamsenseSettings
+from streamsense.services.settings import StreamsenseSettings
 
 TASK_TOPICS = {
     "detect": "results.detections",

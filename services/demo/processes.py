@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.local import procs
+from streamsense.services.local import procs
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,9 @@ class Supervisor:
         log_dir.mkdir(parents=True, exist_ok=True)
 
     def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Child:
-        child = Child(name, [sys.executable, "-m", "services.cli", *args], env=env or {})
+        child = Child(
+            name, [sys.executable, "-m", "streamsense.services.cli", *args], env=env or {}
+        )
         child.log_path = self.log_dir / f"{name}.log"
         child.proc = procs.start_cli(args, child.log_path, {**self.env, **child.env}, append=False)
         self.children.append(child)

@@ -9,10 +9,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
-from services.demo.live import ResultsView
-from services.demo.processes import Supervisor
-from services.local.procs import free_port
-from services.settings import StreamsenseSettings
+from streamsense.services.demo.live import ResultsView
+from streamsense.services.demo.processes import Supervisor
+from streamsense.services.local.procs import free_port
+from streamsense.services.settings import StreamsenseSettings
 
 
 def feed_lines(source: Path, target: Path, per_s: float, stop: threading.Event) -> None:

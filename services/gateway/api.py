@@ -14,10 +14,10 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel
 
-from services.gateway import stats as stats_mod
-from services.gateway.responses import LatestResult, Models, ResultPage, Sources, Stats
-from services.gateway.store import list_models
-from services.sink.keys import JSON_FIELD, TASKS, RedisKeys, Task
+from streamsense.services.gateway import stats as stats_mod
+from streamsense.services.gateway.responses import LatestResult, Models, ResultPage, Sources, Stats
+from streamsense.services.gateway.store import list_models
+from streamsense.services.sink.keys import JSON_FIELD, TASKS, RedisKeys, Task
 
 MAX_LIMIT = 1000
 MAX_IN_SERVICE_SOURCES = 200

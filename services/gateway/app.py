@@ -15,13 +15,13 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from services.gateway import api, live
-from services.gateway.auth import require_token
-from services.gateway.live import LiveHub
-from services.gateway.responses import Health
-from services.gateway.settings import GatewaySettings
-from services.sink.client import TRANSIENT, async_client
-from services.sink.keys import RedisKeys
+from streamsense.services.gateway import api, live
+from streamsense.services.gateway.auth import require_token
+from streamsense.services.gateway.live import LiveHub
+from streamsense.services.gateway.responses import Health
+from streamsense.services.gateway.settings import GatewaySettings
+from streamsense.services.sink.client import TRANSIENT, async_client
+from streamsense.services.sink.keys import RedisKeys
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from prometheus_client import Counter, Gauge
 
-from services.gateway.auth import websocket_allowed
-from services.sink.client import TRANSIENT
-from services.sink.keys import RedisKeys, Task
+from streamsense.services.gateway.auth import websocket_allowed
+from streamsense.services.sink.client import TRANSIENT
+from streamsense.services.sink.keys import RedisKeys, Task
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from schemas.results import DetectionResult, SegmentResult, SentimentResult
-from services.sink.keys import Task
+from streamsense.schemas.results import DetectionResult, SegmentResult, SentimentResult
+from streamsense.services.sink.keys import Task
 
 AnyResult = DetectionResult | SegmentResult | SentimentResult
 

@@ -12,11 +12,11 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from services.exceptions import ServiceError
-from services.gateway.app import create_app
-from services.gateway.settings import GatewaySettings
-from services.runner import start_health
-from services.sink.client import TRANSIENT, sync_client
+from streamsense.services.exceptions import ServiceError
+from streamsense.services.gateway.app import create_app
+from streamsense.services.gateway.settings import GatewaySettings
+from streamsense.services.runner import start_health
+from streamsense.services.sink.client import TRANSIENT, sync_client
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import ipaddress
 
 from pydantic import Field, SecretStr, model_validator
 
-from services.exceptions import ConfigError
-from services.settings import StreamsenseSettings
+from streamsense.services.exceptions import ConfigError
+from streamsense.services.settings import StreamsenseSettings
 
 MIN_TOKEN_CHARS = 12
 

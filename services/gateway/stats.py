@@ -12,8 +12,8 @@ import numpy as np
 import orjson
 import redis.asyncio as aioredis
 
-from services.gateway.responses import Percentiles, Stats, TaskStats
-from services.sink.keys import JSON_FIELD, TASKS, RedisKeys
+from streamsense.services.gateway.responses import Percentiles, Stats, TaskStats
+from streamsense.services.sink.keys import JSON_FIELD, TASKS, RedisKeys
 
 MAX_SOURCES = 50
 SAMPLE_PER_SOURCE = 100

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from services.gateway.responses import ModelVersionInfo, StoredModel
+from streamsense.services.gateway.responses import ModelVersionInfo, StoredModel
 
 log = logging.getLogger(__name__)
 
@@ -14,7 +14,7 @@ def list_models(root: Path) -> list[StoredModel]:
     """Every model in the store with its versions' cards and its champion (blocking I/O)."""
     if not root.is_dir():
         return []
-    from models.store import ModelStore
+    from streamsense.models.store import ModelStore
 
     store = ModelStore(root)
     out: list[StoredModel] = []

@@ -25,13 +25,13 @@ from typing import Any, Generic
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from services.kafka.dlq import DeadLetterRouter, where
-from services.kafka.exceptions import DeliveryFailedError, FatalHandlerError
-from services.kafka.handler import BatchHandler, Outcome, P
-from services.kafka.offsets import OffsetTracker, TopicPartitionKey
-from services.kafka.producer import Producer
-from services.observability import metrics
-from services.settings import StreamsenseSettings
+from streamsense.services.kafka.dlq import DeadLetterRouter, where
+from streamsense.services.kafka.exceptions import DeliveryFailedError, FatalHandlerError
+from streamsense.services.kafka.handler import BatchHandler, Outcome, P
+from streamsense.services.kafka.offsets import OffsetTracker, TopicPartitionKey
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.observability import metrics
+from streamsense.services.settings import StreamsenseSettings
 
 log = logging.getLogger(__name__)
 

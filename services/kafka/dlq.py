@@ -6,9 +6,9 @@ import logging
 
 from confluent_kafka import Message
 
-from schemas.dlq import DeadLetterInfo
-from services.kafka.producer import DeliveryCallback, Producer
-from services.observability import metrics
+from streamsense.schemas.dlq import DeadLetterInfo
+from streamsense.services.kafka.producer import DeliveryCallback, Producer
+from streamsense.services.observability import metrics
 
 log = logging.getLogger(__name__)
 

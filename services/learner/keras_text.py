@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from models.card import ModelCard
-from models.exceptions import SignatureError
-from models.runtime import configure_devices
-from models.sentiment import clean_text
-from services.learner.base import TrainingAdapter
+from streamsense.models.card import ModelCard
+from streamsense.models.exceptions import SignatureError
+from streamsense.models.runtime import configure_devices
+from streamsense.models.sentiment import clean_text
+from streamsense.services.learner.base import TrainingAdapter
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ drift-triggered promotion checks.
 ``observe`` scores a batch of labeled inputs with the champion and the challenger, feeds
 the champion's errors to ADWIN, then trains the challenger a bounded number of small steps,
 each mixing the new labels with a sample from the replay buffer. ``check`` says whether the
-challenger should now replace the champion (see :mod:`services.learner.policy`).
+challenger should now replace the champion (see :mod:`streamsense.services.learner.policy`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from services.learner.base import TrainingAdapter
-from services.learner.policy import Decision, PromotionPolicy, decide
-from services.learner.prequential import DriftMonitor, PairedWindow, WindowStats
-from services.learner.replay import ReplayBuffer
+from streamsense.services.learner.base import TrainingAdapter
+from streamsense.services.learner.policy import Decision, PromotionPolicy, decide
+from streamsense.services.learner.prequential import DriftMonitor, PairedWindow, WindowStats
+from streamsense.services.learner.replay import ReplayBuffer
 
 log = logging.getLogger(__name__)
 

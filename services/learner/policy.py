@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.learner.prequential import WindowStats
+from streamsense.services.learner.prequential import WindowStats
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """Writing a trained version into the model store and describing it on ``models.updates``.
 
-A version is written atomically (:meth:`models.store.ModelStore.put` checks the card's sha256
-against the artifact and renames the assembled directory into place), then the champion
-pointer is switched, then the version is announced; workers hot-swap it from the
-announcement and any service that starts later reads the champion pointer.
+A version is written atomically (:meth:`streamsense.models.store.ModelStore.put` checks the card's
+sha256 against the artifact and renames the assembled directory into place), then the champion
+pointer is switched, then the version is announced; workers hot-swap it from the announcement and
+any service that starts later reads the champion pointer.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from models.card import ModelCard
-from models.exceptions import ModelError
-from models.store import ModelStore, artifact_sha256
-from schemas.model_updates import ModelVersion, Stage
-from services.learner.base import TrainingAdapter
+from streamsense.models.card import ModelCard
+from streamsense.models.exceptions import ModelError
+from streamsense.models.store import ModelStore, artifact_sha256
+from streamsense.schemas.model_updates import ModelVersion, Stage
+from streamsense.services.learner.base import TrainingAdapter
 
 
 def next_version(store: ModelStore, name: str) -> str:

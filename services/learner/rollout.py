@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from models.base import ModelAdapter
-from models.card import ModelCard
-from models.exceptions import ModelError, ModelIntegrityError, ModelNotFoundError
-from models.store import ModelStore
-from schemas.model_updates import ModelVersion
-from schemas.text import LabeledText
-from services.learner.exceptions import LearnerError, RolloutRejectedError
-from services.learner.publish import announcement
+from streamsense.models.base import ModelAdapter
+from streamsense.models.card import ModelCard
+from streamsense.models.exceptions import ModelError, ModelIntegrityError, ModelNotFoundError
+from streamsense.models.store import ModelStore
+from streamsense.schemas.model_updates import ModelVersion
+from streamsense.schemas.text import LabeledText
+from streamsense.services.learner.exceptions import LearnerError, RolloutRejectedError
+from streamsense.services.learner.publish import announcement
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from services.learner.online import CheckConfig, TrainingConfig
-from services.learner.policy import PromotionPolicy
-from services.settings import StreamsenseSettings
-from services.workers.settings import DEFAULT_MODELS, WorkerTask
+from streamsense.services.learner.online import CheckConfig, TrainingConfig
+from streamsense.services.learner.policy import PromotionPolicy
+from streamsense.services.settings import StreamsenseSettings
+from streamsense.services.workers.settings import DEFAULT_MODELS, WorkerTask
 
 
 class LearnerSettings(StreamsenseSettings):

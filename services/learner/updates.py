@@ -16,12 +16,12 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from schemas.model_updates import ModelVersion
-from schemas.registry import decode, encode
-from schemas.text import LabeledText
-from services.kafka.producer import Producer
-from services.learner.exceptions import LearnerError
-from services.settings import StreamsenseSettings
+from streamsense.schemas.model_updates import ModelVersion
+from streamsense.schemas.registry import decode, encode
+from streamsense.schemas.text import LabeledText
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.learner.exceptions import LearnerError
+from streamsense.services.settings import StreamsenseSettings
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.exceptions import ServiceError
-from services.local import procs
+from streamsense.services.exceptions import ServiceError
+from streamsense.services.local import procs
 
 log = logging.getLogger(__name__)
 

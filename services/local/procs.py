@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from services.exceptions import ServiceError
+from streamsense.services.exceptions import ServiceError
 
 #: Processes started by this Python process, kept so they are reaped (and not reported by
 #: ``Popen.__del__`` as still running) when we stop them.
@@ -68,13 +68,13 @@ def start_cli(
     cwd: Path | None = None,
     append: bool = True,
 ) -> subprocess.Popen[bytes]:
-    """``python -m services.cli ARGS`` as a child: this process' environment plus ``env``,
-    output to ``log_path`` (appended, or the file restarted). The caller owns (and stops)
+    """``python -m streamsense.services.cli ARGS`` as a child: this process' environment plus
+    ``env``, output to ``log_path`` (appended, or the file restarted). The caller owns (and stops)
     the process."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab" if append else "wb") as log:
         return subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "services.cli", *args],
+            [sys.executable, "-m", "streamsense.services.cli", *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

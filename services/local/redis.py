@@ -6,8 +6,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.exceptions import ServiceError
-from services.local import procs
+from streamsense.services.exceptions import ServiceError
+from streamsense.services.local import procs
 
 
 @dataclass(frozen=True)

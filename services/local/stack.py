@@ -11,10 +11,10 @@ import orjson
 import redis
 from confluent_kafka.admin import AdminClient
 
-from services.exceptions import ServiceError
-from services.local import procs
-from services.local.kafka import KafkaNode, ensure_jars, kafka_version
-from services.local.redis import RedisNode
+from streamsense.services.exceptions import ServiceError
+from streamsense.services.local import procs
+from streamsense.services.local.kafka import KafkaNode, ensure_jars, kafka_version
+from streamsense.services.local.redis import RedisNode
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,10 @@ Image = npt.NDArray[Any]
 class FrameSource(ABC):
     """A source of BGR frames.
 
-    ``open`` raises :class:`~services.producers.exceptions.SourceError` when the source cannot be
-    read at all; ``read`` returns ``None`` at the end of a finite source or when a live source is
-    lost (the producer then reconnects a ``live`` source with backoff, or stops/loops a finite one).
+    ``open`` raises :class:`~streamsense.services.producers.exceptions.SourceError` when the source
+    cannot be read at all; ``read`` returns ``None`` at the end of a finite source or when a live
+    source is lost (the producer then reconnects a ``live`` source with backoff, or stops/loops a
+    finite one).
     """
 
     #: "file", "stream", "device" or "folder"

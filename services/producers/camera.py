@@ -1,6 +1,6 @@
 """The camera producer: read -> pace -> resize -> JPEG -> ``frames``, newest frame wins.
 
-Frames go through a drop-oldest :class:`~services.kafka.producer.Producer`: at most
+Frames go through a drop-oldest :class:`~streamsense.services.kafka.producer.Producer`: at most
 ``camera_max_in_flight`` frames are in librdkafka and ``camera_pending_limit`` wait locally; when
 Kafka falls behind the oldest waiting frame is dropped (counted in
 ``streamsense_producer_dropped``), so consumers always see recent frames. A live source that is
@@ -24,13 +24,13 @@ from tenacity import (
     wait_exponential,
 )
 
-from schemas.frames import FrameHeaders
-from services.kafka.producer import BackpressurePolicy, Producer
-from services.producers.base import FrameSource, Image
-from services.producers.encode import FrameEncoder
-from services.producers.exceptions import SourceError, SourceLostError
-from services.producers.pacing import Pacer
-from services.producers.settings import CameraProducerSettings
+from streamsense.schemas.frames import FrameHeaders
+from streamsense.services.kafka.producer import BackpressurePolicy, Producer
+from streamsense.services.producers.base import FrameSource, Image
+from streamsense.services.producers.encode import FrameEncoder
+from streamsense.services.producers.exceptions import SourceError, SourceLostError
+from streamsense.services.producers.pacing import Pacer
+from streamsense.services.producers.settings import CameraProducerSettings
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from services.producers.exceptions import ProducerError
+from streamsense.services.producers.exceptions import ProducerError
 
 log = logging.getLogger(__name__)
 

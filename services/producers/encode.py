@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import cv2
 
-from services.producers.base import Image
+from streamsense.services.producers.base import Image
 
 
 class FrameEncoder:

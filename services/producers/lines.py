@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from services.producers.exceptions import MissingFieldError, NotJsonError
+from streamsense.services.producers.exceptions import MissingFieldError, NotJsonError
 
 TRUNCATED = "truncated"
 INVALID_UTF8 = "invalid-utf8-replaced"

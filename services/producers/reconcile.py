@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from services.producers.checkpoint import Checkpoint, FileCheckpoint
-from services.settings import StreamsenseSettings
+from streamsense.services.producers.checkpoint import Checkpoint, FileCheckpoint
+from streamsense.services.settings import StreamsenseSettings
 
 log = logging.getLogger(__name__)
 

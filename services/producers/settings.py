@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from services.settings import StreamsenseSettings
+from streamsense.services.settings import StreamsenseSettings
 
 #: TextEvent.text holds at most 65,536 characters; a longer line is truncated to this many bytes.
 MAX_TEXT_BYTES = 65_536

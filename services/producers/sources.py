@@ -10,8 +10,8 @@ from typing import ClassVar
 
 import cv2
 
-from services.producers.base import FrameSource, Image
-from services.producers.exceptions import SourceError
+from streamsense.services.producers.base import FrameSource, Image
+from streamsense.services.producers.exceptions import SourceError
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from typing import BinaryIO
 
 import watchfiles
 
-from services.producers.checkpoint import FINGERPRINT_BYTES, fingerprint
-from services.producers.lines import LineSplitter, RawLine
+from streamsense.services.producers.checkpoint import FINGERPRINT_BYTES, fingerprint
+from streamsense.services.producers.lines import LineSplitter, RawLine
 
 log = logging.getLogger(__name__)
 

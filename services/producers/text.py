@@ -6,11 +6,13 @@
 - Over-long lines keep their first ``text_max_line_bytes`` bytes and get the flag ``truncated``;
   invalid UTF-8 is replaced (U+FFFD) and flagged ``invalid-utf8-replaced``.
 - With ``json_field`` a line that is not a JSON object with that string field goes to
-  ``<topic>.dlq``: value = the line's bytes, headers = :class:`~schemas.dlq.DeadLetterInfo`
-  with ``original_partition = -1`` (it never reached a partition) and ``original_offset`` = the
-  line's byte position in its file, plus ``ss-src-path``.
+  ``<topic>.dlq``: value = the line's bytes, headers =
+  :class:`~streamsense.schemas.dlq.DeadLetterInfo` with ``original_partition = -1`` (it never
+  reached a partition) and ``original_offset`` = the line's byte position in its file, plus
+  ``ss-src-path``.
 - File positions are checkpointed only over acknowledged lines, and reconciled with the topic at
-  start (see :mod:`services.producers.reconcile`), so a restart neither loses nor repeats lines.
+  start (see :mod:`streamsense.services.producers.reconcile`), so a restart neither loses nor
+  repeats lines.
 """
 
 from __future__ import annotations
@@ -26,25 +28,31 @@ from typing import Any, BinaryIO
 
 from confluent_kafka import KafkaError, Message
 
-from schemas.dlq import DeadLetterInfo
-from schemas.registry import encode
-from schemas.text import TextEvent
-from services.kafka.dlq import dlq_topic
-from services.kafka.exceptions import DeliveryFailedError
-from services.kafka.producer import BackpressurePolicy, DeliveryCallback, Producer
-from services.observability import metrics
-from services.producers import reconcile
-from services.producers.checkpoint import (
+from streamsense.schemas.dlq import DeadLetterInfo
+from streamsense.schemas.registry import encode
+from streamsense.schemas.text import TextEvent
+from streamsense.services.kafka.dlq import dlq_topic
+from streamsense.services.kafka.exceptions import DeliveryFailedError
+from streamsense.services.kafka.producer import BackpressurePolicy, DeliveryCallback, Producer
+from streamsense.services.observability import metrics
+from streamsense.services.producers import reconcile
+from streamsense.services.producers.checkpoint import (
     AckTracker,
     Checkpoint,
     CheckpointStore,
     FileCheckpoint,
     fingerprint,
 )
-from services.producers.exceptions import LineError, SourceError
-from services.producers.lines import INVALID_UTF8, TRUNCATED, LineSplitter, RawLine, line_text
-from services.producers.settings import TextProducerSettings
-from services.producers.tail import CHUNK, ChangeWatcher, Resume, TailedFile, Tailer
+from streamsense.services.producers.exceptions import LineError, SourceError
+from streamsense.services.producers.lines import (
+    INVALID_UTF8,
+    TRUNCATED,
+    LineSplitter,
+    RawLine,
+    line_text,
+)
+from streamsense.services.producers.settings import TextProducerSettings
+from streamsense.services.producers.tail import CHUNK, ChangeWatcher, Resume, TailedFile, Tailer
 
 log = logging.getLogger(__name__)
 

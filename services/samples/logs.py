@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 
-from schemas.text import LabeledText, SentimentLabel
+from streamsense.schemas.text import LabeledText, SentimentLabel
 
 START = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
 

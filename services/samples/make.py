@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from services.samples.logs import make_labels, make_log
-from services.samples.video import make_video
+from streamsense.services.samples.logs import make_labels, make_log
+from streamsense.services.samples.video import make_video
 
 
 def make_samples(

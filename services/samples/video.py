@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from services.exceptions import ServiceError
+from streamsense.services.exceptions import ServiceError
 
 log = logging.getLogger(__name__)
 

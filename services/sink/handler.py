@@ -23,19 +23,19 @@ import redis
 from confluent_kafka import Message
 from redis.exceptions import ResponseError
 
-from schemas.base import Message as SchemaMessage
-from schemas.registry import decode
-from schemas.results import DetectionResult, SegmentResult, SentimentResult
-from services.kafka.dlq import where
-from services.kafka.exceptions import FatalHandlerError
-from services.kafka.handler import BatchHandler, Outcome
-from services.observability import metrics as core_metrics
-from services.sink import metrics
-from services.sink.client import TRANSIENT
-from services.sink.exceptions import ThumbnailError
-from services.sink.keys import JSON_FIELD, RedisKeys, Task
-from services.sink.settings import SinkSettings
-from services.sink.thumbnails import Thumbnail, frame_headers, make_thumbnail
+from streamsense.schemas.base import Message as SchemaMessage
+from streamsense.schemas.registry import decode
+from streamsense.schemas.results import DetectionResult, SegmentResult, SentimentResult
+from streamsense.services.kafka.dlq import where
+from streamsense.services.kafka.exceptions import FatalHandlerError
+from streamsense.services.kafka.handler import BatchHandler, Outcome
+from streamsense.services.observability import metrics as core_metrics
+from streamsense.services.sink import metrics
+from streamsense.services.sink.client import TRANSIENT
+from streamsense.services.sink.exceptions import ThumbnailError
+from streamsense.services.sink.keys import JSON_FIELD, RedisKeys, Task
+from streamsense.services.sink.settings import SinkSettings
+from streamsense.services.sink.thumbnails import Thumbnail, frame_headers, make_thumbnail
 
 log = logging.getLogger(__name__)
 

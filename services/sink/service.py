@@ -8,14 +8,14 @@ from typing import Any
 
 import redis
 
-from services.kafka.consumer import BatchLoop, LoopConfig
-from services.kafka.exceptions import FatalHandlerError
-from services.kafka.producer import Producer
-from services.runner import start_health
-from services.sink.client import sync_client
-from services.sink.handler import Prepared, RedisSinkHandler
-from services.sink.keys import FRAMES_TOPIC, TASK_TOPICS, TASKS, Task
-from services.sink.settings import SinkSettings
+from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.exceptions import FatalHandlerError
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.runner import start_health
+from streamsense.services.sink.client import sync_client
+from streamsense.services.sink.handler import Prepared, RedisSinkHandler
+from streamsense.services.sink.keys import FRAMES_TOPIC, TASK_TOPICS, TASKS, Task
+from streamsense.services.sink.settings import SinkSettings
 
 log = logging.getLogger(__name__)
 

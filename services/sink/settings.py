@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from services.settings import StreamsenseSettings
+from streamsense.services.settings import StreamsenseSettings
 
 
 class SinkSettings(StreamsenseSettings):

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from schemas.exceptions import SchemaError
-from schemas.frames import FrameHeaders, HeaderList
-from services.sink.exceptions import ThumbnailError
+from streamsense.schemas.exceptions import SchemaError
+from streamsense.schemas.frames import FrameHeaders, HeaderList
+from streamsense.services.sink.exceptions import ThumbnailError
 
 #: cv2 flags that decode at 1/2, 1/4 and 1/8 of the size (much cheaper than decode + resize).
 _REDUCED = (

@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from models.base import ModelAdapter
-from models.runtime import configure_devices
-from models.store import ModelStore
-from services.kafka.consumer import BatchLoop, LoopConfig
-from services.kafka.producer import Producer
-from services.workers.codecs import FrameCodec, Item, TextCodec
-from services.workers.handler import InferenceHandler
-from services.workers.settings import WorkerSettings
-from services.workers.slot import ModelSlot
-from services.workers.updates import UpdateFollower
+from streamsense.models.base import ModelAdapter
+from streamsense.models.runtime import configure_devices
+from streamsense.models.store import ModelStore
+from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.workers.codecs import FrameCodec, Item, TextCodec
+from streamsense.services.workers.handler import InferenceHandler
+from streamsense.services.workers.settings import WorkerSettings
+from streamsense.services.workers.slot import ModelSlot
+from streamsense.services.workers.updates import UpdateFollower
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Results are built as plain dicts and encoded with orjson: constructing pydantic models per
 result would cost more than the sentiment model itself. ``tests/workers`` decodes every result
-with :mod:`schemas.registry`, so the wire form stays exactly the contract.
+with :mod:`streamsense.schemas.registry`, so the wire form stays exactly the contract.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import Any
 import orjson
 from confluent_kafka import Message
 
-from models.base import SegmentationOutput, SentimentOutput
-from schemas.frames import FrameHeaders
-from schemas.registry import decode
-from schemas.results import Detection, DetectionResult, SegmentResult, SentimentResult
-from schemas.text import TextEvent
-from services.workers.frames import decode_frame
+from streamsense.models.base import SegmentationOutput, SentimentOutput
+from streamsense.schemas.frames import FrameHeaders
+from streamsense.schemas.registry import decode
+from streamsense.schemas.results import Detection, DetectionResult, SegmentResult, SentimentResult
+from streamsense.schemas.text import TextEvent
+from streamsense.services.workers.frames import decode_frame
 
 RESULT_SCHEMAS = {
     "detect": DetectionResult.SCHEMA,

@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 from confluent_kafka import Message
 
-from schemas.exceptions import SchemaError
-from schemas.frames import FrameHeaders
-from services.workers.exceptions import BadFrameError
+from streamsense.schemas.exceptions import SchemaError
+from streamsense.schemas.frames import FrameHeaders
+from streamsense.services.workers.exceptions import BadFrameError
 
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _REDUCED = (

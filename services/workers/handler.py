@@ -9,13 +9,13 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from models.exceptions import BadInputError
-from schemas.frames import FrameHeaders
-from services.kafka.handler import BatchHandler, Outcome, OutRecord
-from services.observability import metrics
-from services.workers.codecs import FrameCodec, Item, TextCodec
-from services.workers.slot import ModelSlot
-from services.workers.updates import UpdateFollower
+from streamsense.models.exceptions import BadInputError
+from streamsense.schemas.frames import FrameHeaders
+from streamsense.services.kafka.handler import BatchHandler, Outcome, OutRecord
+from streamsense.services.observability import metrics
+from streamsense.services.workers.codecs import FrameCodec, Item, TextCodec
+from streamsense.services.workers.slot import ModelSlot
+from streamsense.services.workers.updates import UpdateFollower
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from services.settings import StreamsenseSettings
+from streamsense.services.settings import StreamsenseSettings
 
 WorkerTask = Literal["detect", "segment", "sentiment"]
 

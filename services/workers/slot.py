@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from models.base import ModelAdapter
+from streamsense.models.base import ModelAdapter
 
 log = logging.getLogger(__name__)
 

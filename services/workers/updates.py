@@ -13,11 +13,11 @@ import uuid
 
 from confluent_kafka import Consumer, TopicPartition
 
-from schemas.model_updates import ModelVersion
-from schemas.registry import decode, encode
-from services.kafka.producer import Producer
-from services.settings import StreamsenseSettings
-from services.workers.slot import ModelSlot
+from streamsense.schemas.model_updates import ModelVersion
+from streamsense.schemas.registry import decode, encode
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.settings import StreamsenseSettings
+from streamsense.services.workers.slot import ModelSlot
 
 log = logging.getLogger(__name__)
 

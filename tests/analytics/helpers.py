@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.registry import decode, encode
-from services.analytics import synthetic as syn
-from services.analytics.processor import InRecord
+from streamsense.schemas.registry import decode, encode
+from streamsense.services.analytics import synthetic as syn
+from streamsense.services.analytics.processor import InRecord
 
 S = syn.NS
 B = 1_700_000_000 * S  # a multiple of 10 s and of 60 s: windows start at B

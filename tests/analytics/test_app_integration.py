@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 import redis
 
-from schemas.analytics import Alert, WindowStat
-from schemas.dlq import DeadLetterInfo
-from schemas.registry import decode, encode
-from services.analytics import synthetic as syn
-from services.bench.analytics import AnalyticsProcess, uncommitted
-from services.kafka.producer import Producer
-from services.kafka.topics import TOPICS, ensure_topics
-from services.settings import StreamsenseSettings
+from streamsense.schemas.analytics import Alert, WindowStat
+from streamsense.schemas.dlq import DeadLetterInfo
+from streamsense.schemas.registry import decode, encode
+from streamsense.services.analytics import synthetic as syn
+from streamsense.services.bench.analytics import AnalyticsProcess, uncommitted
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.kafka.topics import TOPICS, ensure_topics
+from streamsense.services.settings import StreamsenseSettings
 from tests.analytics.helpers import B, S
 from tests.conftest import wait_for
 from tests.kafka_helpers import read_all

@@ -8,12 +8,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.registry import encode
-from schemas.results import DetectionResult, SegmentResult, SentimentResult
-from services.analytics import synthetic as syn
-from services.analytics.processor import InRecord, Processor
-from services.analytics.rules import AlertEngine, Rule
-from services.analytics.windows import WindowSpec
+from streamsense.schemas.registry import encode
+from streamsense.schemas.results import DetectionResult, SegmentResult, SentimentResult
+from streamsense.services.analytics import synthetic as syn
+from streamsense.services.analytics.processor import InRecord, Processor
+from streamsense.services.analytics.rules import AlertEngine, Rule
+from streamsense.services.analytics.windows import WindowSpec
 from tests.analytics.helpers import DET, SEG, SEN, B, S, event_time, records
 
 SPECS = [WindowSpec("tumbling", 10 * S, 10 * S), WindowSpec("hopping", 20 * S, 10 * S)]

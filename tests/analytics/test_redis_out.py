@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import asyncio
 
-from schemas.analytics import Alert, WindowStat
-from services.analytics.redis_out import RedisPublisher
-from services.local import procs
+from streamsense.schemas.analytics import Alert, WindowStat
+from streamsense.services.analytics.redis_out import RedisPublisher
+from streamsense.services.local import procs
 
 
 def _stat() -> WindowStat:

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from schemas.results import DetectionResult, SentimentResult
-from services.analytics import synthetic as syn
-from services.analytics.exceptions import RulesError
-from services.analytics.processor import Processor
-from services.analytics.rules import AlertEngine, Rule, load_rules
-from services.analytics.windows import SourceState, WindowSpec
+from streamsense.schemas.results import DetectionResult, SentimentResult
+from streamsense.services.analytics import synthetic as syn
+from streamsense.services.analytics.exceptions import RulesError
+from streamsense.services.analytics.processor import Processor
+from streamsense.services.analytics.rules import AlertEngine, Rule, load_rules
+from streamsense.services.analytics.windows import SourceState, WindowSpec
 from tests.analytics.helpers import DET, SEN, B, S, records
 
 SPECS = [WindowSpec("tumbling", 10 * S, 10 * S)]
@@ -107,7 +107,7 @@ def test_a_missing_rules_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_the_cli_rejects_a_bad_rules_file_before_touching_kafka(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from services.cli.app import app
+    from streamsense.services.cli.app import app
 
     path = tmp_path / "rules.yaml"
     path.write_text("rules: [{name: a, kind: camera, metric: people, above: 1, below: 2}]")

@@ -5,8 +5,8 @@ import ssl
 import faust
 import pytest
 
-from services.analytics.settings import AnalyticsSettings
-from services.exceptions import ConfigError
+from streamsense.services.analytics.settings import AnalyticsSettings
+from streamsense.services.exceptions import ConfigError
 
 
 def test_faust_config_maps_the_shared_connection_settings(monkeypatch: pytest.MonkeyPatch) -> None:

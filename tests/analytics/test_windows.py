@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.analytics.windows import Observation, SourceState, WindowSpec
+from streamsense.services.analytics.windows import Observation, SourceState, WindowSpec
 
 S = 1_000_000_000
 TUMBLING = WindowSpec("tumbling", 10 * S, 10 * S)

@@ -93,7 +93,7 @@ def metric_base(name: str) -> str:
 
 def topic_partitions() -> dict[str, int]:
     try:
-        from services.kafka.topics import TOPICS
+        from streamsense.services.kafka.topics import TOPICS
     except Exception:  # not importable in this checkout: the documented numbers
         return dict(PARTITIONS_FALLBACK)
     return {t.name: t.partitions for t in TOPICS}

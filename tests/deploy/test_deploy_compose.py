@@ -252,7 +252,7 @@ def test_metric_names_exist_in_the_application() -> None:
     try:
         from prometheus_client import REGISTRY
 
-        import services.observability.metrics  # noqa: F401 - registers the metrics
+        import streamsense.services.observability.metrics  # noqa: F401 - registers the metrics
     except ImportError as exc:
         pytest.skip(f"application metrics not importable: {exc}")
     exported = {

@@ -266,7 +266,7 @@ def test_cli_commands_exist_in_the_app() -> None:
     try:
         import typer
 
-        from services.cli.app import app
+        from streamsense.services.cli.app import app
     except Exception as exc:  # the CLI is being written in the same tree
         pytest.skip(f"CLI not importable: {exc}")
     root = typer.main.get_command(app)

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from models.card import InputSpec, ModelCard, Source
-from models.store import ModelStore
-from services.gateway.server import ServerThread
-from services.gateway.settings import GatewaySettings
-from services.sink.keys import RedisKeys
-from services.sink.service import RedisSink
-from services.sink.settings import SinkSettings
+from streamsense.models.card import InputSpec, ModelCard, Source
+from streamsense.models.store import ModelStore
+from streamsense.services.gateway.server import ServerThread
+from streamsense.services.gateway.settings import GatewaySettings
+from streamsense.services.sink.keys import RedisKeys
+from streamsense.services.sink.service import RedisSink
+from streamsense.services.sink.settings import SinkSettings
 from tests.conftest import wait_for
 from tests.sink import factory
 

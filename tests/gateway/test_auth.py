@@ -11,9 +11,9 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from services.exceptions import ConfigError
-from services.gateway.server import ServerThread
-from services.gateway.settings import GatewaySettings
+from streamsense.services.exceptions import ConfigError
+from streamsense.services.gateway.server import ServerThread
+from streamsense.services.gateway.settings import GatewaySettings
 
 TOKEN = "s3cret-token-for-tests"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.local import procs
+from streamsense.services.local import procs
 from tests.conftest import wait_for
 from tests.sink import factory
 
@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def _service(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", *args],
+            [sys.executable, "-m", "streamsense.services.cli", *args],
             env={**os.environ, **env},
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -17,8 +17,8 @@ import orjson
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from services.gateway.live import LiveHub
-from services.sink.keys import RedisKeys
+from streamsense.services.gateway.live import LiveHub
+from streamsense.services.sink.keys import RedisKeys
 from tests.conftest import wait_for
 from tests.gateway.conftest import Pipeline
 from tests.sink import factory

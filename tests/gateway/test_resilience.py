@@ -13,10 +13,10 @@ import pytest
 import redis
 from websockets.sync.client import connect
 
-from schemas.registry import encode
-from services.gateway.server import ServerThread
-from services.gateway.settings import GatewaySettings
-from services.sink.keys import RedisKeys
+from streamsense.schemas.registry import encode
+from streamsense.services.gateway.server import ServerThread
+from streamsense.services.gateway.settings import GatewaySettings
+from streamsense.services.sink.keys import RedisKeys
 from tests.conftest import wait_for
 from tests.sink import factory
 from tests.sink.test_outage import OwnRedis

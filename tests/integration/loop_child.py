@@ -10,10 +10,10 @@ import sys
 
 from confluent_kafka import Message
 
-from services.kafka.consumer import BatchLoop, LoopConfig
-from services.kafka.handler import Outcome
-from services.kafka.producer import Producer
-from services.settings import StreamsenseSettings
+from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.handler import Outcome
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.settings import StreamsenseSettings
 from tests.kafka_helpers import EchoHandler
 
 

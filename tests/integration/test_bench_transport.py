@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.bench import transport
-from services.settings import StreamsenseSettings
+from streamsense.services.bench import transport
+from streamsense.services.settings import StreamsenseSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -15,10 +15,10 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from schemas.dlq import DeadLetterInfo
-from services.kafka.consumer import BatchLoop, LoopConfig
-from services.kafka.producer import BackpressurePolicy, Producer
-from services.settings import StreamsenseSettings
+from streamsense.schemas.dlq import DeadLetterInfo
+from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.producer import BackpressurePolicy, Producer
+from streamsense.services.settings import StreamsenseSettings
 from tests.conftest import wait_for
 from tests.kafka_helpers import EchoHandler, read_all
 

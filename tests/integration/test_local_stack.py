@@ -10,8 +10,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from services.local import procs
-from services.settings import default_home
+from streamsense.services.local import procs
+from streamsense.services.settings import default_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -20,7 +20,7 @@ def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "STREAMSENSE_HOME": str(home)}
     env.pop("STREAMSENSE_KAFKA_BOOTSTRAP", None)
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "streamsense.services.cli", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -7,10 +7,10 @@ from collections.abc import Callable
 import orjson
 import pytest
 
-from services.kafka.consumer import BatchLoop, LoopConfig
-from services.kafka.producer import Producer
-from services.observability.health import HealthServer
-from services.settings import StreamsenseSettings
+from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.observability.health import HealthServer
+from streamsense.services.settings import StreamsenseSettings
 from tests.kafka_helpers import EchoHandler
 
 pytestmark = pytest.mark.integration

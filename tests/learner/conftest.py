@@ -10,10 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from models.store import ModelStore
-from services.bench.learning import provision
-from services.learner.drifted import DriftedStream, make_stream, store_champion, train_champion
-from services.settings import StreamsenseSettings, default_home
+from streamsense.models.store import ModelStore
+from streamsense.services.bench.learning import provision
+from streamsense.services.learner.drifted import (
+    DriftedStream,
+    make_stream,
+    store_champion,
+    train_champion,
+)
+from streamsense.services.settings import StreamsenseSettings, default_home
 
 MODEL = "sentiment-drift"
 

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.sentiment import KerasSentiment
-from models.store import ModelStore
-from services.learner.base import load_trainer, trainer_class
-from services.learner.drifted import store_champion
-from services.learner.exceptions import LearnerError
-from services.learner.keras_text import KerasTextTrainer
-from services.learner.publish import next_version, store_trained
+from streamsense.models.sentiment import KerasSentiment
+from streamsense.models.store import ModelStore
+from streamsense.services.learner.base import load_trainer, trainer_class
+from streamsense.services.learner.drifted import store_champion
+from streamsense.services.learner.exceptions import LearnerError
+from streamsense.services.learner.keras_text import KerasTextTrainer
+from streamsense.services.learner.publish import next_version, store_trained
 
 POS = ["good great day", "love it great", "happy good love", "great good happy"]
 NEG = ["bad awful day", "hate it awful", "sad bad hate", "awful bad sad"]

@@ -12,23 +12,23 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from models.store import ModelStore, artifact_sha256
-from schemas.dlq import DeadLetterInfo
-from schemas.model_updates import ModelVersion
-from schemas.registry import decode, encode
-from schemas.text import LabeledText, TextEvent
-from services.bench.learning import ResultCollector, paced, swap_gaps
-from services.cli.app import app as cli
-from services.kafka.consumer import running
-from services.kafka.producer import Producer
-from services.learner.app import build_learner
-from services.learner.base import load_trainer
-from services.learner.keras_text import KerasTextTrainer
-from services.learner.settings import LearnerSettings
-from services.learner.updates import read_updates
-from services.settings import StreamsenseSettings
-from services.workers.app import build_worker
-from services.workers.settings import WorkerSettings
+from streamsense.models.store import ModelStore, artifact_sha256
+from streamsense.schemas.dlq import DeadLetterInfo
+from streamsense.schemas.model_updates import ModelVersion
+from streamsense.schemas.registry import decode, encode
+from streamsense.schemas.text import LabeledText, TextEvent
+from streamsense.services.bench.learning import ResultCollector, paced, swap_gaps
+from streamsense.services.cli.app import app as cli
+from streamsense.services.kafka.consumer import running
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.learner.app import build_learner
+from streamsense.services.learner.base import load_trainer
+from streamsense.services.learner.keras_text import KerasTextTrainer
+from streamsense.services.learner.settings import LearnerSettings
+from streamsense.services.learner.updates import read_updates
+from streamsense.services.settings import StreamsenseSettings
+from streamsense.services.workers.app import build_worker
+from streamsense.services.workers.settings import WorkerSettings
 from tests.conftest import wait_for
 from tests.kafka_helpers import read_all
 from tests.learner.conftest import MODEL, Drift

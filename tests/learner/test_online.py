@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.card import InputSpec, ModelCard, Source
-from models.store import ModelStore
-from schemas.model_updates import ModelVersion
-from services.learner.base import TrainingAdapter
-from services.learner.exceptions import LearnerError, UnknownLabelError
-from services.learner.online import CheckConfig, OnlineLearner, TrainingConfig
-from services.learner.policy import PromotionPolicy, decide
-from services.learner.prequential import DriftMonitor, PairedWindow, WindowStats
-from services.learner.replay import ReplayBuffer
-from services.learner.rollout import previous_champion
+from streamsense.models.card import InputSpec, ModelCard, Source
+from streamsense.models.store import ModelStore
+from streamsense.schemas.model_updates import ModelVersion
+from streamsense.services.learner.base import TrainingAdapter
+from streamsense.services.learner.exceptions import LearnerError, UnknownLabelError
+from streamsense.services.learner.online import CheckConfig, OnlineLearner, TrainingConfig
+from streamsense.services.learner.policy import PromotionPolicy, decide
+from streamsense.services.learner.prequential import DriftMonitor, PairedWindow, WindowStats
+from streamsense.services.learner.replay import ReplayBuffer
+from streamsense.services.learner.rollout import previous_champion
 
 LABELS = ["negative", "neutral", "positive"]
 

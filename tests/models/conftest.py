@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.store import ModelStore
-from models.zoo.fetch import fetch_zoo
-from services.settings import StreamsenseSettings
+from streamsense.models.store import ModelStore
+from streamsense.models.zoo.fetch import fetch_zoo
+from streamsense.services.settings import StreamsenseSettings
 
 
 def _zoo_root() -> Path:
@@ -167,7 +167,7 @@ def user_store(
     user_segmenter: Path,
 ) -> ModelStore:
     """A store holding the user models, registered the way the CLI does it."""
-    from models.register import register_saved_model
+    from streamsense.models.register import register_saved_model
 
     store = ModelStore(tmp_path_factory.mktemp("user-store"))
     register_saved_model(

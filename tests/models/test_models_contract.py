@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from skimage import data
 
-from models.base import ModelAdapter, SegmentationOutput, SentimentOutput
-from models.exceptions import BadInputError
-from models.segmentation import decode_mask
-from models.store import ModelStore
-from schemas.results import Detection
+from streamsense.models.base import ModelAdapter, SegmentationOutput, SentimentOutput
+from streamsense.models.exceptions import BadInputError
+from streamsense.models.segmentation import decode_mask
+from streamsense.models.store import ModelStore
+from streamsense.schemas.results import Detection
 
 ZOO_CASES = [
     "face-blazeface",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models.store import ModelStore
+from streamsense.models.store import ModelStore
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "models.md"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.runtime import batch_plan, configure_devices
+from streamsense.models.runtime import batch_plan, configure_devices
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.card import InputSpec, ModelCard, Source
-from models.exceptions import ModelError, ModelIntegrityError, ModelNotFoundError
-from models.store import STALE_TMP_S, ModelStore, artifact_sha256
+from streamsense.models.card import InputSpec, ModelCard, Source
+from streamsense.models.exceptions import ModelError, ModelIntegrityError, ModelNotFoundError
+from streamsense.models.store import STALE_TMP_S, ModelStore, artifact_sha256
 
 
 def _card(artifact: Path, name: str = "seg", version: str = "1") -> ModelCard:

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.exceptions import FetchError
-from models.zoo.tfjs_convert import import_pruned, load_graph_def, read_weights
+from streamsense.models.exceptions import FetchError
+from streamsense.models.zoo.tfjs_convert import import_pruned, load_graph_def, read_weights
 
 RNG = np.random.default_rng(3)
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from skimage import data
 
-from models.segmentation import decode_mask
-from models.store import ModelStore, artifact_sha256
-from models.zoo import ZOO
-from models.zoo.fetch import fetch_zoo
-from models.zoo.sentiment import accuracy, load_corpus, split
-from schemas.results import Box
+from streamsense.models.segmentation import decode_mask
+from streamsense.models.store import ModelStore, artifact_sha256
+from streamsense.models.zoo import ZOO
+from streamsense.models.zoo.fetch import fetch_zoo
+from streamsense.models.zoo.sentiment import accuracy, load_corpus, split
+from streamsense.schemas.results import Box
 
 pytestmark = pytest.mark.models
 

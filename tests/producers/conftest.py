@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from services.samples.video import make_video
+from streamsense.services.samples.video import make_video
 
 FRAME_MAX = str(16 * 1024 * 1024)
 

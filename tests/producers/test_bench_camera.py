@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.bench import produce_camera
-from services.producers.settings import CameraProducerSettings
-from services.settings import StreamsenseSettings
+from streamsense.services.bench import produce_camera
+from streamsense.services.producers.settings import CameraProducerSettings
+from streamsense.services.settings import StreamsenseSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

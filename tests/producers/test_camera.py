@@ -21,14 +21,14 @@ import pytest
 from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
-from schemas.frames import FrameHeaders
-from services.cli.app import app
-from services.kafka.producer import BackpressurePolicy, Producer
-from services.producers.base import FrameSource, Image
-from services.producers.camera import CameraProducer
-from services.producers.exceptions import SourceError, SourceLostError
-from services.producers.settings import CameraProducerSettings
-from services.producers.sources import open_source
+from streamsense.schemas.frames import FrameHeaders
+from streamsense.services.cli.app import app
+from streamsense.services.kafka.producer import BackpressurePolicy, Producer
+from streamsense.services.producers.base import FrameSource, Image
+from streamsense.services.producers.camera import CameraProducer
+from streamsense.services.producers.exceptions import SourceError, SourceLostError
+from streamsense.services.producers.settings import CameraProducerSettings
+from streamsense.services.producers.sources import open_source
 from tests.conftest import wait_for
 from tests.kafka_helpers import read_all
 from tests.producers.conftest import topic_size
@@ -290,7 +290,7 @@ def test_cli_sigterm_stops_cleanly_after_flushing(
         [
             sys.executable,
             "-m",
-            "services.cli",
+            "streamsense.services.cli",
             "produce",
             "camera",
             "--source",

@@ -7,8 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.producers.exceptions import MissingFieldError, NotJsonError
-from services.producers.lines import INVALID_UTF8, TRUNCATED, LineSplitter, RawLine, line_text
+from streamsense.services.producers.exceptions import MissingFieldError, NotJsonError
+from streamsense.services.producers.lines import (
+    INVALID_UTF8,
+    TRUNCATED,
+    LineSplitter,
+    RawLine,
+    line_text,
+)
 
 
 def split_all(data: bytes, max_bytes: int, chunks: list[int]) -> list[RawLine]:

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from services.producers.pacing import Pacer
+from streamsense.services.producers.pacing import Pacer
 
 
 class FakeClock:

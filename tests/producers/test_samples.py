@@ -9,9 +9,9 @@ import cv2
 import orjson
 from typer.testing import CliRunner
 
-from schemas.text import LabeledText
-from services.cli.app import app
-from services.samples.logs import lines
+from streamsense.schemas.text import LabeledText
+from streamsense.services.cli.app import app
+from streamsense.services.samples.logs import lines
 
 
 def test_samples_make_writes_a_readable_video_a_log_and_labels(tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from services.producers.encode import FrameEncoder
-from services.producers.exceptions import SourceError
-from services.producers.sources import (
+from streamsense.services.producers.encode import FrameEncoder
+from streamsense.services.producers.exceptions import SourceError
+from streamsense.services.producers.sources import (
     DeviceSource,
     ImageFolderSource,
     StreamSource,

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from schemas.dlq import DeadLetterInfo
-from schemas.registry import decode
-from schemas.text import TextEvent
-from services.cli.app import app
-from services.producers.settings import TextProducerSettings
-from services.producers.text import TextProducer
+from streamsense.schemas.dlq import DeadLetterInfo
+from streamsense.schemas.registry import decode
+from streamsense.schemas.text import TextEvent
+from streamsense.services.cli.app import app
+from streamsense.services.producers.settings import TextProducerSettings
+from streamsense.services.producers.text import TextProducer
 from tests.conftest import wait_for
 from tests.kafka_helpers import read_all
 from tests.producers.conftest import topic_size
@@ -327,7 +327,7 @@ def test_stdin_lines_become_events(
         [
             sys.executable,
             "-m",
-            "services.cli",
+            "streamsense.services.cli",
             "produce",
             "text",
             "--stdin",

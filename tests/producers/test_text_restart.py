@@ -15,8 +15,8 @@ from typing import IO
 
 import pytest
 
-from schemas.registry import decode
-from schemas.text import TextEvent
+from streamsense.schemas.registry import decode
+from streamsense.schemas.text import TextEvent
 from tests.conftest import wait_for
 from tests.kafka_helpers import read_all
 from tests.producers.conftest import topic_size
@@ -30,8 +30,8 @@ def start(
     root: Path, bootstrap: str, log: Path, ckpt: Path, topic: str, out: IO[str]
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "produce", "text", "--path", str(log), "--follow",
-         "--checkpoint", str(ckpt), "--topic", topic],
+        [sys.executable, "-m", "streamsense.services.cli", "produce", "text", "--path", str(log),
+         "--follow", "--checkpoint", str(ckpt), "--topic", topic],
         cwd=root, stdout=out, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "STREAMSENSE_KAFKA_BOOTSTRAP": bootstrap,
              "STREAMSENSE_TEXT_POLL_INTERVAL_S": "0.1",

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from services.local import procs
-from services.local.kafka import KafkaNode, ensure_jars
-from services.local.stack import kafka_answers
-from services.settings import StreamsenseSettings, default_home
+from streamsense.services.local import procs
+from streamsense.services.local.kafka import KafkaNode, ensure_jars
+from streamsense.services.local.stack import kafka_answers
+from streamsense.services.settings import StreamsenseSettings, default_home
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -75,7 +75,7 @@ def service_env(settings: StreamsenseSettings, **extra: str) -> dict[str, str]:
 
 
 def start_cli(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """``python -m services.cli ARGS`` with output to ``log``."""
+    """``python -m streamsense.services.cli ARGS`` with output to ``log``."""
     return procs.start_cli(args, log, env, cwd=REPO)
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from models.card import InputSpec, ModelCard, Source
-from models.store import ModelStore, artifact_sha256
-from services.learner.publish import next_version
+from streamsense.models.card import InputSpec, ModelCard, Source
+from streamsense.models.store import ModelStore, artifact_sha256
+from streamsense.services.learner.publish import next_version
 
 NAME = "victim"
 

@@ -19,21 +19,21 @@ import pytest
 import redis
 from confluent_kafka import KafkaError, Message
 
-from schemas.dlq import DeadLetterInfo
-from schemas.frames import FrameHeaders
-from schemas.registry import decode, encode
-from schemas.results import DetectionResult, SegmentResult, SentimentResult
-from schemas.text import TextEvent
-from services.kafka.producer import Producer
-from services.kafka.topics import ensure_topics
-from services.producers.settings import MAX_TEXT_BYTES, TextProducerSettings
-from services.producers.text import TextProducer
-from services.settings import StreamsenseSettings
-from services.sink.keys import RedisKeys
-from services.sink.service import RedisSink
-from services.sink.settings import SinkSettings
-from services.workers.app import build_worker
-from services.workers.settings import WorkerSettings
+from streamsense.schemas.dlq import DeadLetterInfo
+from streamsense.schemas.frames import FrameHeaders
+from streamsense.schemas.registry import decode, encode
+from streamsense.schemas.results import DetectionResult, SegmentResult, SentimentResult
+from streamsense.schemas.text import TextEvent
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.kafka.topics import ensure_topics
+from streamsense.services.producers.settings import MAX_TEXT_BYTES, TextProducerSettings
+from streamsense.services.producers.text import TextProducer
+from streamsense.services.settings import StreamsenseSettings
+from streamsense.services.sink.keys import RedisKeys
+from streamsense.services.sink.service import RedisSink
+from streamsense.services.sink.settings import SinkSettings
+from streamsense.services.workers.app import build_worker
+from streamsense.services.workers.settings import WorkerSettings
 from tests.conftest import wait_for
 from tests.kafka_helpers import read_all
 

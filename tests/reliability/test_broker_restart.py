@@ -11,10 +11,10 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from services.kafka.consumer import BatchLoop, LoopConfig
-from services.kafka.producer import Producer
-from services.local import procs
-from services.settings import StreamsenseSettings
+from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.local import procs
+from streamsense.services.settings import StreamsenseSettings
 from tests.conftest import wait_for
 from tests.kafka_helpers import EchoHandler, read_all
 from tests.reliability.conftest import OwnKafka

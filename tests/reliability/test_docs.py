@@ -8,10 +8,10 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from services.cli.app import app
-from services.gateway.settings import GatewaySettings
-from services.sink.settings import SinkSettings
-from services.workers.settings import WorkerSettings
+from streamsense.services.cli.app import app
+from streamsense.services.gateway.settings import GatewaySettings
+from streamsense.services.sink.settings import SinkSettings
+from streamsense.services.workers.settings import WorkerSettings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
 

@@ -15,17 +15,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from models.card import InputSpec, ModelCard, Source
-from models.exceptions import ModelError
-from models.store import ModelStore
-from schemas.exceptions import SchemaError
-from schemas.registry import decode, encode
-from schemas.results import DetectionResult, SegmentResult, SentimentResult
-from schemas.text import LabeledText, TextEvent
-from services.producers.exceptions import LineError
-from services.producers.lines import LineSplitter, line_text
-from services.sink.handler import RedisSinkHandler, ResultItem
-from services.sink.settings import SinkSettings
+from streamsense.models.card import InputSpec, ModelCard, Source
+from streamsense.models.exceptions import ModelError
+from streamsense.models.store import ModelStore
+from streamsense.schemas.exceptions import SchemaError
+from streamsense.schemas.registry import decode, encode
+from streamsense.schemas.results import DetectionResult, SegmentResult, SentimentResult
+from streamsense.schemas.text import LabeledText, TextEvent
+from streamsense.services.producers.exceptions import LineError
+from streamsense.services.producers.lines import LineSplitter, line_text
+from streamsense.services.sink.handler import RedisSinkHandler, ResultItem
+from streamsense.services.sink.settings import SinkSettings
 from tests.sink import factory
 
 JSON = st.recursive(

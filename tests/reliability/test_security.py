@@ -17,18 +17,18 @@ from confluent_kafka import Consumer as RdConsumer
 from confluent_kafka import KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from schemas.dlq import DeadLetterInfo
-from schemas.registry import decode
-from schemas.results import SentimentResult
-from services.kafka.consumer import BatchLoop, LoopConfig
-from services.kafka.producer import Producer
-from services.local import procs
-from services.local.kafka import KafkaNode, SecureListener
-from services.local.redis import RedisNode
-from services.local.stack import redis_answers
-from services.settings import StreamsenseSettings
-from services.sink.keys import RedisKeys
-from services.sink.settings import SinkSettings
+from streamsense.schemas.dlq import DeadLetterInfo
+from streamsense.schemas.registry import decode
+from streamsense.schemas.results import SentimentResult
+from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.local import procs
+from streamsense.services.local.kafka import KafkaNode, SecureListener
+from streamsense.services.local.redis import RedisNode
+from streamsense.services.local.stack import redis_answers
+from streamsense.services.settings import StreamsenseSettings
+from streamsense.services.sink.keys import RedisKeys
+from streamsense.services.sink.settings import SinkSettings
 from tests.conftest import wait_for
 from tests.kafka_helpers import EchoHandler
 from tests.reliability.conftest import REPO, OwnKafka, TopicReader
@@ -329,7 +329,7 @@ def test_the_scan_catches_what_it_forbids(tmp_path: Path) -> None:
 def test_a_card_cannot_point_outside_its_version_dir(tmp_path: Path) -> None:
     """A card whose ``artifact`` is an absolute or ``..`` path makes the store hash (and, with
     a matching sha256, load) a file outside the store; put() would write outside it."""
-    from models.card import InputSpec, ModelCard, Source
+    from streamsense.models.card import InputSpec, ModelCard, Source
 
     with pytest.raises(ValueError, match="artifact"):
         ModelCard(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from models.store import ModelStore, artifact_sha256
+from streamsense.models.store import ModelStore, artifact_sha256
 from tests.reliability.conftest import REPO
 from tests.reliability.store_child import NAME
 

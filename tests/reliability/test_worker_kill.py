@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from confluent_kafka import KafkaError, Message
 
-from schemas.registry import decode, encode
-from schemas.results import SentimentResult
-from schemas.text import TextEvent
-from services.kafka.producer import Producer
-from services.kafka.topics import ensure_topics
-from services.settings import StreamsenseSettings
+from streamsense.schemas.registry import decode, encode
+from streamsense.schemas.results import SentimentResult
+from streamsense.schemas.text import TextEvent
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.kafka.topics import ensure_topics
+from streamsense.services.settings import StreamsenseSettings
 from tests.conftest import wait_for
 from tests.reliability.conftest import TopicReader, service_env, start_cli, stop_child
 

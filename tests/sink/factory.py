@@ -16,9 +16,9 @@ import numpy as np
 from confluent_kafka.admin import AdminClient, NewTopic
 from pycocotools import mask as mask_utils
 
-from schemas.frames import FrameHeaders
-from schemas.registry import encode
-from schemas.results import (
+from streamsense.schemas.frames import FrameHeaders
+from streamsense.schemas.registry import encode
+from streamsense.schemas.results import (
     Box,
     Detection,
     DetectionResult,
@@ -29,9 +29,9 @@ from schemas.results import (
     SourceRef,
     Timings,
 )
-from services.kafka.producer import Producer
-from services.sink.keys import FRAMES_TOPIC, TASK_TOPICS
-from services.sink.settings import SinkSettings
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.sink.keys import FRAMES_TOPIC, TASK_TOPICS
+from streamsense.services.sink.settings import SinkSettings
 
 
 def _timings(capture_ns: int | None = None) -> Timings:

@@ -14,11 +14,11 @@ import orjson
 import pytest
 import redis
 
-from services.kafka.exceptions import FatalHandlerError
-from services.local import procs
-from services.sink.handler import RedisSinkHandler, ResultItem
-from services.sink.keys import RedisKeys
-from services.sink.settings import SinkSettings
+from streamsense.services.kafka.exceptions import FatalHandlerError
+from streamsense.services.local import procs
+from streamsense.services.sink.handler import RedisSinkHandler, ResultItem
+from streamsense.services.sink.keys import RedisKeys
+from streamsense.services.sink.settings import SinkSettings
 from tests.conftest import wait_for
 from tests.kafka_helpers import read_all
 from tests.sink import factory

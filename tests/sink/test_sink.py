@@ -13,10 +13,10 @@ import pytest
 import redis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from schemas.dlq import DeadLetterInfo
-from services.sink.keys import RedisKeys
-from services.sink.service import RedisSink
-from services.sink.settings import SinkSettings
+from streamsense.schemas.dlq import DeadLetterInfo
+from streamsense.services.sink.keys import RedisKeys
+from streamsense.services.sink.service import RedisSink
+from streamsense.services.sink.settings import SinkSettings
 from tests.conftest import wait_for
 from tests.kafka_helpers import read_all
 from tests.sink import factory

@@ -9,13 +9,13 @@ import cv2
 import numpy as np
 import pytest
 
-from schemas.frames import FrameHeaders
-from schemas.registry import encode
-from services.sink.exceptions import ThumbnailError
-from services.sink.handler import RedisSinkHandler, ResultItem
-from services.sink.keys import RedisKeys
-from services.sink.settings import SinkSettings
-from services.sink.thumbnails import make_thumbnail
+from streamsense.schemas.frames import FrameHeaders
+from streamsense.schemas.registry import encode
+from streamsense.services.sink.exceptions import ThumbnailError
+from streamsense.services.sink.handler import RedisSinkHandler, ResultItem
+from streamsense.services.sink.keys import RedisKeys
+from streamsense.services.sink.settings import SinkSettings
+from streamsense.services.sink.thumbnails import make_thumbnail
 from tests.sink import factory
 
 

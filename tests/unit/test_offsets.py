@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from services.kafka.offsets import OffsetTracker
+from streamsense.services.kafka.offsets import OffsetTracker
 
 TP = ("t", 0)
 

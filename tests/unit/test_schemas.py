@@ -7,12 +7,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.exceptions import SchemaError, UnknownSchemaError
-from schemas.export import json_schemas
-from schemas.frames import FrameHeaders
-from schemas.registry import REGISTRY, decode, encode
-from schemas.results import Box, Detection, DetectionResult, ModelRef, SourceRef, Timings
-from schemas.text import TextEvent
+from streamsense.schemas.exceptions import SchemaError, UnknownSchemaError
+from streamsense.schemas.export import json_schemas
+from streamsense.schemas.frames import FrameHeaders
+from streamsense.schemas.registry import REGISTRY, decode, encode
+from streamsense.schemas.results import (
+    Box,
+    Detection,
+    DetectionResult,
+    ModelRef,
+    SourceRef,
+    Timings,
+)
+from streamsense.schemas.text import TextEvent
 
 
 def _text(**kw: object) -> TextEvent:
@@ -68,7 +75,7 @@ def test_bad_messages_raise_one_error_type_with_reason(payload: bytes, reason: s
 
 def test_wrong_expected_type_is_an_error() -> None:
     with pytest.raises(SchemaError, match="expected 'streamsense.labeled_text'"):
-        from schemas.text import LabeledText
+        from streamsense.schemas.text import LabeledText
 
         decode(encode(_text()), LabeledText)
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.exceptions import ConfigError
-from services.settings import StreamsenseSettings
+from streamsense.services.exceptions import ConfigError
+from streamsense.services.settings import StreamsenseSettings
 
 
 def test_env_prefix_and_librdkafka_config(monkeypatch: pytest.MonkeyPatch) -> None:

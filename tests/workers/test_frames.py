@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from skimage import data
 
-from schemas.exceptions import SchemaError
-from schemas.frames import FrameHeaders
-from services.workers.exceptions import BadFrameError
-from services.workers.frames import decode_frame, jpeg_size, reduction_for
+from streamsense.schemas.exceptions import SchemaError
+from streamsense.schemas.frames import FrameHeaders
+from streamsense.services.workers.exceptions import BadFrameError
+from streamsense.services.workers.frames import decode_frame, jpeg_size, reduction_for
 
 
 class FakeMsg:

@@ -14,15 +14,15 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from pycocotools import mask as mask_utils
 from skimage import data
 
-from schemas.dlq import DeadLetterInfo
-from schemas.frames import FrameHeaders
-from schemas.registry import decode, encode
-from schemas.results import DetectionResult, SegmentResult, SentimentResult
-from schemas.text import TextEvent
-from services.kafka.consumer import running
-from services.kafka.producer import Producer
-from services.workers.app import build_worker
-from services.workers.settings import WorkerSettings
+from streamsense.schemas.dlq import DeadLetterInfo
+from streamsense.schemas.frames import FrameHeaders
+from streamsense.schemas.registry import decode, encode
+from streamsense.schemas.results import DetectionResult, SegmentResult, SentimentResult
+from streamsense.schemas.text import TextEvent
+from streamsense.services.kafka.consumer import running
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.workers.app import build_worker
+from streamsense.services.workers.settings import WorkerSettings
 from tests.conftest import wait_for
 from tests.kafka_helpers import read_all
 
