@@ -61,10 +61,11 @@ demo: setup ## start the local stack, fetch the models, run the whole pipeline o
 	$(SS) samples make "$(SAMPLES)"
 	$(SS) demo run --seconds $(DEMO_SECONDS) --samples "$(SAMPLES)"
 
-lint: python-deps ## ruff (lint + format check) and mypy
+lint: python-deps ## ruff (lint + format check), mypy, and the layering contracts (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p streamsense
+	$(BIN)/lint-imports
 
 format: python-deps ## apply ruff's formatting and import order
 	$(BIN)/ruff check --fix -q . ; $(BIN)/ruff format -q .

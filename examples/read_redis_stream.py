@@ -14,7 +14,7 @@ import argparse
 import redis
 
 from streamsense.schemas.registry import decode
-from streamsense.services.sink.keys import JSON_FIELD, RedisKeys
+from streamsense.services.serving.keys import JSON_FIELD, RedisKeys
 from streamsense.services.sink.settings import SinkSettings
 
 

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from streamsense.models.card import ModelCard
 from streamsense.models.exceptions import BadInputError, ModelError
@@ -23,6 +23,49 @@ from streamsense.schemas.results import RleMask
 
 In = TypeVar("In")
 Out = TypeVar("Out")
+
+
+class BoxXYXY(NamedTuple):
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    def scaled(self, width: float, height: float) -> BoxXYXY:
+        return BoxXYXY(self.x1 * width, self.y1 * height, self.x2 * width, self.y2 * height)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"x1": self.x1, "y1": self.y1, "x2": self.x2, "y2": self.y2}
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionOutput:
+    """One object found in an image: ``box`` is normalized xyxy in ``[0, 1]``; ``width`` and
+    ``height`` are those of the image the detector was given."""
+
+    label: str
+    class_id: int
+    score: float
+    box: BoxXYXY
+    width: int
+    height: int
+
+    @property
+    def box_px(self) -> BoxXYXY:
+        """The box in the pixels of the image the detector was given."""
+        return self.box.scaled(self.width, self.height)
+
+    def to_dict(self, width: int, height: int) -> dict[str, Any]:
+        """The wire form of :class:`~streamsense.schemas.results.Detection`, with ``box_px`` in
+        a ``width`` x ``height`` source (a worker decodes frames reduced: the source size is
+        the frame's, not the decoded image's)."""
+        return {
+            "label": self.label,
+            "class_id": self.class_id,
+            "score": self.score,
+            "box": self.box.as_dict(),
+            "box_px": self.box.scaled(width, height).as_dict(),
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,7 +105,7 @@ def bench_adapter(
 
 def run_models_bench(
     store: Path,
-    json_path: Path,
+    json_path: Path | None = None,
     *,
     models: Sequence[str] | None = None,
     runs: int = 5,
@@ -146,6 +146,7 @@ def run_models_bench(
         adapter = model_store.load(name)
         report["models"][name] = bench_adapter(adapter, runs=runs, min_seconds=min_seconds)
     report["machine"]["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report

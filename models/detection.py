@@ -1,4 +1,4 @@
-"""Object and face detectors: ``predict_batch(images) -> list[list[Detection]]``.
+"""Object and face detectors: ``predict_batch(images) -> list[list[DetectionOutput]]``.
 
 Images are RGB ``uint8`` ``HxWx3`` of any size. Every detector produces candidate boxes in
 coordinates normalized to the source image, then shares one post-processing step: class-wise
@@ -16,19 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from streamsense.models.base import ModelAdapter
+from streamsense.models.base import BoxXYXY, DetectionOutput
 from streamsense.models.card import ModelCard
 from streamsense.models.exceptions import SignatureError
 from streamsense.models.imaging import (
+    ImageAdapter,
     Letterbox,
     check_image_input,
-    check_images,
     letterbox,
     normalize,
     resize,
 )
 from streamsense.models.runtime import SavedModelRunner, TensorInfo, TFLiteRunner
-from streamsense.schemas.results import Box, Detection
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ def nms(
     return np.asarray(keep.numpy())
 
 
-class Detector(ModelAdapter[np.ndarray, list[Detection]]):
+class Detector(ImageAdapter[list[DetectionOutput]]):
     """Shared checks and post-processing; subclasses implement :meth:`_candidates`."""
 
     task = "detect"
@@ -63,19 +62,12 @@ class Detector(ModelAdapter[np.ndarray, list[Detection]]):
         self.iou_threshold = float(card.params.get("iou_threshold", 0.5))
         self.max_detections = int(card.params.get("max_detections", 100))
 
-    def _check(self, items: Sequence[np.ndarray]) -> list[np.ndarray]:
-        return check_images(items)
-
-    def sample_input(self) -> np.ndarray:
-        rng = np.random.default_rng(0)
-        return rng.integers(0, 256, size=(480, 640, 3), dtype=np.uint8)
-
     @abstractmethod
     def _candidates(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``boxes [B,N,4]`` normalized xyxy in each source image, ``scores [B,N]``,
         ``classes [B,N]`` (int)."""
 
-    def _predict_chunk(self, images: list[np.ndarray]) -> list[list[Detection]]:
+    def _predict_chunk(self, images: list[np.ndarray]) -> list[list[DetectionOutput]]:
         boxes, scores, classes = self._candidates(images)
         return [
             self._detections(boxes[b], scores[b], classes[b], img.shape[1], img.shape[0])
@@ -84,7 +76,7 @@ class Detector(ModelAdapter[np.ndarray, list[Detection]]):
 
     def _detections(
         self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, w: int, h: int
-    ) -> list[Detection]:
+    ) -> list[DetectionOutput]:
         candidates = np.flatnonzero(scores >= self.score_threshold)
         if candidates.size == 0:
             return []
@@ -96,12 +88,13 @@ class Detector(ModelAdapter[np.ndarray, list[Detection]]):
             x1, y1, x2, y2 = (float(v) for v in boxes[k])
             class_id = int(classes[k])
             found.append(
-                Detection(
-                    label=self.card.label(class_id),
-                    class_id=class_id,
-                    score=min(float(scores[k]), 1.0),
-                    box=Box(x1=x1, y1=y1, x2=x2, y2=y2),
-                    box_px=Box(x1=x1 * w, y1=y1 * h, x2=x2 * w, y2=y2 * h),
+                DetectionOutput(
+                    self.card.label(class_id),
+                    class_id,
+                    min(float(scores[k]), 1.0),
+                    BoxXYXY(x1, y1, x2, y2),
+                    w,
+                    h,
                 )
             )
         return found

@@ -17,6 +17,11 @@ class BadInputError(ModelError):
     """
 
 
+class BadImageError(BadInputError):
+    """Image bytes that are unsafe or impossible to decode (not the declared format, truncated,
+    over a size or pixel budget, corrupt); raised by :mod:`streamsense.models.decoding`."""
+
+
 class ModelIntegrityError(ModelError):
     """An artifact does not match its card (sha256 mismatch) or cannot be read (corrupt)."""
 

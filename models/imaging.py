@@ -9,10 +9,22 @@ from typing import Any
 import cv2
 import numpy as np
 
+from streamsense.models.base import ModelAdapter, Out
 from streamsense.models.exceptions import BadInputError, SignatureError
 from streamsense.models.runtime import TensorInfo
 
 MAX_SIDE = 16384
+
+
+class ImageAdapter(ModelAdapter[np.ndarray, Out]):
+    """An adapter whose inputs are RGB images of any size (detectors, segmenters)."""
+
+    def _check(self, items: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return check_images(items)
+
+    def sample_input(self) -> np.ndarray:
+        rng = np.random.default_rng(0)
+        return rng.integers(0, 256, size=(480, 640, 3), dtype=np.uint8)
 
 
 def check_images(items: Sequence[Any]) -> list[np.ndarray]:

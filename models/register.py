@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Literal
 
 from streamsense.models.card import InputSpec, ModelCard, Source
 from streamsense.models.detection import check_detection_signature
@@ -14,10 +13,9 @@ from streamsense.models.registry import create_adapter
 from streamsense.models.runtime import SavedModelRunner
 from streamsense.models.segmentation import check_segmentation_signature
 from streamsense.models.store import ModelStore, artifact_sha256
+from streamsense.schemas.catalog import ImageTask
 
 log = logging.getLogger(__name__)
-
-UserTask = Literal["detect", "segment"]
 
 
 def read_labels(path: Path) -> list[str]:
@@ -33,17 +31,12 @@ def read_labels(path: Path) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def next_version(store: ModelStore, name: str) -> str:
-    numeric = [int(v) for v in store.versions(name) if v.isdigit()]
-    return str(max(numeric, default=0) + 1)
-
-
 def register_saved_model(
     store: ModelStore,
     path: Path,
     *,
     name: str,
-    task: UserTask,
+    task: ImageTask,
     version: str | None = None,
     labels: list[str] | None = None,
     licence: str = "unknown (registered by a user)",
@@ -68,7 +61,7 @@ def register_saved_model(
         raise ModelError(msg)
     spec = runner.inputs[key]
     batch = spec.shape[0]
-    version = version or next_version(store, name)
+    version = version or store.next_version(name)
     card = ModelCard(
         name=name,
         version=version,

@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from streamsense.models.base import ModelAdapter, SegmentationOutput
+from streamsense.models.base import SegmentationOutput
 from streamsense.models.card import ModelCard
 from streamsense.models.exceptions import SignatureError
-from streamsense.models.imaging import check_image_input, check_images, normalize, resize
+from streamsense.models.imaging import ImageAdapter, check_image_input, normalize, resize
 from streamsense.models.runtime import SavedModelRunner, TensorInfo, TFLiteRunner
 from streamsense.schemas.results import RleMask
 
@@ -55,7 +55,7 @@ def _upsample(scores: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.concatenate(parts, axis=-1)
 
 
-class Segmenter(ModelAdapter[np.ndarray, SegmentationOutput]):
+class Segmenter(ImageAdapter[SegmentationOutput]):
     """Shared checks and mask encoding; subclasses return per-pixel scores."""
 
     task = "segment"
@@ -65,13 +65,6 @@ class Segmenter(ModelAdapter[np.ndarray, SegmentationOutput]):
         self.threshold = float(card.params.get("threshold", 0.5))
         background = card.params.get("background_class", 0)
         self.background = int(background) if background is not None else -1
-
-    def _check(self, items: Sequence[np.ndarray]) -> list[np.ndarray]:
-        return check_images(items)
-
-    def sample_input(self) -> np.ndarray:
-        rng = np.random.default_rng(0)
-        return rng.integers(0, 256, size=(480, 640, 3), dtype=np.uint8)
 
     @abstractmethod
     def _scores(self, images: list[np.ndarray]) -> Sequence[np.ndarray]:

@@ -137,6 +137,11 @@ class ModelStore:
         _check_name("name", name)
         return self._versions(self.root / name)
 
+    def next_version(self, name: str) -> str:
+        """One more than the largest integer version of ``name`` (``"1"`` for none)."""
+        numbers = [int(v) for v in self.versions(name) if re.fullmatch(r"[0-9]+", v)]
+        return str(max(numbers, default=0) + 1)
+
     @staticmethod
     def _versions(model_dir: Path) -> builtins.list[str]:
         if not model_dir.is_dir():

@@ -8,6 +8,8 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 HEADER_PREFIX = "dlq-"
+#: Longest reason kept in ``dlq-error-message``.
+MAX_MESSAGE_CHARS = 4096
 
 
 class DeadLetterInfo(BaseModel):
@@ -19,11 +21,25 @@ class DeadLetterInfo(BaseModel):
     VERSION: ClassVar[int] = 1
 
     error_class: str
-    error_message: str = Field(max_length=4096)
+    error_message: str = Field(max_length=MAX_MESSAGE_CHARS)
     original_topic: str
     original_partition: int
     original_offset: int
     service: str
+
+    @classmethod
+    def describe(
+        cls, error: BaseException, *, topic: str, partition: int, offset: int, service: str
+    ) -> DeadLetterInfo:
+        """Why ``error`` made the record at ``topic[partition]@offset`` a dead letter."""
+        return cls(
+            error_class=type(error).__name__,
+            error_message=(str(error) or repr(error))[:MAX_MESSAGE_CHARS],
+            original_topic=topic,
+            original_partition=partition,
+            original_offset=offset,
+            service=service,
+        )
 
     def to_kafka_headers(self) -> list[tuple[str, bytes]]:
         return [

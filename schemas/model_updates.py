@@ -7,9 +7,9 @@ from typing import Literal
 from pydantic import Field
 
 from streamsense.schemas.base import Message
+from streamsense.schemas.catalog import Task
 
 Stage = Literal["candidate", "champion", "rejected", "archived"]
-Task = Literal["detect", "segment", "sentiment"]
 
 
 class ModelVersion(Message):

@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamsense.services.exceptions import ConfigError
 
+#: What a Redis key prefix may hold (deployments that share one Redis each use their own).
+REDIS_PREFIX_PATTERN = r"^[A-Za-z0-9._-]+$"
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -32,6 +35,9 @@ class StreamsenseSettings(BaseSettings):
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    redis_prefix: str = Field(
+        default="ss", pattern=REDIS_PREFIX_PATTERN, description="prefix of every Redis key"
+    )
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     home: Path = Field(default_factory=default_home)
     model_store: Path | None = Field(default=None, description="default: <home>/models")
@@ -51,11 +57,12 @@ class StreamsenseSettings(BaseSettings):
         description="static group membership (e.g. the pod name): a consumer restarted within "
         "the session timeout gets its partitions back without a rebalance",
     )
-    kafka_session_timeout_ms: int | None = Field(
-        default=None,
+    kafka_session_timeout_ms: int = Field(
+        default=45_000,
         ge=6_000,
         le=300_000,
-        description="how long the group waits for a silent consumer (default 45000)",
+        description="how long the group waits for a silent consumer before it reassigns "
+        "its partitions (ms)",
     )
     #: Any librdkafka property, applied last (e.g. ``{"statistics.interval.ms": 1000}``).
     kafka_extra: dict[str, str | int | float | bool] = Field(default_factory=dict)

@@ -27,6 +27,7 @@ from typing import Any
 
 import faust
 
+from streamsense.schemas.catalog import Topic, dlq_topic
 from streamsense.schemas.dlq import DeadLetterInfo
 from streamsense.schemas.registry import encode
 from streamsense.schemas.results import DetectionResult, SegmentResult, SentimentResult
@@ -39,7 +40,6 @@ from streamsense.services.analytics.rules import AlertEngine, RuleSet
 from streamsense.services.analytics.settings import AnalyticsSettings, seconds_to_ns
 from streamsense.services.analytics.topology import Layout
 from streamsense.services.analytics.windows import SourceState, WindowSpec
-from streamsense.services.kafka.dlq import dlq_topic
 from streamsense.services.observability import metrics
 
 log = logging.getLogger(__name__)
@@ -103,10 +103,10 @@ class AnalyticsApp:
         }
         topic = settings.topic
         self.outputs = {
-            "camera": self._raw_topic(topic("analytics.camera")),
-            "text": self._raw_topic(topic("analytics.text")),
+            "camera": self._raw_topic(topic(Topic.ANALYTICS_CAMERA)),
+            "text": self._raw_topic(topic(Topic.ANALYTICS_TEXT)),
         }
-        self.alerts_topic = self._raw_topic(topic("alerts"))
+        self.alerts_topic = self._raw_topic(topic(Topic.ALERTS))
         self._dlq: dict[str, Any] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._recovered_generation: int | None = None
@@ -143,8 +143,8 @@ class AnalyticsApp:
             "camera": Processor(
                 "camera",
                 {
-                    topic("results.detections"): DetectionResult,
-                    topic("results.segments"): SegmentResult,
+                    topic(Topic.DETECTIONS): DetectionResult,
+                    topic(Topic.SEGMENTS): SegmentResult,
                 },
                 specs,
                 grace,
@@ -153,7 +153,7 @@ class AnalyticsApp:
             ),  # fmt: skip
             "text": Processor(
                 "text",
-                {topic("results.sentiment"): SentimentResult},
+                {topic(Topic.SENTIMENT): SentimentResult},
                 specs,
                 grace,
                 engine,
@@ -325,13 +325,8 @@ class AnalyticsApp:
             )
 
     async def _dead_letter(self, rec: InRecord, exc: Exception) -> None:
-        info = DeadLetterInfo(
-            error_class=type(exc).__name__,
-            error_message=(str(exc) or repr(exc))[:4096],
-            original_topic=rec.topic,
-            original_partition=rec.partition,
-            original_offset=rec.offset,
-            service=self.service,
+        info = DeadLetterInfo.describe(
+            exc, topic=rec.topic, partition=rec.partition, offset=rec.offset, service=self.service
         )
         target = dlq_topic(rec.topic)
         log.warning("%s -> %s: %s: %s", rec.where, target, info.error_class, info.error_message)

@@ -1,13 +1,14 @@
 """Analytics into Redis, the serving layer: a hash per source, an alert stream and a channel.
 
-Layout (``prefix`` is ``STREAMSENSE_ANALYTICS_REDIS_PREFIX``, default ``ss``):
+Keys come from the serving layer (:class:`~streamsense.services.serving.keys.RedisKeys`, prefix
+``STREAMSENSE_REDIS_PREFIX``, default ``ss``):
 
-- ``{prefix}:analytics:{kind}:{source}`` (hash): ``{window}.{value}`` of the newest closed
-  window of each kind (``tumbling.frames``, ``hopping.negative_rate``, ...) with
+- ``analytics(kind, source)`` (hash): ``{window}.{value}`` of the newest closed window of each
+  kind (``tumbling.frames``, ``hopping.negative_rate``, ...) with
   ``{window}.start_ns``/``{window}.end_ns``; ``total.{value}`` since the source was first
   seen; ``events`` (results counted), ``late``, ``last_event_ns``, ``updated_ns``;
-- ``{prefix}:alerts`` (stream, ``MAXLEN ~``): one entry per alert, field ``json``;
-- ``{prefix}:live:alerts`` (pub/sub channel): the same alert JSON, for live dashboards.
+- ``alerts`` (stream, ``MAXLEN ~``): one entry per alert, field ``json``;
+- ``alerts_channel`` (pub/sub): the same alert JSON, for live dashboards.
 
 Writes are buffered and sent in one pipeline per flush, so the agents never wait on Redis.
 A Redis outage is logged and counted; the pending writes are kept (the latest per hash field,
@@ -22,13 +23,13 @@ from collections import deque
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from streamsense.schemas.analytics import Alert, WindowStat
 from streamsense.schemas.registry import encode
 from streamsense.services.analytics import metrics as ametrics
+from streamsense.services.serving.clients import async_client
+from streamsense.services.serving.keys import JSON_FIELD, RedisKeys
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +39,12 @@ class RedisPublisher:
         self,
         url: str,
         *,
-        prefix: str = "ss",
+        keys: RedisKeys,
         alerts_maxlen: int = 10_000,
         max_pending_alerts: int = 100_000,
         service: str = "analytics",
     ) -> None:
-        self.prefix = prefix
+        self.keys = keys
         self.alerts_maxlen = alerts_maxlen
         self.service = service
         self._url = url
@@ -55,19 +56,8 @@ class RedisPublisher:
 
     # -- buffering (called from the agents; never blocks) --------------------------------------
 
-    def source_key(self, kind: str, source_id: str) -> str:
-        return f"{self.prefix}:analytics:{kind}:{source_id}"
-
-    @property
-    def alerts_stream(self) -> str:
-        return f"{self.prefix}:alerts"
-
-    @property
-    def alerts_channel(self) -> str:
-        return f"{self.prefix}:live:alerts"
-
     def put_window(self, stat: WindowStat) -> None:
-        fields = self._fields(self.source_key(stat.kind, stat.source_id))
+        fields = self._fields(self.keys.analytics(stat.kind, stat.source_id))
         w = stat.window
         fields[f"{w}.start_ns"] = str(stat.window_start_ns)
         fields[f"{w}.end_ns"] = str(stat.window_end_ns)
@@ -83,7 +73,7 @@ class RedisPublisher:
         late: int,
         last_event_ns: int | None,
     ) -> None:
-        fields = self._fields(self.source_key(kind, source_id))
+        fields = self._fields(self.keys.analytics(kind, source_id))
         for k, v in totals.items():
             fields[f"total.{k}"] = _num(v)
         fields["events"] = str(events)
@@ -104,13 +94,7 @@ class RedisPublisher:
 
     def _redis(self) -> aioredis.Redis:
         if self._client is None:
-            self._client = aioredis.from_url(
-                self._url,
-                socket_timeout=2.0,
-                socket_connect_timeout=2.0,
-                retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 2),
-                health_check_interval=30,
-            )
+            self._client = async_client(self._url, read_timeout=2.0, name=self.service)
         return self._client
 
     async def flush(self) -> None:
@@ -127,9 +111,12 @@ class RedisPublisher:
                 pipe.hset(key, mapping=mapping)
             for data in alerts:
                 pipe.xadd(
-                    self.alerts_stream, {"json": data}, maxlen=self.alerts_maxlen, approximate=True
+                    self.keys.alerts,
+                    {JSON_FIELD: data},
+                    maxlen=self.alerts_maxlen,
+                    approximate=True,
                 )
-                pipe.publish(self.alerts_channel, data)
+                pipe.publish(self.keys.alerts_channel, data)
             await pipe.execute()
         except (RedisError, OSError) as exc:
             self.errors += 1

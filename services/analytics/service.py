@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+from typing import Any
 
 import faust
 
@@ -11,7 +13,7 @@ from streamsense.services.analytics.redis_out import RedisPublisher
 from streamsense.services.analytics.rules import RuleSet, load_rules
 from streamsense.services.analytics.settings import AnalyticsSettings
 from streamsense.services.analytics.topology import prepare_topics
-from streamsense.services.runner import start_health
+from streamsense.services.serving.keys import RedisKeys
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,7 @@ def build(settings: AnalyticsSettings) -> AnalyticsApp:
     if settings.analytics_redis_enabled:
         publisher = RedisPublisher(
             settings.redis_url.get_secret_value(),
-            prefix=settings.analytics_redis_prefix,
+            keys=RedisKeys(settings.redis_prefix),
             alerts_maxlen=settings.analytics_alerts_maxlen,
             max_pending_alerts=settings.analytics_redis_max_pending,
             service=settings.service_name,
@@ -45,21 +47,41 @@ def build(settings: AnalyticsSettings) -> AnalyticsApp:
     return AnalyticsApp(settings, rules, layout, publisher)
 
 
-def run(settings: AnalyticsSettings, analytics: AnalyticsApp | None = None) -> None:
-    """Run until SIGTERM/SIGINT: the agents drain their buffers, offsets are committed, the
-    last Redis writes are flushed; then the process exits 0 (``SystemExit`` from Faust)."""
-    if analytics is None:
-        analytics = build(settings)
-    health = start_health(settings, analytics.health)
-    worker = faust.Worker(
-        analytics.app,
-        loglevel=settings.log_level,
-        override_logging=False,  # logging is configured by the CLI entry point
-        redirect_stdouts=False,
-    )
-    worker.spinner = None  # a progress spinner on stdout is noise in a service's logs
-    try:
-        worker.execute_from_commandline()
-    finally:
-        if health is not None:
-            health.stop()
+class AnalyticsService:
+    """The Faust worker as a service for the runner. Faust's own signal handlers are not
+    installed: ``stop`` (the runner calls it on SIGTERM/SIGINT) asks the worker to stop as
+    they would; the agents drain their buffers, offsets are committed and the last Redis
+    writes flushed."""
+
+    def __init__(self, settings: AnalyticsSettings, analytics: AnalyticsApp) -> None:
+        self.analytics = analytics
+        self.worker = _Worker(
+            analytics.app,
+            loglevel=settings.log_level,
+            override_logging=False,  # logging is configured by the CLI entry point
+            redirect_stdouts=False,
+        )
+        self.worker.spinner = None  # a progress spinner on stdout is noise in a service's logs
+
+    def run(self) -> None:
+        """Until stopped; Faust ends with ``SystemExit``, which ends here (0 for a clean stop)."""
+        try:
+            self.worker.execute_from_commandline()
+        except SystemExit as exc:
+            if exc.code not in (0, None):
+                raise
+
+    def stop(self) -> None:
+        self.worker.request_stop()
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        return self.analytics.health()
+
+
+class _Worker(faust.Worker):
+    def install_signal_handlers(self) -> None:
+        """The runner owns the signals (see :meth:`request_stop`)."""
+
+    def request_stop(self) -> None:
+        """Stop as SIGTERM would; safe from a signal handler or another thread."""
+        self.loop.call_soon_threadsafe(self._schedule_shutdown, signal.SIGTERM)

@@ -25,8 +25,52 @@ def seconds_to_ns(seconds: float) -> int:
     return int(round(seconds * NS))
 
 
+#: ``STREAMSENSE_KAFKA_EXTRA`` properties (librdkafka names) that have a Faust/aiokafka
+#: equivalent: Faust setting and the factor from the librdkafka unit (ms -> s).
+FAUST_EQUIVALENTS: dict[str, tuple[tuple[str, ...], float | None]] = {
+    "client.id": (("broker_client_id",), None),
+    "request.timeout.ms": (("broker_request_timeout",), 1e-3),
+    "heartbeat.interval.ms": (("broker_heartbeat_interval",), 1e-3),
+    "max.poll.interval.ms": (("broker_max_poll_interval",), 1e-3),
+    "session.timeout.ms": (("broker_session_timeout",), 1e-3),
+    "group.instance.id": (("consumer_group_instance_id",), None),
+    "max.partition.fetch.bytes": (("consumer_max_fetch_size",), 1),
+    "message.max.bytes": (("producer_max_request_size",), 1),
+    "compression.type": (("producer_compression_type",), None),
+    "linger.ms": (("producer_linger",), 1e-3),
+    "batch.size": (("producer_max_batch_size",), 1),
+    "metadata.max.age.ms": (("consumer_metadata_max_age_ms", "producer_metadata_max_age_ms"), 1),
+    "connections.max.idle.ms": (
+        ("consumer_connections_max_idle_ms", "producer_connections_max_idle_ms"),
+        1,
+    ),
+}
+
+
+def faust_extra(extra: dict[str, str | int | float | bool]) -> dict[str, Any]:
+    """``STREAMSENSE_KAFKA_EXTRA`` translated for Faust; a property without an equivalent is
+    a ConfigError (silently ignoring it would run analytics with other settings than asked)."""
+    out: dict[str, Any] = {}
+    for key, value in extra.items():
+        if key not in FAUST_EQUIVALENTS:
+            msg = (
+                f"STREAMSENSE_KAFKA_EXTRA property {key!r} has no equivalent in the analytics "
+                f"app (Faust/aiokafka); it supports {', '.join(sorted(FAUST_EQUIVALENTS))}"
+            )
+            raise ConfigError(msg)
+        names, factor = FAUST_EQUIVALENTS[key]
+        converted = value if factor is None else float(value) * factor
+        if factor == 1:
+            converted = int(value)
+        for name in names:
+            out[name] = converted
+    return out
+
+
 class AnalyticsSettings(StreamsenseSettings):
     service_name: str = "analytics"
+    #: Faust's own default; the batch loop's services wait 45 s
+    kafka_session_timeout_ms: int = Field(default=30_000, ge=6_000, le=300_000)
 
     analytics_app_id: str | None = Field(
         default=None,
@@ -62,13 +106,8 @@ class AnalyticsSettings(StreamsenseSettings):
     # -- Faust / Kafka tuning (see docs/analytics.md) -----------------------------------------
     analytics_processing_guarantee: ProcessingGuarantee = "at_least_once"
     analytics_commit_interval_s: float = Field(default=2.8, gt=0)
-    analytics_session_timeout_s: float = Field(default=30.0, gt=0)
     analytics_heartbeat_interval_s: float = Field(default=3.0, gt=0)
     analytics_max_poll_interval_s: float = Field(default=300.0, gt=0)
-    analytics_group_instance_id: str | None = Field(
-        default=None,
-        description="static group membership: a restart with the same id rejoins at once",
-    )
     analytics_producer_request_timeout_s: float = Field(
         default=30.0,
         gt=0,
@@ -88,7 +127,6 @@ class AnalyticsSettings(StreamsenseSettings):
 
     # -- Redis serving layer ---------------------------------------------------------------------
     analytics_redis_enabled: bool = True
-    analytics_redis_prefix: str = Field(default="ss", pattern=r"^[A-Za-z0-9._:-]+$")
     analytics_redis_flush_s: float = Field(default=0.25, gt=0)
     analytics_alerts_maxlen: int = Field(default=10_000, ge=1)
     analytics_redis_max_pending: int = Field(default=100_000, ge=1)
@@ -172,7 +210,7 @@ class AnalyticsSettings(StreamsenseSettings):
             "topic_allow_declare": True,
             "processing_guarantee": self.analytics_processing_guarantee,
             "broker_commit_interval": self.analytics_commit_interval_s,
-            "broker_session_timeout": self.analytics_session_timeout_s,
+            "broker_session_timeout": self.kafka_session_timeout_ms / 1000,
             "broker_heartbeat_interval": self.analytics_heartbeat_interval_s,
             "broker_max_poll_interval": self.analytics_max_poll_interval_s,
             "broker_max_poll_records": self.analytics_max_poll_records,
@@ -186,8 +224,9 @@ class AnalyticsSettings(StreamsenseSettings):
             "table_standby_replicas": 0,
             "worker_redirect_stdouts": False,
         }
-        if self.analytics_group_instance_id:
-            conf["consumer_group_instance_id"] = self.analytics_group_instance_id
+        if self.kafka_group_instance_id:
+            conf["consumer_group_instance_id"] = self.kafka_group_instance_id
+        conf.update(faust_extra(self.kafka_extra))
         creds = self.faust_credentials()
         if creds is not None:
             conf["broker_credentials"] = creds

@@ -17,14 +17,12 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from streamsense.schemas.catalog import ANALYTICS_OUTPUTS, Topic, results_topics
 from streamsense.services.analytics.exceptions import AnalyticsError
 from streamsense.services.analytics.settings import AnalyticsSettings
 from streamsense.services.kafka.topics import TOPICS, ensure_topics
 
 log = logging.getLogger(__name__)
-
-INPUTS = ("results.detections", "results.segments", "results.sentiment")
-OUTPUTS = ("analytics.camera", "analytics.text", "alerts")
 
 
 @dataclass(frozen=True)
@@ -36,14 +34,16 @@ class Layout:
 
 def prepare_topics(settings: AnalyticsSettings, timeout: float = 30.0) -> Layout:
     """Create the app's topics if missing (idempotent) and read the partition counts."""
-    ensure_topics(settings, [s for s in TOPICS if s.name in INPUTS + OUTPUTS], timeout=timeout)
+    inputs = list(results_topics())
+    wanted = [*inputs, *ANALYTICS_OUTPUTS]
+    ensure_topics(settings, [s for s in TOPICS if s.name in wanted], timeout=timeout)
     try:
         md = AdminClient(settings.librdkafka_config()).list_topics(timeout=timeout)
     except KafkaException as exc:
         msg = f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}"
         raise AnalyticsError(msg) from exc
-    counts = {name: len(md.topics[settings.topic(name)].partitions) for name in INPUTS}
-    det, seg = counts["results.detections"], counts["results.segments"]
+    counts = {name: len(md.topics[settings.topic(name)].partitions) for name in inputs}
+    det, seg = counts[Topic.DETECTIONS], counts[Topic.SEGMENTS]
     if det != seg:
         msg = (
             f"results.detections has {det} partitions and results.segments {seg}: the camera "
@@ -51,6 +51,6 @@ def prepare_topics(settings: AnalyticsSettings, timeout: float = 30.0) -> Layout
         )
         raise AnalyticsError(msg)
     rf = settings.analytics_replication_factor or min(3, max(1, len(md.brokers)))
-    layout = Layout(det, counts["results.sentiment"], rf)
+    layout = Layout(det, counts[Topic.SENTIMENT], rf)
     log.info("analytics topics ready: %s", layout)
     return layout

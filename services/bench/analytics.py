@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 from confluent_kafka.admin import AdminClient
 
+from streamsense.schemas.catalog import Topic, results_topics
 from streamsense.schemas.registry import encode
 from streamsense.services.analytics import synthetic
 from streamsense.services.exceptions import ServiceError
@@ -117,7 +118,7 @@ def produce_load(
     """Half detections (``sources`` cameras), half sentiment (``sources`` text sources); each
     source's event times ``interval_ms`` apart, so windows keep closing while the app runs."""
     producer = Producer(settings, linger_ms=20)
-    det, sen = settings.topic("results.detections"), settings.topic("results.sentiment")
+    det, sen = settings.topic(Topic.DETECTIONS), settings.topic(Topic.SENTIMENT)
     labels = ("negative", "neutral", "positive")
     base = 1_700_000_000 * NS
     sent = {det: 0, sen: 0}
@@ -160,13 +161,13 @@ def run(
         "STREAMSENSE_TOPIC_PREFIX": prefix,
         "STREAMSENSE_HOME": str(work / "home"),
         "STREAMSENSE_ANALYTICS_APP_ID": app_id,
-        "STREAMSENSE_ANALYTICS_REDIS_PREFIX": f"bench:{tag}",
+        "STREAMSENSE_REDIS_PREFIX": f"bench.{tag}",
         "STREAMSENSE_LOG_LEVEL": "INFO",
         **(extra_env or {}),
     }
     scoped = settings.model_copy(update={"topic_prefix": prefix})
-    inputs = [scoped.topic("results.detections"), scoped.topic("results.sentiment")]
-    ensure_topics(scoped, [s for s in TOPICS if s.name.startswith("results.")])
+    inputs = [scoped.topic(Topic.DETECTIONS), scoped.topic(Topic.SENTIMENT)]
+    ensure_topics(scoped, [s for s in TOPICS if s.name in results_topics()])
     progress(f"producing {events} results ({sources} cameras + {sources} text sources)")
     produce_load(scoped, events, sources, interval_ms)
     result: dict[str, Any] = {

@@ -33,14 +33,15 @@ from confluent_kafka import KafkaError, Message
 from confluent_kafka.admin import AdminClient
 from websockets.asyncio.client import connect
 
+from streamsense.schemas.catalog import Topic, results_topics
 from streamsense.schemas.registry import encode
 from streamsense.schemas.results import ModelRef, SentimentResult, SourceRef, Timings
 from streamsense.services.exceptions import ServiceError
 from streamsense.services.kafka.producer import Producer
 from streamsense.services.kafka.topics import TopicSpec, ensure_topics
 from streamsense.services.local import procs
+from streamsense.services.serving.keys import JSON_FIELD, RedisKeys
 from streamsense.services.settings import StreamsenseSettings
-from streamsense.services.sink.keys import JSON_FIELD, TASK_TOPICS, RedisKeys
 
 Progress = Callable[[str], None]
 SOURCE = "bench-text"
@@ -235,10 +236,10 @@ def run(
     run_id = uuid.uuid4().hex[:8]
     topic_prefix = f"{settings.topic_prefix}bench.fanout.{run_id}."
     redis_prefix = f"ssbench{run_id}"
-    specs = [TopicSpec(t, partitions=1, with_dlq=True) for t in TASK_TOPICS.values()]
+    specs = [TopicSpec(t, partitions=1, with_dlq=True) for t in results_topics()]
     scoped = settings.model_copy(update={"topic_prefix": topic_prefix})
     ensure_topics(scoped, specs)
-    topic = scoped.topic(TASK_TOPICS["sentiment"])
+    topic = scoped.topic(Topic.SENTIMENT)
     sink_port, gw_port = procs.free_port(), procs.free_port()
     common = {
         "STREAMSENSE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,

@@ -35,6 +35,7 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
 
 from streamsense.models.store import ModelStore
+from streamsense.schemas.catalog import Topic
 from streamsense.schemas.registry import encode
 from streamsense.schemas.text import LabeledText, TextEvent
 from streamsense.services.kafka.consumer import running
@@ -50,7 +51,7 @@ from streamsense.services.workers.settings import WorkerSettings
 
 Progress = Callable[[str], None]
 MODEL = "sentiment-drift"
-TOPIC_NAMES = ("text", "labels.text", "results.sentiment", "models.updates")
+TOPIC_NAMES = (Topic.TEXT, Topic.LABELS_TEXT, Topic.SENTIMENT, Topic.MODEL_UPDATES)
 
 
 def provision(settings: StreamsenseSettings) -> list[str]:
@@ -92,7 +93,7 @@ class ResultCollector:
                 "enable.auto.commit": False,
             }
         )
-        self._consumer.subscribe([settings.topic("results.sentiment")])
+        self._consumer.subscribe([settings.topic(Topic.SENTIMENT)])
         self._thread = threading.Thread(target=self._run, daemon=True, name="results")
         self._thread.start()
 
@@ -208,7 +209,7 @@ def run(
         producer = Producer(base.model_copy(update={"service_name": "bench-learning-producer"}))
         stop = threading.Event()
         new_domain = ds.texts[ds.drift_at :]
-        text_topic, labels_topic = base.topic("text"), base.topic("labels.text")
+        text_topic, labels_topic = base.topic(Topic.TEXT), base.topic(Topic.LABELS_TEXT)
         sent = {"text": 0, "labels": 0}
 
         def send_text(i: int) -> bool:

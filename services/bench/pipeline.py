@@ -35,7 +35,7 @@ from streamsense.schemas.text import TextEvent
 from streamsense.services.kafka.consumer import running
 from streamsense.services.kafka.producer import Producer
 from streamsense.services.workers.app import build_worker
-from streamsense.services.workers.settings import INPUT_TOPICS, OUTPUT_TOPICS, WorkerSettings
+from streamsense.services.workers.settings import WorkerSettings
 
 Progress = Callable[[str], None]
 TEXTS = [
@@ -302,7 +302,7 @@ def run(
             "latency: paced producer at half the pipeline rate and a reader on the results "
             "topic, both in a separate process; batching: the same pipeline with max batch 1"
         ),
-        "topics": f"{INPUT_TOPICS[base.task]} -> {OUTPUT_TOPICS[base.task]}, 1 partition",
+        "topics": f"{base.spec.input_topic} -> {base.spec.results_topic}, 1 partition",
     }
 
 

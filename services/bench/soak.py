@@ -26,6 +26,7 @@ import numpy as np
 import orjson
 from confluent_kafka.admin import AdminClient
 
+from streamsense.schemas.catalog import TASK_NAMES, Topic
 from streamsense.services.bench.watch import (
     GROUP_TOPICS,
     LagProbe,
@@ -37,8 +38,8 @@ from streamsense.services.bench.watch import (
 from streamsense.services.demo.processes import Supervisor
 from streamsense.services.kafka.topics import TOPICS, ensure_topics, expand
 from streamsense.services.local import procs
+from streamsense.services.serving.keys import RedisKeys
 from streamsense.services.settings import StreamsenseSettings
-from streamsense.services.sink.keys import RedisKeys
 
 Progress = Callable[[str], None]
 
@@ -65,7 +66,7 @@ def _start(
         "STREAMSENSE_REDIS_PREFIX": f"soak{tag}",
     }
     sup = Supervisor(work / "logs", env)
-    for task in ("detect", "segment", "sentiment"):
+    for task in TASK_NAMES:
         sup.start(f"worker-{task}", "worker", task, env={
             "STREAMSENSE_WORKER_GROUP": groups[task],
             "STREAMSENSE_METRICS_PORT": str(procs.free_port()),
@@ -211,7 +212,7 @@ def _report(  # noqa: PLR0913 - the run's parameters, echoed in the result
             "warmup_s": warmup,
             "cpus": os.cpu_count(),
         },
-        "inputs_per_s": {t: r for t, r in rates.items() if t in ("frames", "text")},
+        "inputs_per_s": {t: r for t, r in rates.items() if t in (Topic.FRAMES, Topic.TEXT)},
         "results_per_s": throughput,
         "latency_capture_to_redis": latency,
         "rss": rss,

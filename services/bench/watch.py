@@ -14,17 +14,16 @@ import redis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from streamsense.schemas.catalog import TASKS, Topic, results_topics
 from streamsense.services.demo.processes import Supervisor
+from streamsense.services.serving.keys import RedisKeys
 from streamsense.services.settings import StreamsenseSettings
-from streamsense.services.sink.keys import RedisKeys
 
 MB = 1024 * 1024
 #: consumer group -> the (logical) topics it reads
 GROUP_TOPICS: dict[str, tuple[str, ...]] = {
-    "detect": ("frames",),
-    "segment": ("frames",),
-    "sentiment": ("text",),
-    "sink": ("results.detections", "results.segments", "results.sentiment", "frames"),
+    **{task: (spec.input_topic,) for task, spec in TASKS.items()},
+    "sink": (*results_topics(), Topic.FRAMES),
 }
 
 

@@ -25,24 +25,21 @@ def analytics(
     app_id: str = typer.Option(None, "--app-id", help="Faust app id (consumer group)"),
 ) -> None:
     """Run the analytics app until SIGTERM (settings: STREAMSENSE_ANALYTICS_*, see docs)."""
-    from pydantic import ValidationError
-
-    from streamsense.services.analytics.service import build, run
+    from streamsense.schemas.exceptions import StreamsenseError
+    from streamsense.services.analytics.exceptions import RulesError
+    from streamsense.services.analytics.service import AnalyticsService, build
     from streamsense.services.analytics.settings import AnalyticsSettings
-    from streamsense.services.exceptions import ServiceError
+    from streamsense.services.cli.entry import EXIT_USAGE, fail, run_service, settings_from
 
-    overrides: dict[str, object] = {}
-    if rules is not None:
-        overrides["analytics_rules"] = rules
-    if app_id is not None:
-        overrides["analytics_app_id"] = app_id
+    options = {"analytics_rules": ("--rules", rules), "analytics_app_id": ("--app-id", app_id)}
+    settings = settings_from(AnalyticsSettings, options)
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         for name in _CHATTY:
             logging.getLogger(name).setLevel(logging.WARNING)
     try:
-        settings = AnalyticsSettings(**overrides)  # type: ignore[arg-type]
         analytics = build(settings)
-    except (ServiceError, ValidationError) as exc:  # bad settings or rules, Kafka unreachable
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    run(settings, analytics)
+    except RulesError as exc:
+        raise fail(str(exc), EXIT_USAGE) from exc
+    except StreamsenseError as exc:  # e.g. Kafka unreachable
+        raise fail(str(exc)) from exc
+    run_service(settings, lambda s: AnalyticsService(s, analytics))

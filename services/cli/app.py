@@ -6,7 +6,6 @@ import logging
 
 import typer
 
-from streamsense.models.cli import app as models_app
 from streamsense.services.cli import analytics as analytics_cmd
 from streamsense.services.cli import (
     bench,
@@ -23,6 +22,7 @@ from streamsense.services.cli import feedback as feedback_cmd
 from streamsense.services.cli import gateway as gateway_cmd
 from streamsense.services.cli import learner as learner_cmd
 from streamsense.services.cli import sink as sink_cmd
+from streamsense.services.cli.models import app as models_app
 
 app = typer.Typer(
     name="streamsense",

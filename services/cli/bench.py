@@ -8,6 +8,7 @@ import orjson
 import typer
 from rich.console import Console
 
+from streamsense.services.cli.entry import fail, settings_from
 from streamsense.services.settings import StreamsenseSettings
 
 app = typer.Typer(help="Benchmarks; each writes its figures as JSON.")
@@ -37,6 +38,28 @@ def transport(
     write_json(json_path, result)
 
 
+@app.command("models")
+def models_bench(
+    model: list[str] = typer.Option(None, "--model", help="only these zoo models (repeatable)"),
+    runs: int = typer.Option(5, min=1, help="runs per batch size; medians are reported"),
+    min_seconds: float = typer.Option(0.25, min=0.01, help="shortest run per batch size"),
+    json_path: Path = typer.Option(None, "--json", help="write the result here"),
+) -> None:
+    """Every zoo model bare (no Kafka): the adapter's predict_batch at batch 1, 2, 4, ...
+    (pre-processing, model and post-processing), items/s and batch-1 latency."""
+    from streamsense.models.bench import run_models_bench
+    from streamsense.models.exceptions import ModelError
+
+    settings = StreamsenseSettings(service_name="bench-models")
+    try:
+        result = run_models_bench(
+            settings.model_store_dir, models=model or None, runs=runs, min_seconds=min_seconds
+        )
+    except ModelError as exc:
+        raise fail(str(exc)) from exc
+    write_json(json_path, result)
+
+
 @app.command()
 def pipeline(
     task: str = typer.Option(..., help="detect | segment | sentiment"),
@@ -49,15 +72,12 @@ def pipeline(
     from streamsense.services.bench import pipeline as bench
     from streamsense.services.workers.settings import WorkerSettings
 
-    if task not in ("detect", "segment", "sentiment"):
-        msg = "task must be detect, segment or sentiment"
-        raise typer.BadParameter(msg)
-    overrides: dict[str, object] = {"task": task, "service_name": f"bench-{task}"}
-    if model:
-        overrides["worker_model"] = model
-    if max_batch:
-        overrides["worker_max_batch"] = max_batch
-    settings = WorkerSettings(**overrides)  # type: ignore[arg-type]
+    options = {
+        "task": ("--task", task),
+        "worker_model": ("--model", model),
+        "worker_max_batch": ("--max-batch", max_batch),
+    }
+    settings = settings_from(WorkerSettings, options, service_name=f"bench-{task}")
     result = bench.run(settings, seconds, progress=console.log)
     write_json(json_path, result)
 
@@ -130,7 +150,7 @@ def analytics(
     settings = StreamsenseSettings(service_name="bench-analytics")
     result = bench.run(
         settings, events, sources, progress=console.log, interval_ms=interval_ms,
-        extra_env={"STREAMSENSE_ANALYTICS_GROUP_INSTANCE_ID": "bench-analytics-0"},
+        extra_env={"STREAMSENSE_KAFKA_GROUP_INSTANCE_ID": "bench-analytics-0"},
     )  # fmt: skip
     write_json(json_path, result)
 

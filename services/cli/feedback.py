@@ -15,6 +15,7 @@ def feedback(
     """Send labeled feedback for the online learner (waits for Kafka's acknowledgement)."""
     from pydantic import ValidationError
 
+    from streamsense.schemas.catalog import Topic
     from streamsense.services.kafka.producer import Producer
     from streamsense.services.learner.exceptions import LearnerError
     from streamsense.services.learner.feedback import send_feedback
@@ -28,4 +29,4 @@ def feedback(
     except (LearnerError, ValidationError) as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from exc
-    Console().print(f"sent {label!r} for {model} to {settings.topic('labels.text')}")
+    Console().print(f"sent {label!r} for {model} to {settings.topic(Topic.LABELS_TEXT)}")

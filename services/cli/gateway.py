@@ -17,18 +17,9 @@ def gateway(
     port: int = typer.Option(None, help="port (default STREAMSENSE_GATEWAY_PORT or 8000)"),
 ) -> None:
     """Serve until SIGTERM/SIGINT. Token: STREAMSENSE_GATEWAY_TOKEN."""
-    from streamsense.services.exceptions import ConfigError
-    from streamsense.services.gateway.server import serve
+    from streamsense.services.cli.entry import run_service, settings_from
+    from streamsense.services.gateway.server import GatewayService
     from streamsense.services.gateway.settings import GatewaySettings
 
-    overrides: dict[str, object] = {}
-    if host is not None:
-        overrides["gateway_host"] = host
-    if port is not None:
-        overrides["gateway_port"] = port
-    try:
-        settings = GatewaySettings(**overrides)  # type: ignore[arg-type]
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    serve(settings)
+    options = {"gateway_host": ("--host", host), "gateway_port": ("--port", port)}
+    run_service(settings_from(GatewaySettings, options), GatewayService)

@@ -17,20 +17,18 @@ def sentiment(
 ) -> None:
     """Score each label with champion and challenger, train the challenger, promote it when it
     is better on the same recent labels; SIGTERM drains and commits."""
-    from streamsense.services.learner.app import run_learner
+    from streamsense.services.cli.entry import run_service, settings_from
+    from streamsense.services.learner.app import build_learner
     from streamsense.services.learner.settings import LearnerSettings
 
-    overrides: dict[str, object] = {
-        "learner_task": "sentiment",
-        "service_name": "learner-sentiment",
+    options = {
+        "learner_model": ("--model", model),
+        "learner_margin": ("--margin", margin),
+        "learner_min_samples": ("--min-samples", min_samples),
+        "learner_min_interval_s": ("--min-interval-s", min_interval_s),
+        "learner_learning_rate": ("--learning-rate", learning_rate),
     }
-    for key, value in (
-        ("learner_model", model),
-        ("learner_margin", margin),
-        ("learner_min_samples", min_samples),
-        ("learner_min_interval_s", min_interval_s),
-        ("learner_learning_rate", learning_rate),
-    ):
-        if value is not None:
-            overrides[key] = value
-    run_learner(LearnerSettings(**overrides))  # type: ignore[arg-type]
+    settings = settings_from(
+        LearnerSettings, options, learner_task="sentiment", service_name="learner-sentiment"
+    )
+    run_service(settings, lambda s: build_learner(s)[0])

@@ -1,6 +1,6 @@
 """``streamsense models promote|rollback|history``: rollout commands on the models CLI.
 
-They are registered on :data:`streamsense.models.cli.app` when this module is imported.
+They are registered on :data:`streamsense.services.cli.models.app` when this module is imported.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from streamsense.models.cli import StoreOption
-from streamsense.models.cli import app as models_app
 from streamsense.models.exceptions import ModelError
 from streamsense.models.store import ModelStore
+from streamsense.schemas.catalog import Topic
+from streamsense.services.cli.models import StoreOption
+from streamsense.services.cli.models import app as models_app
 
 if TYPE_CHECKING:
     from streamsense.services.settings import StreamsenseSettings
@@ -51,10 +52,12 @@ def promote(
     """Verify, load and compare VERSION with the champion on recent labels, then make it
     champion and announce it; a corrupt, mismatched or worse version is announced as
     rejected with the reason (exit 1) and the champion keeps serving."""
+    from streamsense.services.exceptions import ServiceError
+    from streamsense.services.kafka.model_updates import announce
     from streamsense.services.kafka.producer import Producer
-    from streamsense.services.learner.exceptions import LearnerError, RolloutRejectedError
+    from streamsense.services.learner.exceptions import RolloutRejectedError
     from streamsense.services.learner.rollout import check_candidate, promotion, rejection
-    from streamsense.services.learner.updates import read_recent_labels, send_announcement
+    from streamsense.services.learner.updates import read_recent_labels
 
     settings, model_store = _settings_and_store(store)
     console = Console()
@@ -69,12 +72,12 @@ def promote(
                 model_store, name, version, recent, tolerance=tolerance
             )
         except RolloutRejectedError as exc:
-            send_announcement(producer, settings, rejection(model_store, name, version, exc.reason))
+            announce(producer, settings, rejection(model_store, name, version, exc.reason))
             msg = f"{name}@{version} rejected: {exc.reason}"
             raise _fail(msg) from exc
         mv = promotion(model_store, card, evaluation, "streamsense models promote")
-        send_announcement(producer, settings, mv)
-    except (ModelError, LearnerError) as exc:
+        announce(producer, settings, mv)
+    except (ModelError, ServiceError) as exc:
         raise _fail(str(exc)) from exc
     console.print(f"[bold]{name}@{version}[/] is champion: {mv.reason}", soft_wrap=True)
 
@@ -85,16 +88,17 @@ def rollback(
     store: StoreOption = None,
 ) -> None:
     """Make the previous champion the champion again and announce it."""
+    from streamsense.services.exceptions import ServiceError
+    from streamsense.services.kafka.model_updates import announce
     from streamsense.services.kafka.producer import Producer
-    from streamsense.services.learner.exceptions import LearnerError
     from streamsense.services.learner.rollout import rollback as do_rollback
-    from streamsense.services.learner.updates import read_updates, send_announcement
+    from streamsense.services.learner.updates import read_updates
 
     settings, model_store = _settings_and_store(store)
     try:
         mv = do_rollback(model_store, name, read_updates(settings, name))
-        send_announcement(Producer(settings), settings, mv)
-    except (ModelError, LearnerError) as exc:
+        announce(Producer(settings), settings, mv)
+    except (ModelError, ServiceError) as exc:
         raise _fail(str(exc)) from exc
     Console().print(f"[bold]{name}@{mv.model_version}[/] is champion again ({mv.reason})")
 
@@ -119,7 +123,7 @@ def history(
     except LearnerError as exc:
         console.print(f"[yellow]models.updates unreadable:[/] {exc}", soft_wrap=True)
         announcements = []
-    table = Table(title=f"{name} on {settings.topic('models.updates')}")
+    table = Table(title=f"{name} on {settings.topic(Topic.MODEL_UPDATES)}")
     for column in ("time (UTC)", "version", "stage", "sha256", "reason"):
         table.add_column(column, overflow="fold", no_wrap=column != "reason")
     styles = {"champion": "green", "rejected": "red", "candidate": "yellow", "archived": "dim"}

@@ -11,13 +11,13 @@ import logging
 import sys
 import threading
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import typer
 from confluent_kafka import KafkaException
-from pydantic import ValidationError
 from rich.console import Console
 
+from streamsense.services.cli.entry import fail, settings_from
 from streamsense.services.exceptions import ServiceError
 from streamsense.services.kafka.exceptions import KafkaIOError
 from streamsense.services.kafka.producer import Producer
@@ -36,16 +36,7 @@ S = TypeVar("S", bound=StreamsenseSettings)
 
 
 def _fail(code: int, message: str) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
-
-
-def _settings(cls: type[S], **overrides: Any) -> S:
-    """Environment (``STREAMSENSE_*``) first, command-line options over it."""
-    try:
-        return cls(**{k: v for k, v in overrides.items() if v is not None})
-    except (ValidationError, ServiceError) as exc:
-        raise _fail(2, f"invalid settings: {exc}") from exc
+    return fail(message, code)
 
 
 def _check_topic(producer: Producer, settings: StreamsenseSettings, topic: str) -> None:
@@ -79,13 +70,17 @@ def camera(
     from streamsense.services.observability.health import HealthServer
     from streamsense.services.producers.camera import CameraProducer, frame_producer
     from streamsense.services.producers.live import LiveProgress
-    from streamsense.services.producers.shutdown import stop_on_signals
     from streamsense.services.producers.sources import open_source
-    from streamsense.services.runner import start_health
+    from streamsense.services.runner import start_health, stop_on_signals
 
-    settings = _settings(CameraProducerSettings, camera_fps=fps, camera_width=width,
-                         camera_jpeg_quality=jpeg_quality, camera_loop=loop,
-                         camera_max_frames=max_frames, camera_topic=topic)  # fmt: skip
+    settings = settings_from(CameraProducerSettings, {
+        "camera_fps": ("--fps", fps),
+        "camera_width": ("--width", width),
+        "camera_jpeg_quality": ("--jpeg-quality", jpeg_quality),
+        "camera_loop": ("--loop", loop),
+        "camera_max_frames": ("--max-frames", max_frames),
+        "camera_topic": ("--topic", topic),
+    })  # fmt: skip
     if not 1 <= len(camera_id) <= 256:
         raise _fail(2, "--camera-id must have 1 to 256 characters")
     try:
@@ -102,7 +97,7 @@ def camera(
         health = start_health(settings, cam.health)
         title = f"camera {camera_id} -> {settings.topic_name}"
         rates = {"fps": ("sent", 1.0), "MB/s": ("bytes", 1e-6)}
-        with stop_on_signals(stop), LiveProgress(title, cam.snapshot, rates, console,
+        with stop_on_signals(stop.set), LiveProgress(title, cam.snapshot, rates, console,
                                                  hidden=frozenset({"bytes"})):  # fmt: skip
             cam.run()
     except SourceLostError as exc:
@@ -137,20 +132,22 @@ def text(
     topic: str = typer.Option(None, help="logical topic (default text; prefix is added)"),
 ) -> None:
     """Follow log files (several, rotated, truncated) or stdin; one TextEvent per line."""
-    from streamsense.services.kafka.dlq import dlq_topic
+    from streamsense.schemas.catalog import dlq_topic
     from streamsense.services.observability.health import HealthServer
     from streamsense.services.producers.live import LiveProgress
-    from streamsense.services.producers.shutdown import stop_on_signals
     from streamsense.services.producers.tail import matching_files
     from streamsense.services.producers.text import TextProducer
-    from streamsense.services.runner import start_health
+    from streamsense.services.runner import start_health, stop_on_signals
 
     if (path is None) == (not stdin):
         raise _fail(2, "give exactly one of --path GLOB and --stdin")
     if source_id is not None and not 1 <= len(source_id) <= 256:
         raise _fail(2, "--source-id must have 1 to 256 characters")
-    settings = _settings(TextProducerSettings, text_checkpoint=checkpoint,
-                         text_max_line_bytes=max_line_bytes, text_topic=topic)  # fmt: skip
+    settings = settings_from(TextProducerSettings, {
+        "text_checkpoint": ("--checkpoint", checkpoint),
+        "text_max_line_bytes": ("--max-line-bytes", max_line_bytes),
+        "text_topic": ("--topic", topic),
+    })  # fmt: skip
     if path is not None and not follow and not matching_files(path):
         raise _fail(2, f"no file matches {path}")
     # watchfiles reports every batch of changes at INFO: far too chatty for a log follower
@@ -166,7 +163,7 @@ def text(
             _check_topic(producer.producer, settings, dlq_topic(settings.topic_name))
         health = start_health(settings, producer.health)
         title = f"text {path or 'stdin'} -> {settings.topic_name}"
-        with stop_on_signals(stop), LiveProgress(title, producer.snapshot,
+        with stop_on_signals(stop.set), LiveProgress(title, producer.snapshot,
                                                  {"lines/s": ("sent", 1.0)}, console):  # fmt: skip
             producer.run()
     except SourceError as exc:

@@ -15,13 +15,12 @@ def redis(
     ),
 ) -> None:
     """Consume results.* (and frames) and write the Redis serving layer; SIGTERM drains."""
+    from streamsense.services.cli.entry import run_service, settings_from
     from streamsense.services.sink.service import RedisSink
     from streamsense.services.sink.settings import SinkSettings
 
-    overrides: dict[str, object] = {}
-    if prefix is not None:
-        overrides["redis_prefix"] = prefix
-    if thumbnails is not None:
-        overrides["sink_thumbnails"] = thumbnails
-    settings = SinkSettings(**overrides)  # type: ignore[arg-type]
-    raise typer.Exit(RedisSink(settings).serve())
+    options = {
+        "redis_prefix": ("--prefix", prefix),
+        "sink_thumbnails": ("--thumbnails", thumbnails),
+    }
+    run_service(settings_from(SinkSettings, options), RedisSink)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from streamsense.services.runner import run_loop_service
-from streamsense.services.workers.settings import WorkerTask
+from streamsense.schemas.catalog import Task
+from streamsense.services.cli.entry import run_service, settings_from
 
 app = typer.Typer(help="Inference workers: consume inputs, run a model, produce results.")
 
 
 def _run(
-    task: WorkerTask,
+    task: Task,
     model: str | None,
     max_batch: int | None,
     max_wait_ms: int | None,
@@ -20,18 +20,14 @@ def _run(
     from streamsense.services.workers.app import build_worker
     from streamsense.services.workers.settings import WorkerSettings
 
-    overrides: dict[str, object] = {"task": task, "service_name": f"worker-{task}"}
-    for key, value in (
-        ("worker_model", model),
-        ("worker_max_batch", max_batch),
-        ("worker_max_wait_ms", max_wait_ms),
-        ("worker_max_frame_age_ms", max_frame_age_ms),
-    ):
-        if value is not None:
-            overrides[key] = value
-    settings = WorkerSettings(**overrides)  # type: ignore[arg-type]
-    loop, _ = build_worker(settings)
-    run_loop_service(settings, loop)
+    options = {
+        "worker_model": ("--model", model),
+        "worker_max_batch": ("--max-batch", max_batch),
+        "worker_max_wait_ms": ("--max-wait-ms", max_wait_ms),
+        "worker_max_frame_age_ms": ("--max-frame-age-ms", max_frame_age_ms),
+    }
+    settings = settings_from(WorkerSettings, options, task=task, service_name=f"worker-{task}")
+    run_service(settings, lambda s: build_worker(s)[0])
 
 
 _MODEL = typer.Option(None, "--model", help="NAME or NAME@VERSION (default: the task's zoo model)")

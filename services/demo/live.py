@@ -13,13 +13,8 @@ import orjson
 from confluent_kafka import Consumer
 from rich.table import Table
 
+from streamsense.schemas.catalog import TASK_NAMES, results_topics
 from streamsense.services.settings import StreamsenseSettings
-
-TASK_TOPICS = {
-    "detect": "results.detections",
-    "segment": "results.segments",
-    "sentiment": "results.sentiment",
-}
 
 
 @dataclass
@@ -38,8 +33,8 @@ class TaskStats:
 
 class ResultsView:
     def __init__(self, settings: StreamsenseSettings) -> None:
-        self.topics = {settings.topic(t): task for task, t in TASK_TOPICS.items()}
-        self.stats = {task: TaskStats() for task in TASK_TOPICS}
+        self.topics = {settings.topic(t): task for t, task in results_topics().items()}
+        self.stats = {task: TaskStats() for task in TASK_NAMES}
         self._consumer = Consumer(
             {
                 **settings.librdkafka_config(),

@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
+from streamsense.schemas.catalog import TASK_NAMES
 from streamsense.services.demo.live import ResultsView
 from streamsense.services.demo.processes import Supervisor
 from streamsense.services.local.procs import free_port
@@ -43,7 +44,7 @@ def run_demo(settings: StreamsenseSettings, samples: Path, seconds: float, conso
         target=feed_lines, args=(samples / "sample.log", live_log, 5.0, stop), daemon=True
     )
     view = ResultsView(settings)
-    for task in ("detect", "segment", "sentiment"):
+    for task in TASK_NAMES:
         sup.start(
             f"worker-{task}", "worker", task, env={"STREAMSENSE_METRICS_PORT": str(free_port())}
         )

@@ -14,10 +14,11 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel
 
+from streamsense.schemas.catalog import TASK_NAMES, Task
 from streamsense.services.gateway import stats as stats_mod
 from streamsense.services.gateway.responses import LatestResult, Models, ResultPage, Sources, Stats
 from streamsense.services.gateway.store import list_models
-from streamsense.services.sink.keys import JSON_FIELD, TASKS, RedisKeys, Task
+from streamsense.services.serving.keys import JSON_FIELD, RedisKeys
 
 MAX_LIMIT = 1000
 MAX_IN_SERVICE_SOURCES = 200
@@ -59,13 +60,13 @@ async def sources(request: Request) -> Sources:
     """Sources with results per task, and the cameras (with results or a thumbnail)."""
     r, k = _redis(request), _keys(request)
     pipe = r.pipeline(transaction=False)
-    for task in TASKS:
+    for task in TASK_NAMES:
         pipe.smembers(k.sources(task))
     pipe.smembers(k.cameras)
     *per_task, thumbs = await pipe.execute()
     tasks: dict[Any, list[str]] = {
         task: sorted(_b(s).decode() for s in members)
-        for task, members in zip(TASKS, per_task, strict=True)
+        for task, members in zip(TASK_NAMES, per_task, strict=True)
     }
     cameras = {_b(c).decode() for c in thumbs} | set(tasks["detect"]) | set(tasks["segment"])
     return Sources(tasks=tasks, cameras=sorted(cameras))
@@ -155,7 +156,7 @@ async def models(request: Request) -> Models:
     stored = await asyncio.to_thread(list_models, root)
     r, k = _redis(request), _keys(request)
     seen: dict[tuple[str, str, str], int] = {}
-    for task in TASKS:
+    for task in TASK_NAMES:
         members = sorted(await r.smembers(k.sources(task)))[:MAX_IN_SERVICE_SOURCES]
         pipe = r.pipeline(transaction=False)
         for s in members:

@@ -20,8 +20,8 @@ from streamsense.services.gateway.auth import require_token
 from streamsense.services.gateway.live import LiveHub
 from streamsense.services.gateway.responses import Health
 from streamsense.services.gateway.settings import GatewaySettings
-from streamsense.services.sink.client import TRANSIENT, async_client
-from streamsense.services.sink.keys import RedisKeys
+from streamsense.services.serving.clients import TRANSIENT, async_client
+from streamsense.services.serving.keys import RedisKeys
 
 log = logging.getLogger(__name__)
 

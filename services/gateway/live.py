@@ -18,9 +18,10 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from prometheus_client import Counter, Gauge
 
+from streamsense.schemas.catalog import Task
 from streamsense.services.gateway.auth import websocket_allowed
-from streamsense.services.sink.client import TRANSIENT
-from streamsense.services.sink.keys import RedisKeys, Task
+from streamsense.services.serving.clients import TRANSIENT
+from streamsense.services.serving.keys import RedisKeys
 
 log = logging.getLogger(__name__)
 

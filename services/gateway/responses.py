@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from streamsense.schemas.catalog import Task
 from streamsense.schemas.results import DetectionResult, SegmentResult, SentimentResult
-from streamsense.services.sink.keys import Task
 
 AnyResult = DetectionResult | SegmentResult | SentimentResult
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import signal
 import threading
 import time
-from types import FrameType
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -15,8 +15,7 @@ from fastapi import FastAPI
 from streamsense.services.exceptions import ServiceError
 from streamsense.services.gateway.app import create_app
 from streamsense.services.gateway.settings import GatewaySettings
-from streamsense.services.runner import start_health
-from streamsense.services.sink.client import TRANSIENT, sync_client
+from streamsense.services.serving.clients import TRANSIENT, sync_client
 
 log = logging.getLogger(__name__)
 
@@ -60,33 +59,41 @@ class GatewayHealth:
         self.client.close()
 
 
-def serve(settings: GatewaySettings) -> None:
-    """Serve until SIGTERM/SIGINT (uvicorn handles the signals and closes connections).
+class GatewayService:
+    """The gateway as a service for the runner: uvicorn in the foreground, stopped (open
+    connections closed gracefully) by the runner's signal handling rather than uvicorn's own.
 
     With ``STREAMSENSE_METRICS_PORT`` set, ``/healthz`` and ``/metrics`` are also served on
     that port, like every other service (the Kubernetes probes use it)."""
-    auth = "token required" if settings.gateway_token else "no token (loopback only)"
-    log.info("gateway on http://%s:%d (%s)", settings.gateway_host, settings.gateway_port, auth)
-    app = create_app(settings)
-    check = GatewayHealth(settings, app)
-    health = start_health(settings, check)
-    try:
-        _Server(uvicorn_config(settings, app)).run()
-    finally:
-        if health is not None:
-            health.stop()
-        check.close()
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.app = create_app(settings)
+        self.check = GatewayHealth(settings, self.app)
+        self.server = _Server(uvicorn_config(settings, self.app))
+
+    def run(self) -> None:
+        s = self.settings
+        auth = "token required" if s.gateway_token else "no token (loopback only)"
+        log.info("gateway on http://%s:%d (%s)", s.gateway_host, s.gateway_port, auth)
+        try:
+            self.server.run()
+        finally:
+            self.check.close()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        return self.check()
 
 
 class _Server(uvicorn.Server):
-    """uvicorn re-raises a captured SIGTERM/SIGINT after its graceful shutdown, which ends the
-    process with -15; the shutdown was clean, so exit 0 like every other service."""
+    """Signals are the runner's (:func:`streamsense.services.runner.stop_on_signals`)."""
 
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.should_exit and sig == signal.SIGINT:
-            self.force_exit = True
-        else:
-            self.should_exit = True
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class ServerThread:

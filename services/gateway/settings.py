@@ -27,7 +27,6 @@ class GatewaySettings(StreamsenseSettings):
     needs it (``Authorization: Bearer <token>`` or ``?token=<token>``)."""
 
     service_name: str = "gateway"
-    redis_prefix: str = Field(default="ss", pattern=r"^[A-Za-z0-9._-]+$")
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8000, ge=0, le=65535)
     gateway_token: SecretStr | None = None

@@ -12,8 +12,9 @@ import numpy as np
 import orjson
 import redis.asyncio as aioredis
 
+from streamsense.schemas.catalog import TASK_NAMES
 from streamsense.services.gateway.responses import Percentiles, Stats, TaskStats
-from streamsense.services.sink.keys import JSON_FIELD, TASKS, RedisKeys
+from streamsense.services.serving.keys import JSON_FIELD, RedisKeys
 
 MAX_SOURCES = 50
 SAMPLE_PER_SOURCE = 100
@@ -36,7 +37,7 @@ async def compute(
     now_ms = int(sec) * 1000 + int(usec) // 1000
     start = now_ms - int(window_s * 1000)
     tasks: dict[Any, TaskStats] = {}
-    for task in TASKS:
+    for task in TASK_NAMES:
         members: set[Any] = await r.smembers(keys.sources(task))
         sources = sorted(members)[:MAX_SOURCES]
         pipe = r.pipeline(transaction=False)

@@ -6,14 +6,13 @@
   (``enable.auto.offset.store=false``; the stored offsets are auto-committed), and committed
   synchronously when partitions are revoked and on shutdown.
 - A message the handler cannot process goes to ``<topic>.dlq`` with the reason; the loop goes on.
-- SIGTERM/SIGINT (or :meth:`BatchLoop.stop`) drains in-flight work, commits and closes,
-  the producer it was given included (the loop owns it).
+- :meth:`BatchLoop.stop` (the runner calls it on SIGTERM/SIGINT) drains in-flight work,
+  commits and closes, the producer it was given included (the loop owns it).
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -44,7 +43,6 @@ class LoopConfig:
     max_wait_ms: int = 20
     auto_offset_reset: str = "earliest"
     max_poll_interval_ms: int = 300_000
-    session_timeout_ms: int = 45_000
     commit_interval_ms: int = 1_000
     stats_interval_ms: int = 5_000
     consumer_config: dict[str, Any] | None = None
@@ -97,7 +95,7 @@ class BatchLoop(Generic[P]):
             "auto.commit.interval.ms": config.commit_interval_ms,
             "auto.offset.reset": config.auto_offset_reset,
             "max.poll.interval.ms": config.max_poll_interval_ms,
-            "session.timeout.ms": settings.kafka_session_timeout_ms or config.session_timeout_ms,
+            "session.timeout.ms": settings.kafka_session_timeout_ms,
             "partition.assignment.strategy": "cooperative-sticky",
             "statistics.interval.ms": config.stats_interval_ms,
             "stats_cb": self._on_stats,
@@ -116,10 +114,7 @@ class BatchLoop(Generic[P]):
     def stop(self) -> None:
         """Ask the loop to finish in-flight work, commit and return (thread-safe)."""
         self._stop.set()
-
-    def install_signal_handlers(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop())
+        self.handler.stop()
 
     @property
     def dead_lettered(self) -> int:
@@ -131,7 +126,8 @@ class BatchLoop(Generic[P]):
         limit = max(30.0, self.config.max_poll_interval_ms / 1000 / 2)
         client_error = self._recent_client_error()
         ok = self.running and age < limit and self._delivery_error is None and client_error is None
-        return ok, {
+        handler_ok, handler_detail = self.handler.health()
+        return ok and handler_ok, {
             "service": self.service,
             "assigned": [f"{t}[{p}]" for t, p in self.assignment],
             "last_poll_age_s": round(age, 3),
@@ -139,6 +135,8 @@ class BatchLoop(Generic[P]):
             "in_flight": self.producer.in_flight,
             "delivery_error": self._delivery_error,
             "kafka_error": client_error,
+            "dead_lettered": self._dlq.sent,
+            **handler_detail,
         }
 
     def _recent_client_error(self) -> str | None:
@@ -158,6 +156,8 @@ class BatchLoop(Generic[P]):
             on_lost=self._on_lost,
         )
         self.running = True
+        log.info("%s running (group %s, topics %s)", self.service, self.config.group_id,
+                 ", ".join(self.config.topics))  # fmt: skip
         try:
             while not self._stop.is_set():
                 if max_messages is not None and self.processed >= max_messages:

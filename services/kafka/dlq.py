@@ -6,17 +6,12 @@ import logging
 
 from confluent_kafka import Message
 
+from streamsense.schemas.catalog import dlq_topic
 from streamsense.schemas.dlq import DeadLetterInfo
 from streamsense.services.kafka.producer import DeliveryCallback, Producer
 from streamsense.services.observability import metrics
 
 log = logging.getLogger(__name__)
-
-DLQ_SUFFIX = ".dlq"
-
-
-def dlq_topic(topic: str) -> str:
-    return topic + DLQ_SUFFIX
 
 
 def where(msg: Message) -> str:
@@ -35,12 +30,11 @@ class DeadLetterRouter:
     ) -> None:
         """Route ``msg`` to its dead-letter topic, keeping its key, value and headers."""
         topic = str(msg.topic())
-        info = DeadLetterInfo(
-            error_class=type(error).__name__,
-            error_message=(str(error) or repr(error))[:4096],
-            original_topic=topic,
-            original_partition=int(msg.partition() or 0),
-            original_offset=int(msg.offset() or 0),
+        info = DeadLetterInfo.describe(
+            error,
+            topic=topic,
+            partition=int(msg.partition() or 0),
+            offset=int(msg.offset() or 0),
             service=self._service,
         )
         headers: list[tuple[str, bytes | str]] = [

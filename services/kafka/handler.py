@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from confluent_kafka import Message
 
@@ -40,6 +40,14 @@ class BatchHandler(Generic[P]):
 
     def between_batches(self) -> None:
         """Called on the loop's thread between batches (e.g. to hot-swap a model)."""
+
+    def stop(self) -> None:
+        """The loop was asked to stop (any thread, a signal handler too): give up waiting on
+        anything slow, e.g. retries of an unreachable store."""
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """The handler's part of the loop's health: whether it can do its job, and details."""
+        return True, {}
 
     def close(self) -> None:
         """Release resources once the loop has drained."""

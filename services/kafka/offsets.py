@@ -1,22 +1,54 @@
-"""Which source offsets may be committed: only those whose every output Kafka acknowledged.
+"""Which positions may be committed: only those whose every record Kafka acknowledged.
 
-Batches complete out of order; the tracker advances a partition's commit point over the
-contiguous prefix of finished source offsets, so a later message never commits past an earlier
-one that is still in flight.
+One algorithm, :class:`AckedPrefix`, used wherever records complete out of order but a position
+may only move over what is done: the batch loop's source offsets (a later message never
+commits past an earlier one still in flight) and the text producer's file positions (a line is
+never checkpointed before every line above it was acknowledged).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 TopicPartitionKey = tuple[str, int]
+K = TypeVar("K", bound=Hashable)
+
+
+class AckedPrefix(Generic[K]):
+    """Keys in the order they were sent; :meth:`done` marks one acknowledged and returns the
+    last key of the acknowledged prefix when that prefix grew (else None)."""
+
+    __slots__ = ("_done", "_order")
+
+    def __init__(self) -> None:
+        self._order: deque[K] = deque()
+        self._done: set[K] = set()
+
+    def add(self, key: K) -> None:
+        self._order.append(key)
+
+    def done(self, key: K) -> K | None:
+        done, order = self._done, self._order
+        done.add(key)
+        if not order or order[0] != key:
+            return None  # an earlier key is still in flight: the prefix cannot move
+        last = None
+        while order and order[0] in done:
+            done.discard(order[0])
+            last = order.popleft()
+        return last
+
+    def __len__(self) -> int:
+        """Keys sent and not yet part of the acknowledged prefix."""
+        return len(self._order)
 
 
 @dataclass(slots=True)
 class _Partition:
-    order: deque[int] = field(default_factory=deque)
-    finished: set[int] = field(default_factory=set)
+    prefix: AckedPrefix[int] = field(default_factory=AckedPrefix)
     committable: int | None = None  # next offset to commit (last finished + 1)
 
 
@@ -30,20 +62,16 @@ class OffsetTracker:
         part = self._parts.get(tp)
         if part is None:
             part = self._parts[tp] = _Partition()
-        part.order.append(offset)
+        part.prefix.add(offset)
 
     def finished(self, tp: TopicPartitionKey, offset: int) -> None:
         """Every output of this message was acknowledged (or it had none)."""
         part = self._parts.get(tp)
         if part is None:
             return  # partition revoked meanwhile; the new owner re-reads it
-        part.finished.add(offset)
-        order = part.order
-        if order and order[0] == offset:
-            done = part.finished
-            while order and order[0] in done:
-                done.discard(order[0])
-                part.committable = order.popleft() + 1
+        last = part.prefix.done(offset)
+        if last is not None:
+            part.committable = last + 1
             self._dirty.add(tp)
 
     def take_committable(self) -> dict[TopicPartitionKey, int]:
@@ -57,7 +85,7 @@ class OffsetTracker:
         return out
 
     def in_flight(self) -> int:
-        return sum(len(p.order) for p in self._parts.values())
+        return sum(len(p.prefix) for p in self._parts.values())
 
     def forget(self, tps: list[TopicPartitionKey]) -> None:
         """Drop state of revoked partitions."""

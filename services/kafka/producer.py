@@ -21,6 +21,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message
 from confluent_kafka import Producer as _RdProducer
 
+from streamsense.schemas.catalog import FRAME_MAX_BYTES
 from streamsense.services.kafka.exceptions import KafkaIOError
 from streamsense.services.observability import metrics
 from streamsense.services.settings import StreamsenseSettings
@@ -74,7 +75,7 @@ class Producer:
             # librdkafka's own queue must never be the limit: ours is.
             "queue.buffering.max.messages": max(100_000, 2 * max_in_flight),
             "queue.buffering.max.kbytes": 1_048_576,
-            "message.max.bytes": 16 * 1024 * 1024,
+            "message.max.bytes": FRAME_MAX_BYTES,
         }
         conf.update(config or {})
         self._rd = _RdProducer(conf)
@@ -121,6 +122,25 @@ class Producer:
             self._metric(old.topic)[2].inc()
         self._pending.append(_Record(topic, value, key, headers, on_delivery))
         self._pump()
+
+    def send_and_wait(
+        self, topic: str, value: bytes, key: bytes | str | None, timeout: float = 10.0
+    ) -> None:
+        """Produce one record and wait for its acknowledgement; KafkaIOError with the reason
+        when it is refused or not acknowledged within ``timeout`` seconds."""
+        errors: list[str] = []
+
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                errors.append(str(err))
+
+        self.produce(topic, value, key, None, delivered)
+        left = self.flush(timeout)
+        ok = not (left or errors)
+        self.account(topic, int(ok), int(not ok))
+        if not ok:
+            msg = f"record not delivered to {topic}: {errors or f'no ack in {timeout:g} s'}"
+            raise KafkaIOError(msg)
 
     def account(self, topic: str, acked: int, failed: int = 0) -> None:
         """Count deliveries reported to a caller's own ``on_delivery``."""

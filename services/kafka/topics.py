@@ -1,4 +1,4 @@
-"""Every topic from one declarative spec, provisioned idempotently with the AdminClient."""
+"""Every topic of the catalogue with its settings, provisioned idempotently with the AdminClient."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
-from streamsense.services.kafka.dlq import dlq_topic
+from streamsense.schemas.catalog import FRAME_MAX_BYTES, Topic, dlq_topic
 from streamsense.services.kafka.exceptions import KafkaIOError
 from streamsense.services.settings import StreamsenseSettings
 
@@ -24,8 +24,6 @@ log = logging.getLogger(__name__)
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
-#: A 4K (3840x2160) JPEG at quality 95 of a detailed scene is ~3-6 MB; leave room for headers.
-FRAME_MAX_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -47,35 +45,40 @@ class TopicSpec:
         }
 
 
-#: The platform's topics (logical names; the settings' prefix is added when provisioning).
+#: The settings of every catalogue topic (logical names; the prefix is added when provisioning).
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
-        "frames",
+        Topic.FRAMES,
         partitions=6,
         retention_ms=HOUR_MS,
         max_message_bytes=FRAME_MAX_BYTES,
         with_dlq=True,
         extra={"segment.ms": str(HOUR_MS)},
     ),
-    TopicSpec("text", partitions=3, with_dlq=True),
-    TopicSpec("labels.text", partitions=1, retention_ms=30 * DAY_MS, with_dlq=True),
-    TopicSpec("results.detections", partitions=6, retention_ms=DAY_MS, with_dlq=True),
-    TopicSpec("results.segments", partitions=6, retention_ms=DAY_MS, with_dlq=True),
-    TopicSpec("results.sentiment", partitions=3, retention_ms=DAY_MS, with_dlq=True),
+    TopicSpec(Topic.TEXT, partitions=3, with_dlq=True),
+    TopicSpec(Topic.LABELS_TEXT, partitions=1, retention_ms=30 * DAY_MS, with_dlq=True),
+    TopicSpec(Topic.DETECTIONS, partitions=6, retention_ms=DAY_MS, with_dlq=True),
+    TopicSpec(Topic.SEGMENTS, partitions=6, retention_ms=DAY_MS, with_dlq=True),
+    TopicSpec(Topic.SENTIMENT, partitions=3, retention_ms=DAY_MS, with_dlq=True),
     TopicSpec(
-        "models.updates", partitions=1, retention_ms=-1, cleanup_policy="compact", with_dlq=True
+        Topic.MODEL_UPDATES, partitions=1, retention_ms=-1, cleanup_policy="compact", with_dlq=True
     ),
-    TopicSpec("analytics.camera", partitions=3, retention_ms=DAY_MS),
-    TopicSpec("analytics.text", partitions=3, retention_ms=DAY_MS),
-    TopicSpec("alerts", partitions=1, retention_ms=30 * DAY_MS),
+    TopicSpec(Topic.ANALYTICS_CAMERA, partitions=3, retention_ms=DAY_MS),
+    TopicSpec(Topic.ANALYTICS_TEXT, partitions=3, retention_ms=DAY_MS),
+    TopicSpec(Topic.ALERTS, partitions=1, retention_ms=30 * DAY_MS),
 )
+
+
+def spec_of(name: str) -> TopicSpec:
+    """The spec of a catalogue topic (logical name)."""
+    return next(s for s in TOPICS if s.name == name)
 
 
 def expand(specs: Iterable[TopicSpec], prefix: str = "") -> list[TopicSpec]:
     """Prefix names and add a ``<topic>.dlq`` (same size limit, longer retention) where wanted."""
     out: list[TopicSpec] = []
     for s in specs:
-        named = TopicSpec(**{**s.__dict__, "name": prefix + s.name})
+        named = TopicSpec(**{**s.__dict__, "name": f"{prefix}{s.name}"})
         out.append(named)
         if s.with_dlq:
             out.append(

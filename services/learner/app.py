@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from streamsense.models.exceptions import ModelNotFoundError
 from streamsense.models.store import ModelStore
 from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.model_updates import ModelUpdatesFollower
 from streamsense.services.kafka.producer import Producer
 from streamsense.services.learner.base import load_trainer
 from streamsense.services.learner.handler import Labeled, LearnerHandler
 from streamsense.services.learner.online import OnlineLearner
 from streamsense.services.learner.settings import LearnerSettings
-from streamsense.services.learner.updates import UpdatesReader
-from streamsense.services.runner import start_health
+from streamsense.services.runner import serve
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,7 @@ def build_learner(
         policy=settings.policy(),
         keep_trace=keep_trace,
     )
-    updates = UpdatesReader(settings, name) if follow_updates else None
+    updates = ModelUpdatesFollower(settings, name, from_start=False) if follow_updates else None
     handler = LearnerHandler(settings, store, learner, updates)
     config = LoopConfig(
         topics=[settings.labels_topic],
@@ -69,16 +68,5 @@ def build_learner(
 
 def run_learner(settings: LearnerSettings) -> None:
     """Run until SIGTERM/SIGINT, with ``/healthz`` (loop + learner state) and ``/metrics``."""
-    loop, handler = build_learner(settings)
-
-    def check() -> tuple[bool, dict[str, Any]]:
-        ok, detail = loop.health()
-        return ok, {**detail, "learner": handler.health()}
-
-    loop.install_signal_handlers()
-    health = start_health(settings, check)
-    try:
-        loop.run()
-    finally:
-        if health is not None:
-            health.stop()
+    loop, _ = build_learner(settings)
+    serve(settings, loop)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
+from streamsense.schemas.catalog import Topic
 from streamsense.schemas.registry import encode
 from streamsense.schemas.text import LabeledText
+from streamsense.services.kafka.exceptions import KafkaIOError
 from streamsense.services.kafka.producer import Producer
 from streamsense.services.learner.exceptions import LearnerError
 from streamsense.services.settings import StreamsenseSettings
@@ -33,16 +35,9 @@ def send_feedback(
     reason), so a model with other classes needs no change here.
     """
     example = make_feedback(text, label, source_id, model)
-    topic = settings.topic("labels.text")
-    errors: list[str] = []
-
-    def delivered(err: object, _msg: object) -> None:
-        if err is not None:
-            errors.append(str(err))
-
-    producer.produce(topic, encode(example), source_id, None, delivered)
-    left = producer.flush(timeout)
-    producer.account(topic, 0 if left or errors else 1, 1 if left or errors else 0)
-    if left or errors:
-        msg = f"feedback not delivered to {topic}: {errors or f'no ack in {timeout:.0f} s'}"
-        raise LearnerError(msg)
+    topic = settings.topic(Topic.LABELS_TEXT)
+    try:
+        producer.send_and_wait(topic, encode(example), source_id, timeout)
+    except KafkaIOError as exc:
+        msg = f"feedback not delivered: {exc}"
+        raise LearnerError(msg) from exc

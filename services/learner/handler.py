@@ -22,13 +22,13 @@ from streamsense.schemas.model_updates import ModelVersion
 from streamsense.schemas.registry import decode, encode
 from streamsense.schemas.text import LabeledText
 from streamsense.services.kafka.handler import BatchHandler, Outcome, OutRecord
+from streamsense.services.kafka.model_updates import ModelUpdatesFollower
 from streamsense.services.learner import metrics
 from streamsense.services.learner.base import load_trainer
 from streamsense.services.learner.online import OnlineLearner
 from streamsense.services.learner.policy import Decision
 from streamsense.services.learner.publish import announcement, store_trained
 from streamsense.services.learner.settings import LearnerSettings
-from streamsense.services.learner.updates import UpdatesReader
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class LearnerHandler(BatchHandler[list[Labeled]]):
         settings: LearnerSettings,
         store: ModelStore,
         learner: OnlineLearner,
-        updates: UpdatesReader | None = None,
+        updates: ModelUpdatesFollower | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -217,7 +217,11 @@ class LearnerHandler(BatchHandler[list[Labeled]]):
 
     # -- health -------------------------------------------------------------------------------
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        return True, {"learner": self.state_report()}
+
+    def state_report(self) -> dict[str, Any]:
+        """Champion, window accuracies, labels seen, drift, promotions."""
         learner = self.learner
         stats = learner.window.stats()
         t = learner.totals

@@ -8,7 +8,6 @@ any service that starts later reads the champion pointer.
 
 from __future__ import annotations
 
-import re
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -20,12 +19,6 @@ from streamsense.models.exceptions import ModelError
 from streamsense.models.store import ModelStore, artifact_sha256
 from streamsense.schemas.model_updates import ModelVersion, Stage
 from streamsense.services.learner.base import TrainingAdapter
-
-
-def next_version(store: ModelStore, name: str) -> str:
-    """One more than the largest integer version of ``name`` (``"1"`` for none)."""
-    numbers = [int(v) for v in store.versions(name) if re.fullmatch(r"\d+", v)]
-    return str(max(numbers, default=0) + 1)
 
 
 def announcement(
@@ -63,7 +56,7 @@ def store_trained(
         artifact = trainer.save(Path(tmp))
         sha = artifact_sha256(artifact)
         for attempt in range(attempts):
-            version = next_version(store, parent.name)
+            version = store.next_version(parent.name)
             card = parent.model_copy(
                 update={
                     "version": version,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from streamsense.schemas.catalog import TASKS, Task, Topic
 from streamsense.services.learner.online import CheckConfig, TrainingConfig
 from streamsense.services.learner.policy import PromotionPolicy
 from streamsense.services.settings import StreamsenseSettings
-from streamsense.services.workers.settings import DEFAULT_MODELS, WorkerTask
 
 
 class LearnerSettings(StreamsenseSettings):
-    learner_task: WorkerTask = "sentiment"
+    learner_task: Task = "sentiment"
     learner_model: str | None = Field(default=None, description="default: the task's zoo model")
     learner_group: str = "streamsense-learner"
     learner_max_batch: int = Field(default=64, ge=1, le=1024, description="labels per batch")
@@ -33,15 +33,15 @@ class LearnerSettings(StreamsenseSettings):
 
     @property
     def model_name(self) -> str:
-        return self.learner_model or DEFAULT_MODELS[self.learner_task]
+        return self.learner_model or TASKS[self.learner_task].default_model
 
     @property
     def labels_topic(self) -> str:
-        return self.topic("labels.text")
+        return self.topic(Topic.LABELS_TEXT)
 
     @property
     def updates_topic(self) -> str:
-        return self.topic("models.updates")
+        return self.topic(Topic.MODEL_UPDATES)
 
     def training(self) -> TrainingConfig:
         return TrainingConfig(

@@ -1,41 +1,26 @@
-"""Bounded reads of ``models.updates`` and ``labels.text``, and sending announcements.
+"""Bounded reads of ``models.updates`` (a model's history) and ``labels.text`` (recent labels).
 
-``models.updates`` is compacted and keyed by model name: every reader starts from the
-beginning without a consumer group. Compaction keeps only the last record per model, so the
-model store's champion pointer (not the topic) is what a service starts from; the topic
-tells running services what changed.
+Following and announcing is :mod:`streamsense.services.kafka.model_updates`'s job.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from streamsense.schemas.catalog import Topic
 from streamsense.schemas.model_updates import ModelVersion
-from streamsense.schemas.registry import decode, encode
+from streamsense.schemas.registry import decode
 from streamsense.schemas.text import LabeledText
-from streamsense.services.kafka.producer import Producer
+from streamsense.services.kafka.model_updates import groupless_consumer
 from streamsense.services.learner.exceptions import LearnerError
 from streamsense.services.settings import StreamsenseSettings
 
 log = logging.getLogger(__name__)
-
-
-def _consumer(settings: StreamsenseSettings, purpose: str) -> Consumer:
-    return Consumer(
-        {
-            **settings.librdkafka_config(),
-            "group.id": f"{settings.service_name}-{purpose}-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "enable.partition.eof": False,
-        }
-    )
 
 
 def _read_ranges(
@@ -87,7 +72,7 @@ def read_updates(
     settings: StreamsenseSettings, name: str | None = None, timeout: float = 15.0
 ) -> list[ModelVersion]:
     """Every announcement on ``models.updates`` (of ``name``, if given), oldest first."""
-    topic = settings.topic("models.updates")
+    topic = settings.topic(Topic.MODEL_UPDATES)
     out: list[ModelVersion] = []
 
     def take(m: Any) -> None:
@@ -98,7 +83,7 @@ def read_updates(
         except Exception as exc:  # history shows what it can read
             log.warning("skipping unreadable record %s@%s: %s", topic, m.offset(), exc)
 
-    consumer = _consumer(settings, "history")
+    consumer = groupless_consumer(settings, "history")
     try:
         _read_ranges(consumer, _watermarks(consumer, topic, timeout), timeout, take)
     finally:
@@ -114,7 +99,7 @@ def read_recent_labels(
 ) -> list[LabeledText]:
     """The last ``limit`` labeled examples on ``labels.text`` for any of ``models``
     (at most ``limit`` records are read per partition)."""
-    topic = settings.topic("labels.text")
+    topic = settings.topic(Topic.LABELS_TEXT)
     wanted = set(models)
     out: list[LabeledText] = []
 
@@ -126,7 +111,7 @@ def read_recent_labels(
         if ex.model in wanted:
             out.append(ex)
 
-    consumer = _consumer(settings, "recent-labels")
+    consumer = groupless_consumer(settings, "recent-labels")
     try:
         marks = _watermarks(consumer, topic, timeout)
         ranges = {tp: (max(low, high - limit), high) for tp, (low, high) in marks.items()}
@@ -135,55 +120,3 @@ def read_recent_labels(
         consumer.close()
     out.sort(key=lambda ex: ex.ts_ns)
     return out[-limit:]
-
-
-class UpdatesReader:
-    """Non-blocking follower of one model's announcements (for a running service)."""
-
-    def __init__(self, settings: StreamsenseSettings, name: str, catch_up_s: float = 10.0):
-        self.topic = settings.topic("models.updates")
-        self.name = name
-        self._consumer = _consumer(settings, "updates")
-        # what was announced before this service started is history, not news: the store's
-        # champion pointer already says where to start
-        try:
-            _, high = self._consumer.get_watermark_offsets(
-                TopicPartition(self.topic, 0), timeout=catch_up_s
-            )
-        except KafkaException as exc:
-            log.warning("cannot read %s's end offset (%s): reading from the start", self.topic, exc)
-            high = 0
-        self._consumer.assign([TopicPartition(self.topic, 0, int(high))])
-
-    def poll(self) -> list[ModelVersion]:
-        out = []
-        for msg in self._consumer.consume(100, 0):
-            if msg.error() is not None or msg.key() != self.name.encode():
-                continue
-            try:
-                out.append(decode(msg.value(), ModelVersion))
-            except Exception as exc:
-                log.error("ignoring bad record on %s@%s: %s", self.topic, msg.offset(), exc)
-        return out
-
-    def close(self) -> None:
-        self._consumer.close()
-
-
-def send_announcement(
-    producer: Producer, settings: StreamsenseSettings, mv: ModelVersion, timeout: float = 15.0
-) -> None:
-    """Produce ``mv`` on ``models.updates`` keyed by model name and wait for the ack."""
-    failed: list[str] = []
-
-    def delivered(err: Any, _msg: Any) -> None:
-        if err is not None:
-            failed.append(str(err))
-
-    topic = settings.topic("models.updates")
-    producer.produce(topic, encode(mv), mv.name, None, delivered)
-    left = producer.flush(timeout)
-    producer.account(topic, 0 if left or failed else 1, 1 if left or failed else 0)
-    if left or failed:
-        msg = f"announcement of {mv.name}@{mv.model_version} not delivered: {failed or left}"
-        raise LearnerError(msg)

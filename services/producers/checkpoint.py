@@ -7,7 +7,8 @@ replaced while the producer was down starts from 0 instead of a wrong position. 
 atomic (temporary file, fsync, ``os.replace``).
 
 :class:`AckTracker` keeps, per file, the records in the order they were handed to the producer;
-delivery callbacks mark them, and the committed position moves over the acknowledged prefix only.
+delivery callbacks mark them, and the committed position moves over the acknowledged prefix only
+(:class:`~streamsense.services.kafka.offsets.AckedPrefix`, the batch loop's algorithm).
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import hashlib
 import logging
 import os
 import uuid
-from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from streamsense.services.kafka.offsets import AckedPrefix
 from streamsense.services.producers.exceptions import ProducerError
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,6 @@ def fingerprint(fd: int, length: int) -> str:
 class CheckpointStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.saves = 0
 
     def load(self) -> Checkpoint:
         try:
@@ -87,15 +87,13 @@ class CheckpointStore:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-        self.saves += 1
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Pending:
     end: int
     lines: int
-    seq: int
-    done: bool = False
+    max_seq: int  # the largest seq sent for this file up to and including this record
 
 
 @dataclass
@@ -109,7 +107,8 @@ class Committed:
     fp: str = ""
     fp_len: int = 0
     max_seq: int = -1
-    pending: deque[_Pending] = field(default_factory=deque)
+    pending: AckedPrefix[_Pending] = field(default_factory=AckedPrefix)
+    sent_seq: int = -1
 
 
 class AckTracker:
@@ -123,8 +122,10 @@ class AckTracker:
 
     def add(self, key: str, end: int, lines: int, seq: int = -1) -> _Pending:
         """A record for the line ending at ``end`` was handed to the producer."""
-        entry = _Pending(end, lines, seq)
-        self.files[key].pending.append(entry)
+        c = self.files[key]
+        c.sent_seq = max(c.sent_seq, seq)
+        entry = _Pending(end, lines, c.sent_seq)
+        c.pending.add(entry)
         return entry
 
     def skip(self, key: str, end: int, lines: int) -> None:
@@ -135,14 +136,12 @@ class AckTracker:
         if error is not None:
             self.failed = self.failed or str(error)
             return
-        entry.done = True
         c = self.files.get(key)
         if c is None:
             return
-        while c.pending and c.pending[0].done:
-            head = c.pending.popleft()
-            c.position, c.lines = head.end, head.lines
-            c.max_seq = max(c.max_seq, head.seq)
+        head = c.pending.done(entry)
+        if head is not None:
+            c.position, c.lines, c.max_seq = head.end, head.lines, head.max_seq
             self.changed = True
 
     def in_flight(self, key: str) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from streamsense.schemas.catalog import Topic
 from streamsense.services.settings import StreamsenseSettings
 
 #: TextEvent.text holds at most 65,536 characters; a longer line is truncated to this many bytes.
@@ -18,7 +19,7 @@ class CameraProducerSettings(StreamsenseSettings):
     """``streamsense produce camera``: one camera (or file, folder) to ``frames``."""
 
     service_name: str = "producer-camera"
-    camera_topic: str = Field(default="frames", description="logical topic (prefix is added)")
+    camera_topic: str = Field(default=Topic.FRAMES, description="logical topic (prefix is added)")
     camera_fps: float | None = Field(
         default=None, gt=0, le=1000, description="target rate; default: the source's own pace"
     )
@@ -49,7 +50,7 @@ class TextProducerSettings(StreamsenseSettings):
     """``streamsense produce text``: log files followed like ``tail -F`` (or stdin) to ``text``."""
 
     service_name: str = "producer-text"
-    text_topic: str = Field(default="text", description="logical topic (prefix is added)")
+    text_topic: str = Field(default=Topic.TEXT, description="logical topic (prefix is added)")
     text_max_line_bytes: int = Field(default=MAX_TEXT_BYTES, ge=16, le=MAX_TEXT_BYTES)
     text_checkpoint: Path | None = Field(
         default=None, description="default: <home>/checkpoints/text-<hash of the glob>.json"

@@ -28,10 +28,10 @@ from typing import Any, BinaryIO
 
 from confluent_kafka import KafkaError, Message
 
+from streamsense.schemas.catalog import dlq_topic
 from streamsense.schemas.dlq import DeadLetterInfo
 from streamsense.schemas.registry import encode
 from streamsense.schemas.text import TextEvent
-from streamsense.services.kafka.dlq import dlq_topic
 from streamsense.services.kafka.exceptions import DeliveryFailedError
 from streamsense.services.kafka.producer import BackpressurePolicy, DeliveryCallback, Producer
 from streamsense.services.observability import metrics
@@ -261,13 +261,8 @@ class TextProducer:
     def _dead_letter(
         self, f: TailedFile | None, source: str, raw: RawLine, exc: LineError, where: str
     ) -> None:
-        info = DeadLetterInfo(
-            error_class=type(exc).__name__,
-            error_message=str(exc)[:4096],
-            original_topic=self.topic,
-            original_partition=-1,
-            original_offset=raw.start,
-            service=self._service,
+        info = DeadLetterInfo.describe(
+            exc, topic=self.topic, partition=-1, offset=raw.start, service=self._service
         )
         headers: list[tuple[str, bytes | str]] = [*info.to_kafka_headers(),
                                                   *self._headers(f, raw, -1)]  # fmt: skip

@@ -23,27 +23,23 @@ import redis
 from confluent_kafka import Message
 from redis.exceptions import ResponseError
 
-from streamsense.schemas.base import Message as SchemaMessage
+from streamsense.schemas.catalog import TASKS, Task
 from streamsense.schemas.registry import decode
 from streamsense.schemas.results import DetectionResult, SegmentResult, SentimentResult
 from streamsense.services.kafka.dlq import where
 from streamsense.services.kafka.exceptions import FatalHandlerError
 from streamsense.services.kafka.handler import BatchHandler, Outcome
 from streamsense.services.observability import metrics as core_metrics
+from streamsense.services.serving.clients import TRANSIENT
+from streamsense.services.serving.keys import RedisKeys
+from streamsense.services.serving.writes import LayoutWriter
 from streamsense.services.sink import metrics
-from streamsense.services.sink.client import TRANSIENT
 from streamsense.services.sink.exceptions import ThumbnailError
-from streamsense.services.sink.keys import JSON_FIELD, RedisKeys, Task
 from streamsense.services.sink.settings import SinkSettings
 from streamsense.services.sink.thumbnails import Thumbnail, frame_headers, make_thumbnail
 
 log = logging.getLogger(__name__)
 
-RESULT_TYPES: dict[Task, type[SchemaMessage]] = {
-    "detect": DetectionResult,
-    "segment": SegmentResult,
-    "sentiment": SentimentResult,
-}
 #: Redis error replies that mean "not now" rather than "never" (the batch is sent again).
 _TRANSIENT_REPLIES = ("OOM", "LOADING", "BUSY", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
 _LAG_EVERY_S = 1.0
@@ -70,7 +66,9 @@ class RedisSinkHandler(BatchHandler[Prepared]):
     ) -> None:
         """``topics`` maps each consumed topic to its task, or to None for camera frames."""
         self.settings = settings
-        self.keys = RedisKeys(settings.redis_prefix)
+        self.writer = LayoutWriter(
+            RedisKeys(settings.redis_prefix), settings.sink_stream_maxlen, settings.sink_thumb_ttl_s
+        )
         self.redis = client
         self.topics = topics
         self.service = settings.service_name
@@ -90,6 +88,14 @@ class RedisSinkHandler(BatchHandler[Prepared]):
         """Give up retrying an unreachable Redis (the loop is shutting down)."""
         self._stop.set()
 
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        return self.redis_ok, {
+            "redis_ok": self.redis_ok,
+            "redis_error": self.last_error,
+            "written": self.written,
+            "redis_retries": self.retries,
+        }
+
     # -- prepare: decode (worker thread) -------------------------------------------------------
 
     def prepare(self, messages: list[Message]) -> Prepared:
@@ -105,7 +111,7 @@ class RedisSinkHandler(BatchHandler[Prepared]):
                 self._note_frame(i, m, newest_frame)
                 continue
             try:
-                result = decode(m.value(), RESULT_TYPES[task])
+                result = decode(m.value(), TASKS[task].result_schema)
             except Exception as exc:  # SchemaError: the loop dead-letters it with the reason
                 items[i] = exc
                 continue
@@ -177,46 +183,25 @@ class RedisSinkHandler(BatchHandler[Prepared]):
     ) -> list[int | None]:
         """Queue every command of the batch; returns the item index behind each command."""
         owners: list[int | None] = []
-        k, s = self.keys, self.settings
+        w = self.writer
         now_ms = time.time_ns() // 1_000_000
         latest: dict[tuple[str, str], tuple[int, bytes]] = {}
         sources: set[tuple[str, str]] = set()
         for i, it in todo:
             if isinstance(it, ResultItem):
-                pipe.xadd(
-                    k.stream(it.task, it.source),
-                    {JSON_FIELD: it.value},
-                    maxlen=s.sink_stream_maxlen,
-                    approximate=True,
-                )
-                pipe.publish(k.channel(it.task, it.source), it.value)
-                owners += [i, i]
+                owners += [i] * w.result(pipe, it.task, it.source, it.value)
                 latest[(it.task, it.source)] = (i, it.value)
                 sources.add((it.task, it.source))
             else:
-                ttl = s.sink_thumb_ttl_s
-                meta = {
-                    "width": it.width,
-                    "height": it.height,
-                    "seq": it.seq,
-                    "capture_ns": it.capture_ns,
-                    "written_ms": now_ms,
-                }
-                pipe.set(k.thumb(it.camera_id), it.jpeg, ex=ttl)
-                pipe.hset(k.thumb_meta(it.camera_id), mapping=meta)
-                pipe.expire(k.thumb_meta(it.camera_id), ttl)
-                pipe.sadd(k.cameras, it.camera_id)
-                owners += [i, i, i, i]
+                meta = {"width": it.width, "height": it.height, "seq": it.seq,
+                        "capture_ns": it.capture_ns}  # fmt: skip
+                owners += [i] * w.thumbnail(pipe, it.camera_id, it.jpeg, meta, now_ms)
         for (task, source), (i, value) in latest.items():
-            pipe.hset(k.latest(task, source), mapping={JSON_FIELD: value, "written_ms": now_ms})
-            owners.append(i)
+            owners += [i] * w.latest(pipe, task, source, value, now_ms)
         for task, source in sources:
-            pipe.sadd(k.sources(task), source)
-            owners.append(None)
+            owners += [None] * w.source(pipe, task, source)
         if lag:
-            pipe.hset(k.sink_lag, mapping=lag)
-            pipe.expire(k.sink_lag, 60)
-            owners += [None, None]
+            owners += [None] * w.lag(pipe, lag)
         return owners
 
     def _write_with_retry(

@@ -9,7 +9,6 @@ from streamsense.services.settings import StreamsenseSettings
 
 class SinkSettings(StreamsenseSettings):
     service_name: str = "sink-redis"
-    redis_prefix: str = Field(default="ss", pattern=r"^[A-Za-z0-9._-]+$")
 
     sink_group: str = "streamsense-sink-redis"
     sink_max_batch: int = Field(default=500, ge=1, le=10_000)

@@ -1,22 +1,21 @@
-"""Camera thumbnails: the newest frame per camera, downscaled and re-encoded as JPEG."""
+"""Camera thumbnails: the newest frame per camera, downscaled and re-encoded as JPEG.
+
+Frame bytes are untrusted: they pass the decompression guard
+(:func:`streamsense.models.decoding.check_image`) before any decoding.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import cv2
-import numpy as np
 
+from streamsense.models.decoding import check_image, decode_image
+from streamsense.models.exceptions import BadImageError
+from streamsense.schemas.catalog import FRAME_MAX_BYTES, FRAME_MAX_PIXELS
 from streamsense.schemas.exceptions import SchemaError
 from streamsense.schemas.frames import FrameHeaders, HeaderList
 from streamsense.services.sink.exceptions import ThumbnailError
-
-#: cv2 flags that decode at 1/2, 1/4 and 1/8 of the size (much cheaper than decode + resize).
-_REDUCED = (
-    (8, cv2.IMREAD_REDUCED_COLOR_8),
-    (4, cv2.IMREAD_REDUCED_COLOR_4),
-    (2, cv2.IMREAD_REDUCED_COLOR_2),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,24 +35,25 @@ def frame_headers(headers: HeaderList | None) -> FrameHeaders:
         raise ThumbnailError(str(exc)) from exc
 
 
-def make_thumbnail(image: bytes, meta: FrameHeaders, width: int, quality: int) -> Thumbnail:
+def make_thumbnail(
+    image: bytes, meta: FrameHeaders, width: int, quality: int, max_pixels: int = FRAME_MAX_PIXELS
+) -> Thumbnail:
     """Decode ``image`` (JPEG/PNG), scale it to ``width`` pixels wide (never up), encode JPEG."""
-    buf = np.frombuffer(image, dtype=np.uint8)
-    flag = cv2.IMREAD_COLOR
-    for factor, reduced in _REDUCED:
-        if meta.width // factor >= width and meta.encoding == "jpeg":
-            flag = reduced
-            break
-    img = cv2.imdecode(buf, flag) if buf.size else None
-    if img is None:
-        msg = f"camera {meta.camera_id} seq {meta.seq}: undecodable {meta.encoding} frame"
-        raise ThumbnailError(msg)
+    where = f"camera {meta.camera_id} seq {meta.seq}"
+    try:
+        info = check_image(
+            image, encoding=meta.encoding, max_bytes=FRAME_MAX_BYTES, max_pixels=max_pixels
+        )
+        img = decode_image(image, info, need_width=width, rgb=False)
+    except BadImageError as exc:
+        msg = f"{where}: undecodable {meta.encoding} frame: {exc}"
+        raise ThumbnailError(msg) from exc
     h, w = img.shape[:2]
     if w > width:
         img = cv2.resize(img, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
     ok, out = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
-        msg = f"camera {meta.camera_id} seq {meta.seq}: JPEG encode failed"
+        msg = f"{where}: JPEG encode failed"
         raise ThumbnailError(msg)
     th, tw = img.shape[:2]
     return Thumbnail(meta.camera_id, out.tobytes(), tw, th, meta.seq, meta.capture_ns)

@@ -15,17 +15,11 @@ import orjson
 from confluent_kafka import Message
 
 from streamsense.models.base import SegmentationOutput, SentimentOutput
+from streamsense.schemas.catalog import TASKS, Task
 from streamsense.schemas.frames import FrameHeaders
 from streamsense.schemas.registry import decode
-from streamsense.schemas.results import Detection, DetectionResult, SegmentResult, SentimentResult
 from streamsense.schemas.text import TextEvent
-from streamsense.services.workers.frames import decode_frame
-
-RESULT_SCHEMAS = {
-    "detect": DetectionResult.SCHEMA,
-    "segment": SegmentResult.SCHEMA,
-    "sentiment": SentimentResult.SCHEMA,
-}
+from streamsense.services.workers.frames import check_frame, decode_checked
 
 
 @dataclass(slots=True)
@@ -46,7 +40,7 @@ def source_ref(msg: Message, seq: int | None) -> dict[str, Any]:
 
 
 def envelope(  # noqa: PLR0913 - every field of the result envelope
-    task: str,
+    task: Task,
     item: Item,
     model: tuple[str, str],
     model_ms: float,
@@ -57,8 +51,8 @@ def envelope(  # noqa: PLR0913 - every field of the result envelope
     trace_id: str,
 ) -> dict[str, Any]:
     return {
-        "schema": RESULT_SCHEMAS[task],
-        "version": 1,
+        "schema": TASKS[task].result_schema.SCHEMA,
+        "version": TASKS[task].result_schema.VERSION,
         "source_id": source_id,
         "model": {"name": model[0], "version": model[1]},
         "source": source_ref(item.msg, seq),
@@ -77,7 +71,7 @@ def envelope(  # noqa: PLR0913 - every field of the result envelope
 class FrameCodec:
     """Frames -> RGB images; detections or masks -> result JSON."""
 
-    def __init__(self, task: str, max_bytes: int, max_pixels: int, max_age_ms: int) -> None:
+    def __init__(self, task: Task, max_bytes: int, max_pixels: int, max_age_ms: int) -> None:
         self.task = task
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
@@ -85,22 +79,20 @@ class FrameCodec:
         self.need_side: int | None = None  # set from the model's input size
 
     def decode(self, item: Item) -> None:
+        """Check every frame (a poison frame is a dead letter whatever its age), skip the stale
+        ones, decode the rest."""
+        start = time.perf_counter()
         try:
-            if self.max_age_ns:
-                headers = FrameHeaders.from_kafka_headers(item.msg.headers())
-                if item.consumed_ns - headers.capture_ns > self.max_age_ns:
-                    item.meta, item.stale = headers, True
-                    return
-            frame = decode_frame(
-                item.msg,
-                max_bytes=self.max_bytes,
-                max_pixels=self.max_pixels,
-                need_side=self.need_side,
-            )
+            frame = check_frame(item.msg, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+            item.meta = frame.headers
+            if self.max_age_ns and item.consumed_ns - frame.headers.capture_ns > self.max_age_ns:
+                item.stale = True
+                return
+            item.value = decode_checked(frame, self.need_side)
         except Exception as exc:  # every reason becomes a dead letter
             item.error = exc
             return
-        item.meta, item.value, item.decode_ms = frame.headers, frame.image, frame.decode_ms
+        item.decode_ms = (time.perf_counter() - start) * 1000
 
     def encode(
         self, item: Item, out: Any, model: tuple[str, str], model_ms: float, batch: int
@@ -112,9 +104,7 @@ class FrameCodec:
         )
         body["width"], body["height"] = h.width, h.height
         if self.task == "detect":
-            sx = h.width / item.value.shape[1]
-            sy = h.height / item.value.shape[0]
-            body["detections"] = [_detection(d, sx, sy) for d in out]
+            body["detections"] = [d.to_dict(h.width, h.height) for d in out]
         else:
             assert isinstance(out, SegmentationOutput)
             body["mask"] = {"size": list(out.mask.size), "counts": out.mask.counts}
@@ -122,21 +112,10 @@ class FrameCodec:
         return orjson.dumps(body)
 
 
-def _detection(d: Detection, sx: float, sy: float) -> dict[str, Any]:
-    b, p = d.box, d.box_px
-    return {
-        "label": d.label,
-        "class_id": d.class_id,
-        "score": d.score,
-        "box": {"x1": b.x1, "y1": b.y1, "x2": b.x2, "y2": b.y2},
-        "box_px": {"x1": p.x1 * sx, "y1": p.y1 * sy, "x2": p.x2 * sx, "y2": p.y2 * sy},
-    }
-
-
 class TextCodec:
     """TextEvent JSON -> text; sentiment -> result JSON."""
 
-    task = "sentiment"
+    task: Task = "sentiment"
 
     def decode(self, item: Item) -> None:
         try:

@@ -7,7 +7,3 @@ from streamsense.services.exceptions import ServiceError
 
 class BadFrameError(ServiceError):
     """A frame that cannot be decoded or is unsafe to decode (corrupt, oversized, a bomb)."""
-
-
-class BadTextError(ServiceError):
-    """A text message that is not a valid TextEvent."""

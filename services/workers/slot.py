@@ -25,7 +25,6 @@ class ModelSlot:
         self._loader = loader
         self._ready: ModelAdapter[Any, Any] | None = None
         self._lock = threading.Lock()
-        self._loading: threading.Thread | None = None
         self.last_swap_gap_ms: float | None = None
         self.on_rejected: Callable[[str, str, BaseException], None] | None = None
 
@@ -40,7 +39,6 @@ class ModelSlot:
         t = threading.Thread(
             target=self._load, args=(name, version), daemon=True, name=f"load-{name}-{version}"
         )
-        self._loading = t
         t.start()
 
     def _load(self, name: str, version: str) -> None:
@@ -71,8 +69,3 @@ class ModelSlot:
         self.last_swap_gap_ms = (time.perf_counter() - t0) * 1000
         log.info("now serving %s@%s (was %s@%s)", ready.name, ready.version, old.name, old.version)
         return True
-
-    def wait_loaded(self, timeout: float = 60.0) -> None:
-        """For tests and benchmarks: wait for a background load to finish."""
-        if self._loading is not None:
-            self._loading.join(timeout)

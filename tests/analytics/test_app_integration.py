@@ -21,6 +21,7 @@ from streamsense.services.analytics import synthetic as syn
 from streamsense.services.bench.analytics import AnalyticsProcess, uncommitted
 from streamsense.services.kafka.producer import Producer
 from streamsense.services.kafka.topics import TOPICS, ensure_topics
+from streamsense.services.serving.keys import RedisKeys
 from streamsense.services.settings import StreamsenseSettings
 from tests.analytics.helpers import B, S
 from tests.conftest import wait_for
@@ -52,7 +53,7 @@ class Env:
             "STREAMSENSE_TOPIC_PREFIX": self.settings.topic_prefix,
             "STREAMSENSE_HOME": str(tmp_path / "home"),
             "STREAMSENSE_ANALYTICS_APP_ID": self.app_id,
-            "STREAMSENSE_ANALYTICS_REDIS_PREFIX": self.redis_prefix,
+            "STREAMSENSE_REDIS_PREFIX": self.redis_prefix,
             "STREAMSENSE_ANALYTICS_TUMBLING_S": "10",
             "STREAMSENSE_ANALYTICS_HOPPING_SIZE_S": "20",
             "STREAMSENSE_ANALYTICS_HOPPING_STEP_S": "10",
@@ -60,7 +61,7 @@ class Env:
             "STREAMSENSE_ANALYTICS_IDLE_CLOSE_S": "600",
             "STREAMSENSE_ANALYTICS_TICK_S": "0.2",
             "STREAMSENSE_ANALYTICS_REDIS_FLUSH_S": "0.1",
-            "STREAMSENSE_ANALYTICS_SESSION_TIMEOUT_S": "6",
+            "STREAMSENSE_KAFKA_SESSION_TIMEOUT_MS": "6000",
             "STREAMSENSE_ANALYTICS_HEARTBEAT_INTERVAL_S": "1",
         }
         ensure_topics(self.settings, TOPICS)
@@ -84,7 +85,9 @@ class Env:
         return proc
 
     def hash(self, kind: str, source: str) -> dict[str, str]:
-        data: dict[str, str] = self.redis.hgetall(f"{self.redis_prefix}:analytics:{kind}:{source}")
+        data: dict[str, str] = self.redis.hgetall(
+            RedisKeys(self.redis_prefix).analytics(kind, source)
+        )
         return data
 
     def windows(self, kind: str, expect: int) -> dict[tuple[str, str, int], dict[str, float]]:
@@ -221,8 +224,11 @@ def test_kill_9_recovers_the_tables_exactly(env: Env) -> None:
     first.kill9()
     inputs = [env.topic("results.detections"), env.topic("results.sentiment")]
     assert uncommitted(env.settings, env.app_id, inputs) == total
-    keys = [f"camera:{c}" for c in cams] + [f"text:{c}" for c in chats]
-    env.redis.delete(*[f"{env.redis_prefix}:analytics:{k}" for k in keys])
+    layout = RedisKeys(env.redis_prefix)
+    keys = [layout.analytics("camera", c) for c in cams] + [
+        layout.analytics("text", c) for c in chats
+    ]
+    env.redis.delete(*keys)
 
     t0 = time.monotonic()
     second = env.start()
@@ -275,7 +281,7 @@ def test_alert_rules_fire_once_per_breach(env: Env, tmp_path: Path) -> None:
             (50, "positive")]  # fmt: skip
     env.send("results.sentiment", *[syn.sentiment("chat", B + t * S, x) for t, x in plan])
     pubsub = env.redis.pubsub()
-    pubsub.subscribe(f"{env.redis_prefix}:live:alerts")
+    pubsub.subscribe(RedisKeys(env.redis_prefix).alerts_channel)
     app = env.start("--rules", str(rules))
     app.wait(lambda h: h["events"] == len(people) + len(plan), 30, "events applied")
 
@@ -298,7 +304,7 @@ def test_alert_rules_fire_once_per_breach(env: Env, tmp_path: Path) -> None:
     ]  # fmt: skip
     assert [(a.ts_ns - B) // S for a in alerts if a.rule == "neg"] == [10, 50]
 
-    stream = f"{env.redis_prefix}:alerts"
+    stream = RedisKeys(env.redis_prefix).alerts
     wait_for(lambda: env.redis.xlen(stream) == 6, 10, "alerts in the redis stream")
     in_stream = [decode(fields["json"], Alert) for _, fields in env.redis.xrange(stream)]
     assert Counter(a.rule for a in in_stream) == Counter(a.rule for a in alerts)

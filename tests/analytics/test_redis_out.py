@@ -5,6 +5,7 @@ import asyncio
 from streamsense.schemas.analytics import Alert, WindowStat
 from streamsense.services.analytics.redis_out import RedisPublisher
 from streamsense.services.local import procs
+from streamsense.services.serving.keys import RedisKeys
 
 
 def _stat() -> WindowStat:
@@ -15,7 +16,7 @@ def _stat() -> WindowStat:
 
 
 def test_a_redis_outage_is_counted_and_the_writes_are_kept_for_the_next_flush() -> None:
-    pub = RedisPublisher(f"redis://127.0.0.1:{procs.free_port()}/0", prefix="x")
+    pub = RedisPublisher(f"redis://127.0.0.1:{procs.free_port()}/0", keys=RedisKeys("x"))
     pub.put_window(_stat())
     pub.put_alert(Alert(rule="r", source_id="cam", message="m", value=1, threshold=0, ts_ns=1))
     asyncio.run(pub.flush())  # nothing listens on that port: no exception

@@ -16,7 +16,7 @@ def test_faust_config_maps_the_shared_connection_settings(monkeypatch: pytest.Mo
     monkeypatch.setenv("STREAMSENSE_KAFKA_SASL_USERNAME", "svc")
     monkeypatch.setenv("STREAMSENSE_KAFKA_SASL_PASSWORD", "s3cret")
     monkeypatch.setenv("STREAMSENSE_ANALYTICS_APP_ID", "ana-1")
-    monkeypatch.setenv("STREAMSENSE_ANALYTICS_GROUP_INSTANCE_ID", "ana-1-0")
+    monkeypatch.setenv("STREAMSENSE_KAFKA_GROUP_INSTANCE_ID", "ana-1-0")
     monkeypatch.setenv("STREAMSENSE_HOME", "/data")
     s = AnalyticsSettings()
     conf = s.faust_config(replication_factor=3)
@@ -36,7 +36,7 @@ def test_faust_config_maps_the_shared_connection_settings(monkeypatch: pytest.Mo
     assert creds.ssl_context is None
     # the Faust app accepts the whole mapping
     app = faust.App("settings-test", **conf)
-    assert app.conf.broker_session_timeout == s.analytics_session_timeout_s
+    assert app.conf.broker_session_timeout == s.kafka_session_timeout_ms / 1000 == 30.0
     assert app.conf.consumer_max_fetch_size == s.analytics_max_message_bytes
 
 

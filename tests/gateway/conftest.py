@@ -16,7 +16,7 @@ from streamsense.models.card import InputSpec, ModelCard, Source
 from streamsense.models.store import ModelStore
 from streamsense.services.gateway.server import ServerThread
 from streamsense.services.gateway.settings import GatewaySettings
-from streamsense.services.sink.keys import RedisKeys
+from streamsense.services.serving.keys import RedisKeys
 from streamsense.services.sink.service import RedisSink
 from streamsense.services.sink.settings import SinkSettings
 from tests.conftest import wait_for

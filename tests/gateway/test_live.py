@@ -18,7 +18,7 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from streamsense.services.gateway.live import LiveHub
-from streamsense.services.sink.keys import RedisKeys
+from streamsense.services.serving.keys import RedisKeys
 from tests.conftest import wait_for
 from tests.gateway.conftest import Pipeline
 from tests.sink import factory

@@ -16,7 +16,7 @@ from websockets.sync.client import connect
 from streamsense.schemas.registry import encode
 from streamsense.services.gateway.server import ServerThread
 from streamsense.services.gateway.settings import GatewaySettings
-from streamsense.services.sink.keys import RedisKeys
+from streamsense.services.serving.keys import RedisKeys
 from tests.conftest import wait_for
 from tests.sink import factory
 from tests.sink.test_outage import OwnRedis

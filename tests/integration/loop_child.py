@@ -13,6 +13,7 @@ from confluent_kafka import Message
 from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
 from streamsense.services.kafka.handler import Outcome
 from streamsense.services.kafka.producer import Producer
+from streamsense.services.runner import stop_on_signals
 from streamsense.services.settings import StreamsenseSettings
 from tests.kafka_helpers import EchoHandler
 
@@ -34,9 +35,9 @@ def main() -> None:
         _Reporting(out_topic, float(delay)),
         Producer(settings),
     )
-    loop.install_signal_handlers()
     print("ready", flush=True)
-    loop.run()
+    with stop_on_signals(loop.stop):
+        loop.run()
     print(f"stopped {loop.processed}", flush=True)
 
 

@@ -339,9 +339,8 @@ def test_slow_handler_does_not_trip_the_poll_interval(
     """max.poll.interval.ms of 6 s, 15 batches of 0.5 s: the loop polls often enough to stay in."""
     src, out = make_topic("in"), make_topic("out")
     _produce(settings, src, [f"m{i}".encode() for i in range(30)])
-    cfg = LoopConfig(
-        [src], group_id, max_batch=2, max_poll_interval_ms=6000, session_timeout_ms=6000
-    )
+    cfg = LoopConfig([src], group_id, max_batch=2, max_poll_interval_ms=6000)
+    settings = settings.model_copy(update={"kafka_session_timeout_ms": 6000})
     loop = BatchLoop(settings, cfg, EchoHandler(out, delay_s=0.5), Producer(settings))
     start = time.monotonic()
     loop.run(max_messages=30)

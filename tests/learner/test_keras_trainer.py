@@ -13,7 +13,7 @@ from streamsense.services.learner.base import load_trainer, trainer_class
 from streamsense.services.learner.drifted import store_champion
 from streamsense.services.learner.exceptions import LearnerError
 from streamsense.services.learner.keras_text import KerasTextTrainer
-from streamsense.services.learner.publish import next_version, store_trained
+from streamsense.services.learner.publish import store_trained
 
 POS = ["good great day", "love it great", "happy good love", "great good happy"]
 NEG = ["bad awful day", "hate it awful", "sad bad hate", "awful bad sad"]
@@ -70,7 +70,7 @@ def test_a_stored_version_serves_what_was_trained(store: ModelStore, tmp_path: P
         trainer.train_step(texts, y)
     work = ModelStore(tmp_path / "store")
     store_champion(work, "tiny", champion.model, tmp_path)  # type: ignore[attr-defined]
-    assert next_version(work, "tiny") == "2"
+    assert work.next_version("tiny") == "2"
     new = store_trained(work, trainer, work.card("tiny", "1"), {"prequential_accuracy": 0.9}, "t")
     assert (new.version, work.champion("tiny")) == ("2", "2")
     assert work.verify("tiny", "2").metrics == {"prequential_accuracy": 0.9}

@@ -109,7 +109,7 @@ def test_learner_beats_the_static_champion_on_a_drifted_stream_and_promotes(
     assert msg.key() == MODEL.encode()
     assert (mv.model_version, mv.stage, mv.sha256) == ("2", "champion", card.sha256)
     assert "challenger" in (mv.reason or "")
-    health = handler.health()
+    health = handler.state_report()
     assert health["labels"] == len(ds.texts) and health["champion"] == "2"
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from streamsense.models.cli import app
 from streamsense.models.exceptions import FetchError
 from streamsense.models.store import ModelStore
 from streamsense.models.zoo import ZOO
 from streamsense.models.zoo.fetch import fetch_zoo
+from streamsense.services.cli.models import app
 
 runner = CliRunner()
 

@@ -13,7 +13,12 @@ import numpy as np
 import pytest
 from skimage import data
 
-from streamsense.models.base import ModelAdapter, SegmentationOutput, SentimentOutput
+from streamsense.models.base import (
+    DetectionOutput,
+    ModelAdapter,
+    SegmentationOutput,
+    SentimentOutput,
+)
 from streamsense.models.exceptions import BadInputError
 from streamsense.models.segmentation import decode_mask
 from streamsense.models.store import ModelStore
@@ -99,7 +104,10 @@ def _same(a: Any, b: Any) -> None:
     else:
         assert isinstance(a, list) and len(a) == len(b)
         for da, db in zip(a, b, strict=True):
-            assert isinstance(da, Detection)
+            assert isinstance(da, DetectionOutput)
+            # its wire form is the contract, with box_px in the source size it is given
+            wire = Detection.model_validate(da.to_dict(640, 480))
+            assert wire.box_px.x2 == pytest.approx(da.box.x2 * 640)
             assert (da.label, da.class_id) == (db.label, db.class_id)
             assert da.score == pytest.approx(db.score, abs=1e-3)
             boxes = (da.box.x1, da.box.y1, da.box.x2, da.box.y2)

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from streamsense.models.cli import app
 from streamsense.models.exceptions import SignatureError
 from streamsense.models.register import register_saved_model
 from streamsense.models.segmentation import decode_mask
 from streamsense.models.store import ModelStore
+from streamsense.services.cli.models import app
 
 runner = CliRunner()
 

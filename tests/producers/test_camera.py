@@ -318,7 +318,7 @@ def test_cli_sigterm_stops_cleanly_after_flushing(
     finally:
         proc.kill()
     assert proc.returncode == 0, out
-    assert "SIGTERM: stopping after flushing" in out
+    assert "SIGTERM: finishing in-flight work, then stopping" in out
     summary = {
         parts[0]: int(parts[1].replace(",", ""))
         for ln in out.splitlines()

@@ -359,7 +359,10 @@ def test_stdin_lines_become_events(
         (["--path", "/no/such/dir/*.log"], "no file matches /no/such/dir/*.log"),
         (["--stdin", "--path", "x.log"], "give exactly one of --path GLOB and --stdin"),
         ([], "give exactly one of --path GLOB and --stdin"),
-        (["--path", "x.log", "--max-line-bytes", "1000000"], "invalid settings"),
+        (
+            ["--path", "x.log", "--max-line-bytes", "1000000"],
+            "--max-line-bytes=1000000: Input should be less than or equal to 65536",
+        ),
     ],
 )
 def test_cli_errors_exit_2_with_a_clear_message(

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from streamsense.models.card import InputSpec, ModelCard, Source
 from streamsense.models.store import ModelStore, artifact_sha256
-from streamsense.services.learner.publish import next_version
 
 NAME = "victim"
 
@@ -38,7 +37,7 @@ def main() -> None:
     sha = artifact_sha256(artifact)
     print("ready", flush=True)
     while True:
-        version = next_version(store, NAME)
+        version = store.next_version(NAME)
         store.put(NAME, version, artifact, card(version, sha))
         store.set_champion(NAME, version)
         print(f"put {version}", flush=True)

@@ -28,8 +28,8 @@ from streamsense.services.kafka.producer import Producer
 from streamsense.services.kafka.topics import ensure_topics
 from streamsense.services.producers.settings import MAX_TEXT_BYTES, TextProducerSettings
 from streamsense.services.producers.text import TextProducer
+from streamsense.services.serving.keys import RedisKeys
 from streamsense.services.settings import StreamsenseSettings
-from streamsense.services.sink.keys import RedisKeys
 from streamsense.services.sink.service import RedisSink
 from streamsense.services.sink.settings import SinkSettings
 from streamsense.services.workers.app import build_worker

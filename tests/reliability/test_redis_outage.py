@@ -11,7 +11,7 @@ import pytest
 import redis
 from confluent_kafka import Consumer, TopicPartition
 
-from streamsense.services.sink.keys import RedisKeys
+from streamsense.services.serving.keys import RedisKeys
 from tests.conftest import wait_for
 from tests.sink import factory
 from tests.sink.test_outage import SOURCES, OwnRedis, _produce, _seqs

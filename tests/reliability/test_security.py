@@ -26,8 +26,8 @@ from streamsense.services.local import procs
 from streamsense.services.local.kafka import KafkaNode, SecureListener
 from streamsense.services.local.redis import RedisNode
 from streamsense.services.local.stack import redis_answers
+from streamsense.services.serving.keys import RedisKeys
 from streamsense.services.settings import StreamsenseSettings
-from streamsense.services.sink.keys import RedisKeys
 from streamsense.services.sink.settings import SinkSettings
 from tests.conftest import wait_for
 from tests.kafka_helpers import EchoHandler

@@ -16,6 +16,7 @@ import numpy as np
 from confluent_kafka.admin import AdminClient, NewTopic
 from pycocotools import mask as mask_utils
 
+from streamsense.schemas.catalog import Topic, results_topics
 from streamsense.schemas.frames import FrameHeaders
 from streamsense.schemas.registry import encode
 from streamsense.schemas.results import (
@@ -30,7 +31,6 @@ from streamsense.schemas.results import (
     Timings,
 )
 from streamsense.services.kafka.producer import Producer
-from streamsense.services.sink.keys import FRAMES_TOPIC, TASK_TOPICS
 from streamsense.services.sink.settings import SinkSettings
 
 
@@ -164,7 +164,7 @@ def sink_settings(bootstrap: str, redis_url: str, name: str, **kw: object) -> Si
         **kw,  # type: ignore[arg-type]
     )
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    names = [settings.topic(t) for t in (*TASK_TOPICS.values(), FRAMES_TOPIC)]
+    names = [settings.topic(t) for t in (*results_topics(), Topic.FRAMES)]
     new = [NewTopic(n, num_partitions=2, replication_factor=1) for n in names]
     new += [NewTopic(n + ".dlq", num_partitions=1, replication_factor=1) for n in names]
     for fut in admin.create_topics(new).values():

@@ -16,8 +16,8 @@ import redis
 
 from streamsense.services.kafka.exceptions import FatalHandlerError
 from streamsense.services.local import procs
+from streamsense.services.serving.keys import RedisKeys
 from streamsense.services.sink.handler import RedisSinkHandler, ResultItem
-from streamsense.services.sink.keys import RedisKeys
 from streamsense.services.sink.settings import SinkSettings
 from tests.conftest import wait_for
 from tests.kafka_helpers import read_all

@@ -14,7 +14,7 @@ import redis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from streamsense.schemas.dlq import DeadLetterInfo
-from streamsense.services.sink.keys import RedisKeys
+from streamsense.services.serving.keys import RedisKeys
 from streamsense.services.sink.service import RedisSink
 from streamsense.services.sink.settings import SinkSettings
 from tests.conftest import wait_for

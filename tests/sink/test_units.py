@@ -11,9 +11,9 @@ import pytest
 
 from streamsense.schemas.frames import FrameHeaders
 from streamsense.schemas.registry import encode
+from streamsense.services.serving.keys import RedisKeys
 from streamsense.services.sink.exceptions import ThumbnailError
 from streamsense.services.sink.handler import RedisSinkHandler, ResultItem
-from streamsense.services.sink.keys import RedisKeys
 from streamsense.services.sink.settings import SinkSettings
 from streamsense.services.sink.thumbnails import make_thumbnail
 from tests.sink import factory
@@ -21,10 +21,15 @@ from tests.sink import factory
 
 def test_layout_names_and_channel_parsing() -> None:
     k = RedisKeys("ss")
-    assert k.stream("detect", "cam:1") == "ss:detect:cam:1:stream"
+    assert k.stream("detect", "cam-1") == "ss:detect:cam-1:stream"
+    # a ':' (or any character outside [A-Za-z0-9._-]) is %-encoded: no id reaches another's keys
+    assert k.stream("detect", "cam:1") == "ss:detect:cam%3A1:stream"
+    assert k.thumb_meta("cam1") != k.thumb("cam1:meta") and k.thumb("cam1:meta").endswith("%3Ameta")
+    assert k.stream("detect", "a%3Ab") != k.stream("detect", "a:b")
     assert k.latest("sentiment", "log") == "ss:sentiment:log:latest"
-    assert k.channel("segment", "cam:1") == "ss:live:segment:cam:1"
+    assert k.channel("segment", "cam:1") == "ss:live:segment:cam%3A1"
     assert k.parse_channel(k.channel("segment", "cam:1")) == ("segment", "cam:1")
+    assert k.parse_channel(k.channel("detect", "kamera ü*?")) == ("detect", "kamera ü*?")
     assert k.parse_channel("other:live:detect:x") is None
     assert k.parse_channel("ss:live:detect") is None
     assert k.thumb("c") == "ss:thumb:c" and k.cameras == "ss:cameras"

@@ -11,10 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from skimage import data
 
+from streamsense.models.decoding import jpeg_size, reduction_for
 from streamsense.schemas.exceptions import SchemaError
 from streamsense.schemas.frames import FrameHeaders
 from streamsense.services.workers.exceptions import BadFrameError
-from streamsense.services.workers.frames import decode_frame, jpeg_size, reduction_for
+from streamsense.services.workers.frames import decode_frame
 
 
 class FakeMsg:

@@ -1,0 +1,63 @@
+"""The writes that fill the layout of :mod:`~streamsense.services.serving.keys`.
+
+Each method queues commands on a caller's pipeline and returns how many it queued, so a
+caller that sends a whole batch in one round trip can map every reply back to its item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from streamsense.services.serving.keys import JSON_FIELD, RedisKeys
+
+#: How long the sink's lag hash lives without an update.
+LAG_TTL_S = 60
+
+
+@dataclass(frozen=True)
+class LayoutWriter:
+    keys: RedisKeys
+    stream_maxlen: int = 1000
+    thumb_ttl_s: int = 60
+
+    def result(self, pipe: Any, task: str, source: str, value: bytes) -> int:
+        """Append a result to its source's stream and publish it live."""
+        pipe.xadd(
+            self.keys.stream(task, source),
+            {JSON_FIELD: value},
+            maxlen=self.stream_maxlen,
+            approximate=True,
+        )
+        pipe.publish(self.keys.channel(task, source), value)
+        return 2
+
+    def latest(self, pipe: Any, task: str, source: str, value: bytes, written_ms: int) -> int:
+        """Make ``value`` the source's latest result."""
+        pipe.hset(
+            self.keys.latest(task, source), mapping={JSON_FIELD: value, "written_ms": written_ms}
+        )
+        return 1
+
+    def source(self, pipe: Any, task: str, source: str) -> int:
+        """Record that ``task`` has results for ``source``."""
+        pipe.sadd(self.keys.sources(task), source)
+        return 1
+
+    def thumbnail(
+        self, pipe: Any, camera: str, jpeg: bytes, meta: Mapping[str, int], written_ms: int
+    ) -> int:
+        """Store a camera's newest thumbnail and its metadata, both with the thumbnail TTL."""
+        k, ttl = self.keys, self.thumb_ttl_s
+        pipe.set(k.thumb(camera), jpeg, ex=ttl)
+        pipe.hset(k.thumb_meta(camera), mapping={**meta, "written_ms": written_ms})
+        pipe.expire(k.thumb_meta(camera), ttl)
+        pipe.sadd(k.cameras, camera)
+        return 4
+
+    def lag(self, pipe: Any, lag: Mapping[str, int]) -> int:
+        """The sink's consumer lag per ``topic[partition]``."""
+        pipe.hset(self.keys.sink_lag, mapping=dict(lag))
+        pipe.expire(self.keys.sink_lag, LAG_TTL_S)
+        return 2
