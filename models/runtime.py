@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from streamsense.models.exceptions import BadInputError, ModelIntegrityError, SignatureError
+from streamsense.models.tfimport import import_tensorflow
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,7 @@ def configure_devices() -> str:
     global _device
     with _device_lock:
         if _device is None:
-            import tensorflow as tf
-
+            tf = import_tensorflow()
             gpus = tf.config.list_physical_devices("GPU")
             for gpu in gpus:
                 try:

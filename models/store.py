@@ -209,12 +209,25 @@ class ModelStore:
         if version is None:
             version = self.champion(name)
             if version is None:
-                msg = f"model {name!r} has no champion in {self.root}; pass a version"
-                raise ModelNotFoundError(msg)
+                raise ModelNotFoundError(self._no_champion(name))
         card = self.verify(name, version)
         adapter = create_adapter(card, self.version_dir(name, version) / card.artifact)
         adapter.load()
         return adapter
+
+    def _no_champion(self, name: str) -> str:
+        versions = self.versions(name)
+        if not versions:
+            return (
+                f"no model named {name!r} in {self.root}: `streamsense models list` shows what "
+                "is there, `streamsense models fetch` builds the default zoo, `streamsense "
+                "models register` adds your own"
+            )
+        return (
+            f"model {name!r} has versions {', '.join(versions)} but no champion: serve one "
+            f"as {name}@VERSION or make it champion with `streamsense models promote {name} "
+            "VERSION`"
+        )
 
     # -- writing -------------------------------------------------------------------------
     def set_champion(self, name: str, version: str) -> None:

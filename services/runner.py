@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from streamsense.services.exceptions import ConfigError
 from streamsense.services.observability.health import HealthCheck, HealthServer
 from streamsense.services.settings import StreamsenseSettings
 
@@ -29,6 +31,9 @@ class Service(Protocol):
     def stop(self) -> None: ...
 
     def health(self) -> tuple[bool, dict[str, Any]]: ...
+
+
+S = TypeVar("S", bound=Service)
 
 
 @contextmanager
@@ -56,18 +61,69 @@ def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
 
 
 def start_health(settings: StreamsenseSettings, check: HealthCheck) -> HealthServer | None:
-    """Serve ``/healthz`` and ``/metrics`` when ``STREAMSENSE_METRICS_PORT`` is set."""
+    """Serve ``/healthz`` and ``/metrics`` when ``STREAMSENSE_METRICS_PORT`` is set; a port
+    that cannot be bound is a ConfigError naming it."""
     if settings.metrics_port is None:
         return None
-    return HealthServer(check, settings.metrics_host, settings.metrics_port).start()
+    host, port = settings.metrics_host, settings.metrics_port
+    try:
+        return HealthServer(check, host, port).start()
+    except OSError as exc:
+        msg = (
+            f"STREAMSENSE_METRICS_PORT={port}: cannot listen on {host}:{port} "
+            f"({exc.strerror or exc}); another process may hold it: pick another port, or 0 for "
+            "any free one"
+        )
+        raise ConfigError(msg) from exc
 
 
-def serve(settings: StreamsenseSettings, service: Service) -> None:
-    """Run ``service`` until it ends or a signal stops it, with its health endpoint."""
-    health = start_health(settings, service.health)
+class StartingHealth:
+    """The health check while a service is being built (e.g. loading a model): red with the
+    stage, then whatever the service says once it exists."""
+
+    def __init__(self) -> None:
+        self.service: Service | None = None
+        self.stage = "starting"
+
+    def __call__(self) -> tuple[bool, dict[str, Any]]:
+        if self.service is None:
+            return False, {"problems": [self.stage]}
+        return self.service.health()
+
+
+def serve(
+    settings: StreamsenseSettings, service: Service, health: HealthServer | None = None
+) -> None:
+    """Run ``service`` until it ends or a signal stops it, with its health endpoint (started
+    here unless the caller started it already)."""
+    if health is None:
+        health = start_health(settings, service.health)
     try:
         with stop_on_signals(service.stop):
             service.run()
     finally:
         if health is not None:
             health.stop()
+
+
+@contextmanager
+def running(service: S) -> Iterator[S]:
+    """Run ``service`` in a thread (tests, benchmarks); on exit stop it, let it drain and
+    commit, and re-raise the error it ended with, if any."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            service.run()
+        except BaseException as exc:  # surfaced to the caller below
+            errors.append(exc)
+
+    t = threading.Thread(target=target, daemon=True, name=f"run-{type(service).__name__}")
+    t.start()
+    try:
+        yield service
+    finally:
+        service.stop()
+        t.join(60)
+        if errors:
+            raise errors[0]

@@ -7,6 +7,7 @@ is constructed, never at import time.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +21,22 @@ REDIS_PREFIX_PATTERN = r"^[A-Za-z0-9._-]+$"
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+#: librdkafka log facilities that repeat, on every reconnect attempt, what a client's error
+#: callback reports once per state change (services/kafka/clientlog.py).
+_CONNECTION_FACILITIES = frozenset({"FAIL", "BROKERFAIL", "ERROR", "REQTMOUT", "CONNECT"})
+
+
+class LibrdkafkaLog:
+    """Where every librdkafka client logs: the ``streamsense.librdkafka`` logger, connection
+    noise at DEBUG (several lines a second while a broker is down), the rest as it comes."""
+
+    def __init__(self, client: str) -> None:
+        self._log = logging.getLogger(f"streamsense.librdkafka.{client}")
+
+    def log(self, level: int, fmt: str, fac: str, *args: Any) -> None:
+        self._log.log(logging.DEBUG if fac in _CONNECTION_FACILITIES else level, fmt, fac, *args)
 
 
 def default_home() -> Path:
@@ -66,6 +83,12 @@ class StreamsenseSettings(BaseSettings):
     )
     #: Any librdkafka property, applied last (e.g. ``{"statistics.interval.ms": 1000}``).
     kafka_extra: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    kafka_unreachable_grace_s: float = Field(
+        default=15.0,
+        ge=0,
+        le=3600,
+        description="how long Kafka may be unreachable before health turns red (s)",
+    )
 
     service_name: str = "streamsense"
     metrics_port: int | None = Field(
@@ -73,6 +96,12 @@ class StreamsenseSettings(BaseSettings):
     )
     metrics_host: str = "127.0.0.1"
     log_level: str = "INFO"
+    log_summary_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="a consuming service logs a one-line summary (rate, batch, lag, dead "
+        "letters) this often (s); 0: never",
+    )
 
     @model_validator(mode="after")
     def _check_security(self) -> StreamsenseSettings:
@@ -96,12 +125,19 @@ class StreamsenseSettings(BaseSettings):
         """The full topic name for a logical topic (``frames`` -> ``<prefix>frames``)."""
         return f"{self.topic_prefix}{name}"
 
+    def group(self, role: str) -> str:
+        """The default consumer group of a service role (``detect`` ->
+        ``<prefix>streamsense-detect``): deployments with different topic prefixes on one
+        cluster never share a group, so they never rebalance each other."""
+        return f"{self.topic_prefix}streamsense-{role}"
+
     def librdkafka_config(self) -> dict[str, Any]:
         """The connection part of a librdkafka config (bootstrap, security, credentials)."""
         conf: dict[str, Any] = {
             "bootstrap.servers": self.kafka_bootstrap,
             "security.protocol": self.kafka_security_protocol,
             "client.id": self.service_name,
+            "logger": LibrdkafkaLog(self.service_name),
         }
         if self.kafka_sasl_mechanism:
             conf["sasl.mechanism"] = self.kafka_sasl_mechanism

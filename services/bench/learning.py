@@ -38,13 +38,13 @@ from streamsense.models.store import ModelStore
 from streamsense.schemas.catalog import Topic
 from streamsense.schemas.registry import encode
 from streamsense.schemas.text import LabeledText, TextEvent
-from streamsense.services.kafka.consumer import running
 from streamsense.services.kafka.producer import Producer
 from streamsense.services.kafka.topics import TOPICS, ensure_topics, expand
 from streamsense.services.learner.app import build_learner
 from streamsense.services.learner.drifted import make_stream, store_champion, train_champion
 from streamsense.services.learner.keras_text import KerasTextTrainer
 from streamsense.services.learner.settings import LearnerSettings
+from streamsense.services.runner import running
 from streamsense.services.settings import StreamsenseSettings
 from streamsense.services.workers.app import build_worker
 from streamsense.services.workers.settings import WorkerSettings

@@ -32,8 +32,8 @@ from skimage import data as skdata
 from streamsense.schemas.frames import FrameHeaders
 from streamsense.schemas.registry import encode
 from streamsense.schemas.text import TextEvent
-from streamsense.services.kafka.consumer import running
 from streamsense.services.kafka.producer import Producer
+from streamsense.services.runner import running
 from streamsense.services.workers.app import build_worker
 from streamsense.services.workers.settings import WorkerSettings
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import orjson
 import typer
-from rich.console import Console
 
+from streamsense.services.cli.entry import console as entry_console
 from streamsense.services.cli.entry import fail, settings_from
 from streamsense.services.settings import StreamsenseSettings
 
 app = typer.Typer(help="Benchmarks; each writes its figures as JSON.")
-console = Console()
+console = entry_console()
 
 
 def write_json(path: Path | None, result: dict[str, object]) -> None:

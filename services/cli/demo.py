@@ -10,11 +10,12 @@ import orjson
 import typer
 from confluent_kafka import Message
 from confluent_kafka.admin import AdminClient
-from rich.console import Console
 from rich.table import Table
 
 from streamsense.schemas.registry import decode, encode
 from streamsense.schemas.text import TextEvent
+from streamsense.services.cli.entry import console as entry_console
+from streamsense.services.cli.entry import fail
 from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
 from streamsense.services.kafka.handler import BatchHandler, Outcome, OutRecord
 from streamsense.services.kafka.producer import Producer
@@ -22,7 +23,7 @@ from streamsense.services.kafka.topics import TopicSpec, ensure_topics
 from streamsense.services.settings import StreamsenseSettings
 
 app = typer.Typer(help="Demonstrations on the local stack.")
-console = Console()
+console = entry_console()
 
 LINES = [
     "service started, all checks green",
@@ -72,8 +73,8 @@ def smoke(messages: int = typer.Option(200, min=1)) -> None:
         producer.produce(topic, encode(ev), key="demo")
     producer.produce(topic, b"\xff not json", key="demo")  # poison: goes to text.dlq
     if producer.flush(30):
-        console.print("[red]Kafka did not acknowledge every message[/red]")
-        raise typer.Exit(1)
+        msg = "Kafka did not acknowledge every message"
+        raise fail(msg)
     loop = BatchLoop(
         settings, LoopConfig([topic], f"demo-smoke-{run_id}"), _Lengths(out), Producer(settings)
     )

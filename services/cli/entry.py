@@ -21,7 +21,7 @@ from rich.text import Text
 
 from streamsense.schemas.exceptions import StreamsenseError
 from streamsense.services.exceptions import ConfigError
-from streamsense.services.runner import Service, serve
+from streamsense.services.runner import Service, StartingHealth, serve, start_health
 from streamsense.services.settings import StreamsenseSettings
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,14 @@ S = TypeVar("S", bound=StreamsenseSettings)
 #: settings field -> (the flag as the user types it, its value; None when not given)
 Options = Mapping[str, tuple[str, Any]]
 
-_stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def console(stderr: bool = False) -> Console:
+    """A console that prints text as it is: no markup (``[lab]`` in a path or a message stays
+    ``[lab]``), no highlighting; colour only where a style is given."""
+    return Console(stderr=stderr, markup=False, highlight=False, soft_wrap=True)
+
+
+_stderr = console(stderr=True)
 
 
 def say_error(message: str) -> None:
@@ -79,15 +86,23 @@ def settings_from(cls: type[S], options: Options | None = None, **fixed: Any) ->
 
 
 def run_service(settings: S, build: Callable[[S], Service]) -> NoReturn:
-    """Build the service (an expected failure is one line, exit 1), serve it until it ends or
-    is stopped, exit 0, or 1 with the reason when it stopped on an error."""
+    """Bind the health port first (a port in use fails at once, not after loading a model),
+    build the service (an expected failure is one line: exit 2 for configuration, 1 else),
+    serve it until it ends or is stopped: exit 0, or 1 with the reason when it stopped on an
+    error."""
+    starting = StartingHealth()
+    health = None
     try:
+        health = start_health(settings, starting)
         service = build(settings)
     except StreamsenseError as exc:
+        if health is not None:
+            health.stop()
         log.debug("start-up failed", exc_info=True)
-        raise fail(str(exc)) from exc
+        raise fail(str(exc), EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_RUNTIME) from exc
+    starting.service = service
     try:
-        serve(settings, service)
+        serve(settings, service, health)
     except StreamsenseError as exc:
         log.debug("stopped on an error", exc_info=True)
         msg = f"{settings.service_name} stopped: {exc}"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
+
+from streamsense.services.cli.entry import console, fail
 
 
 def feedback(
@@ -23,10 +24,8 @@ def feedback(
 
     settings = StreamsenseSettings(service_name="feedback-cli")
     producer = Producer(settings)
-    err = Console(stderr=True)
     try:
         send_feedback(producer, settings, text, label, source_id, model)
     except (LearnerError, ValidationError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from exc
-    Console().print(f"sent {label!r} for {model} to {settings.topic(Topic.LABELS_TEXT)}")
+        raise fail(str(exc)) from exc
+    console().print(f"sent {label!r} for {model} to {settings.topic(Topic.LABELS_TEXT)}")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
+from rich.text import Text
 
+from streamsense.services.cli.entry import console as entry_console
+from streamsense.services.cli.entry import fail
 from streamsense.services.exceptions import ServiceError
 from streamsense.services.local.stack import LocalStack
 from streamsense.services.settings import StreamsenseSettings
 
 app = typer.Typer(help="Run a real Kafka (KRaft) and Redis on loopback, without Docker.")
-console = Console()
+console = entry_console()
 
 
 def _stack() -> LocalStack:
@@ -28,10 +30,10 @@ def up(
         with console.status("starting Kafka and Redis (first run fetches the Kafka jars)..."):
             st = _stack().up(kafka_port, redis_port)
     except ServiceError as exc:
-        console.print(f"[red]local stack failed:[/red] {exc}")
-        raise typer.Exit(1) from exc
-    console.print(f"Kafka {st.kafka_version}: [bold]{st.bootstrap}[/bold] (pid {st.kafka_pid})")
-    console.print(f"Redis: [bold]{st.redis_url}[/bold] (pid {st.redis_pid})")
+        msg = f"local stack failed: {exc}"
+        raise fail(msg) from exc
+    console.print(f"Kafka {st.kafka_version}: {st.bootstrap} (pid {st.kafka_pid})")
+    console.print(f"Redis: {st.redis_url} (pid {st.redis_pid})")
     console.print(
         f"export STREAMSENSE_KAFKA_BOOTSTRAP={st.bootstrap} STREAMSENSE_REDIS_URL={st.redis_url}"
     )
@@ -52,10 +54,11 @@ def status() -> None:
         console.print("local stack: not started (streamsense local up)")
         raise typer.Exit(1)
 
-    def mark(ok: bool) -> str:
-        return "[green]answers[/green]" if ok else "[red]does not answer[/red]"
+    def mark(ok: bool) -> Text:
+        return Text("answers", style="green") if ok else Text("does not answer", style="red")
 
-    console.print(f"kafka  {st.bootstrap}  {mark(kafka_ok)}  (Kafka {st.kafka_version})")
-    console.print(f"redis  {st.redis_url}  {mark(redis_ok)}")
+    console.print(Text.assemble(f"kafka  {st.bootstrap}  ", mark(kafka_ok),
+                                f"  (Kafka {st.kafka_version})"))  # fmt: skip
+    console.print(Text.assemble(f"redis  {st.redis_url}  ", mark(redis_ok)))
     if not (kafka_ok and redis_ok):
         raise typer.Exit(1)

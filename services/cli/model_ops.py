@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from streamsense.models.exceptions import ModelError
 from streamsense.models.store import ModelStore
 from streamsense.schemas.catalog import Topic
+from streamsense.services.cli.entry import console as entry_console
+from streamsense.services.cli.entry import fail
 from streamsense.services.cli.models import StoreOption
 from streamsense.services.cli.models import app as models_app
 
@@ -35,8 +37,7 @@ def _settings_and_store(store: Path | None) -> tuple[StreamsenseSettings, ModelS
 
 
 def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
+    return fail(message)
 
 
 @models_app.command()
@@ -60,7 +61,7 @@ def promote(
     from streamsense.services.learner.updates import read_recent_labels
 
     settings, model_store = _settings_and_store(store)
-    console = Console()
+    console = entry_console()
     try:
         recent = []
         if recent_labels > 0:
@@ -79,7 +80,7 @@ def promote(
         announce(producer, settings, mv)
     except (ModelError, ServiceError) as exc:
         raise _fail(str(exc)) from exc
-    console.print(f"[bold]{name}@{version}[/] is champion: {mv.reason}", soft_wrap=True)
+    console.print(f"{name}@{version} is champion: {mv.reason}")
 
 
 @models_app.command()
@@ -100,7 +101,7 @@ def rollback(
         announce(Producer(settings), settings, mv)
     except (ModelError, ServiceError) as exc:
         raise _fail(str(exc)) from exc
-    Console().print(f"[bold]{name}@{mv.model_version}[/] is champion again ({mv.reason})")
+    entry_console().print(f"{name}@{mv.model_version} is champion again ({mv.reason})")
 
 
 def _when(ns: int) -> str:
@@ -117,11 +118,11 @@ def history(
     from streamsense.services.learner.updates import read_updates
 
     settings, model_store = _settings_and_store(store)
-    console = Console()
+    console = entry_console()
     try:
         announcements = read_updates(settings, name)
     except LearnerError as exc:
-        console.print(f"[yellow]models.updates unreadable:[/] {exc}", soft_wrap=True)
+        console.print(f"models.updates unreadable: {exc}", style="yellow")
         announcements = []
     table = Table(title=f"{name} on {settings.topic(Topic.MODEL_UPDATES)}")
     for column in ("time (UTC)", "version", "stage", "sha256", "reason"):
@@ -131,7 +132,7 @@ def history(
         table.add_row(
             _when(mv.created_ns),
             mv.model_version,
-            f"[{styles.get(mv.stage, '')}]{mv.stage}[/]",
+            Text(mv.stage, style=styles.get(mv.stage, "")),
             mv.sha256[:8],
             mv.reason or "",
         )

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from streamsense.models.card import ModelCard
 from streamsense.models.exceptions import ModelError
 from streamsense.models.store import ModelStore
+from streamsense.services.cli.entry import console as entry_console
+from streamsense.services.cli.entry import fail
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,7 @@ def _source(card: ModelCard) -> str:
 
 
 def _fail(exc: ModelError) -> typer.Exit:
-    Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
+    return fail(str(exc))
 
 
 @app.command("list")
@@ -83,7 +83,7 @@ def list_models(store: StoreOption = None) -> None:
                 )
     except ModelError as exc:
         raise _fail(exc) from exc
-    console = Console()
+    console = entry_console()
     if table.row_count:
         console.print(table)
         console.print(f"store: {model_store.root} (* = champion)", soft_wrap=True)
@@ -140,7 +140,7 @@ def register(
         )
     except ModelError as exc:
         raise _fail(exc) from exc
-    Console().print(f"registered [bold]{card.name}/{card.version}[/] sha256 {card.sha256[:12]}")
+    entry_console().print(f"registered {card.name}/{card.version} sha256 {card.sha256[:12]}")
 
 
 @app.command()
@@ -157,7 +157,7 @@ def fetch(
 
     model_store = _store(store)
     cache = downloads or _settings_home() / "downloads"
-    console = Console()
+    console = entry_console()
     try:
         outcomes = fetch_zoo(model_store, cache, only=only, console=console)
     except ModelError as exc:

@@ -15,8 +15,8 @@ from typing import TypeVar
 
 import typer
 from confluent_kafka import KafkaException
-from rich.console import Console
 
+from streamsense.services.cli.entry import console as entry_console
 from streamsense.services.cli.entry import fail, settings_from
 from streamsense.services.exceptions import ServiceError
 from streamsense.services.kafka.exceptions import KafkaIOError
@@ -30,7 +30,7 @@ from streamsense.services.producers.settings import CameraProducerSettings, Text
 from streamsense.services.settings import StreamsenseSettings
 
 app = typer.Typer(help="Producers: camera frames and text lines into Kafka.", no_args_is_help=True)
-console = Console(stderr=True)
+console = entry_console(stderr=True)
 
 S = TypeVar("S", bound=StreamsenseSettings)
 
@@ -44,7 +44,7 @@ def _check_topic(producer: Producer, settings: StreamsenseSettings, topic: str) 
     try:
         topics = producer.list_topics(timeout=5.0).topics
     except KafkaException:
-        console.print(f"[yellow]warning:[/yellow] Kafka at {settings.kafka_bootstrap} does not "
+        console.print(f"warning: Kafka at {settings.kafka_bootstrap} does not "
                       "answer yet; going on (records wait, or frames are dropped)")  # fmt: skip
         return
     if topic not in topics:

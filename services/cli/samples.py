@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from streamsense.services.cli.entry import console as entry_console
+from streamsense.services.cli.entry import fail
 from streamsense.services.exceptions import ServiceError
 
 app = typer.Typer(help="Sample data for demos and tests (offline, deterministic).")
-console = Console()
+console = entry_console()
 
 
 @app.command()
@@ -29,8 +30,7 @@ def make(
         with console.status("composing the sample video..."):
             result = make_samples(out, seconds=seconds, fps=fps, lines=lines, seed=seed)
     except (ServiceError, OSError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        raise fail(str(exc)) from exc
     table = Table("file", "content")
     video = result["sample.mp4"]
     desc = (f"{video['width']}x{video['height']}, {video['frames']} frames at {video['fps']} fps, "

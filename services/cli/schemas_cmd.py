@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from streamsense.schemas.export import export as export_schemas
+from streamsense.services.cli.entry import console as entry_console
 
 app = typer.Typer(help="Message contracts.")
-console = Console()
+console = entry_console()
 
 
 @app.command()

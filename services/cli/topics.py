@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from streamsense.services.cli.entry import console as entry_console
+from streamsense.services.cli.entry import fail
 from streamsense.services.exceptions import ServiceError
 from streamsense.services.kafka.topics import TOPICS, ensure_topics, expand
 from streamsense.services.settings import StreamsenseSettings
 
 app = typer.Typer(help="Provision the platform's Kafka topics from one declarative spec.")
-console = Console()
+console = entry_console()
 
 
 @app.command()
@@ -21,8 +22,7 @@ def create() -> None:
     try:
         result = ensure_topics(settings)
     except ServiceError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
+        raise fail(str(exc)) from exc
     table = Table("topic", "state")
     for name, state in sorted(result.items()):
         table.add_row(name, state)

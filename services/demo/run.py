@@ -67,8 +67,7 @@ def run_demo(settings: StreamsenseSettings, samples: Path, seconds: float, conso
         "text", "produce", "text", "--path", str(live_log), "--follow", "--source-id", "app.log"
     )
     console.print(
-        f"dashboard: [bold]http://127.0.0.1:{gateway_port}/[/bold]   "
-        f"logs: {sup.log_dir}   (Ctrl-C stops)"
+        f"dashboard: http://127.0.0.1:{gateway_port}/   logs: {sup.log_dir}   (Ctrl-C stops)"
     )
     deadline = time.monotonic() + seconds if seconds > 0 else float("inf")
     try:
@@ -87,7 +86,7 @@ def run_demo(settings: StreamsenseSettings, samples: Path, seconds: float, conso
     failed = {n: c for n, c in codes.items() if c not in (0, None)}
     empty = [task for task, st in view.stats.items() if st.count == 0]
     if failed:
-        console.print(f"[red]services that failed: {failed}; see {sup.log_dir}[/red]")
+        console.print(f"services that failed: {failed}; see {sup.log_dir}", style="red")
     if empty:
-        console.print(f"[red]no results for: {', '.join(empty)}; see {sup.log_dir}[/red]")
+        console.print(f"no results for: {', '.join(empty)}; see {sup.log_dir}", style="red")
     return 1 if failed or empty else 0

@@ -6,6 +6,10 @@
   (``enable.auto.offset.store=false``; the stored offsets are auto-committed), and committed
   synchronously when partitions are revoked and on shutdown.
 - A message the handler cannot process goes to ``<topic>.dlq`` with the reason; the loop goes on.
+- An output that cannot be delivered (a dead-letter topic missing or not writable, a results
+  topic refused) never crashes the loop and is never skipped: nothing at or past it is
+  committed, health turns red with the reason, and after a backoff the loop reads again from
+  the first unfinished offset of each partition (``_recover``).
 - :meth:`BatchLoop.stop` (the runner calls it on SIGTERM/SIGINT) drains in-flight work,
   commits and closes, the producer it was given included (the loop owns it).
 """
@@ -15,24 +19,31 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic
 
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from streamsense.services.kafka.acks import BatchAck
+from streamsense.services.kafka.clientlog import ClientState
 from streamsense.services.kafka.dlq import DeadLetterRouter, where
-from streamsense.services.kafka.exceptions import DeliveryFailedError, FatalHandlerError
+from streamsense.services.kafka.exceptions import FatalHandlerError
 from streamsense.services.kafka.handler import BatchHandler, Outcome, P
+from streamsense.services.kafka.loop_health import loop_health, loop_problems
 from streamsense.services.kafka.offsets import OffsetTracker, TopicPartitionKey
 from streamsense.services.kafka.producer import Producer
+from streamsense.services.kafka.summary import LoopSummary
+from streamsense.services.kafka.watchdog import Watchdog
 from streamsense.services.observability import metrics
 from streamsense.services.settings import StreamsenseSettings
 
 log = logging.getLogger(__name__)
+
+#: Backoff between attempts to re-process a batch whose outputs were not delivered.
+RETRY_FIRST_S, RETRY_CAP_S = 0.5, 30.0
 
 
 @dataclass(frozen=True)
@@ -45,22 +56,9 @@ class LoopConfig:
     max_poll_interval_ms: int = 300_000
     commit_interval_ms: int = 1_000
     stats_interval_ms: int = 5_000
+    #: topics the handler writes (checked to exist, like the inputs); dead-letter topics too
+    output_topics: Sequence[str] = ()
     consumer_config: dict[str, Any] | None = None
-
-
-#: Client errors that retrying will not fix: the loop reports them in its health.
-CONFIG_ERRORS = frozenset(
-    {
-        KafkaError._AUTHENTICATION,
-        KafkaError._SSL,
-        KafkaError.SASL_AUTHENTICATION_FAILED,
-        KafkaError.TOPIC_AUTHORIZATION_FAILED,
-        KafkaError.GROUP_AUTHORIZATION_FAILED,
-        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
-    }
-)
-#: How long such an error keeps the loop unhealthy after it last occurred.
-CLIENT_ERROR_WINDOW_S = 60.0
 
 
 class BatchLoop(Generic[P]):
@@ -81,14 +79,19 @@ class BatchLoop(Generic[P]):
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.service}-prep")
         self._pending: tuple[list[Message], Future[P]] | None = None
-        self._delivery_error: str | None = None
-        self._client_error: tuple[float, str] | None = None
+        self._generation = 0
+        self._failure: str | None = None  # an output not delivered: the batch is read again
+        self.retrying: str | None = None  # the last failure, until a batch succeeds again
+        self._attempts = 0
         self.assignment: list[TopicPartitionKey] = []
         self.last_poll = time.monotonic()
         self.processed = 0
         self.running = False
+        self.lag: dict[str, int] = {}
+        self.client = ClientState.of(self.service, settings.kafka_bootstrap)
         conf: dict[str, Any] = {
             **settings.librdkafka_config(),
+            **self.client.librdkafka_config(),
             "group.id": config.group_id,
             "enable.auto.commit": True,
             "enable.auto.offset.store": False,
@@ -99,15 +102,24 @@ class BatchLoop(Generic[P]):
             "partition.assignment.strategy": "cooperative-sticky",
             "statistics.interval.ms": config.stats_interval_ms,
             "stats_cb": self._on_stats,
-            "error_cb": self._on_client_error,
         }
         if settings.kafka_group_instance_id:
             conf["group.instance.id"] = settings.kafka_group_instance_id
         conf.update(config.consumer_config or {})
         self._consumer = Consumer(conf)
+        dlqs = [self._dlq.topic_for(t) for t in config.topics]
+        self.watchdog = Watchdog(
+            self._consumer,
+            config.group_id,
+            config.topics,
+            [*config.output_topics, *dlqs],
+            self.client,
+            lambda: self.assignment,
+        )
         self._consumed = metrics.MESSAGES_CONSUMED
         self._batch_size = metrics.BATCH_SIZE.labels(self.service)
         self._handler_s = metrics.HANDLER_SECONDS.labels(self.service)
+        self._summary = LoopSummary(self)
 
     # -- control ------------------------------------------------------------------------------
 
@@ -121,31 +133,12 @@ class BatchLoop(Generic[P]):
         """Messages this loop routed to a dead-letter topic."""
         return self._dlq.sent
 
-    def health(self) -> tuple[bool, dict[str, Any]]:
-        age = time.monotonic() - self.last_poll
-        limit = max(30.0, self.config.max_poll_interval_ms / 1000 / 2)
-        client_error = self._recent_client_error()
-        ok = self.running and age < limit and self._delivery_error is None and client_error is None
-        handler_ok, handler_detail = self.handler.health()
-        return ok and handler_ok, {
-            "service": self.service,
-            "assigned": [f"{t}[{p}]" for t, p in self.assignment],
-            "last_poll_age_s": round(age, 3),
-            "processed": self.processed,
-            "in_flight": self.producer.in_flight,
-            "delivery_error": self._delivery_error,
-            "kafka_error": client_error,
-            "dead_lettered": self._dlq.sent,
-            **handler_detail,
-        }
+    def problems(self) -> list[str]:
+        """Why the loop is not doing its job right now (empty when it is)."""
+        return loop_problems(self)
 
-    def _recent_client_error(self) -> str | None:
-        """An authentication, authorization, TLS or fatal client error in the last
-        ``CLIENT_ERROR_WINDOW_S`` (librdkafka repeats them on every reconnect while they last)."""
-        if self._client_error is None:
-            return None
-        at, text = self._client_error
-        return text if time.monotonic() - at < CLIENT_ERROR_WINDOW_S else None
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        return loop_health(self)
 
     def run(self, max_messages: int | None = None) -> None:
         """Consume until stopped (or until ``max_messages`` were processed)."""
@@ -156,17 +149,21 @@ class BatchLoop(Generic[P]):
             on_lost=self._on_lost,
         )
         self.running = True
+        self.watchdog.start()
         log.info("%s running (group %s, topics %s)", self.service, self.config.group_id,
                  ", ".join(self.config.topics))  # fmt: skip
         try:
             while not self._stop.is_set():
                 if max_messages is not None and self.processed >= max_messages:
                     break
+                if self._failure is not None:
+                    self._recover()
+                    continue
                 self._step()
-                if self._delivery_error:
-                    raise DeliveryFailedError(self._delivery_error)
+                self._summary.maybe_log()
         finally:
             self.running = False
+            self.watchdog.stop()
             self._shutdown()
 
     # -- one iteration ------------------------------------------------------------------------
@@ -202,7 +199,9 @@ class BatchLoop(Generic[P]):
         err = m.error()
         if err is None:
             return True
-        if err.code() != KafkaError._PARTITION_EOF:
+        if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            self.watchdog.missing = sorted({*self.watchdog.missing, str(m.topic())})
+        elif err.code() != KafkaError._PARTITION_EOF:
             log.error("consumer error on %s: %s", m.topic(), err)
         return False
 
@@ -221,6 +220,7 @@ class BatchLoop(Generic[P]):
         elapsed = time.perf_counter() - start
         self._handler_s.observe(elapsed)
         self._batch_size.observe(len(batch))
+        self._summary.batch(len(batch))
         if elapsed * 1000 > self.config.max_poll_interval_ms / 2:
             log.warning(
                 "a batch took %.1f s, over half of max.poll.interval.ms: lower max_batch", elapsed
@@ -239,45 +239,89 @@ class BatchLoop(Generic[P]):
 
     def _emit(self, batch: list[Message], outcomes: list[Outcome]) -> None:
         """Produce every output; the batch's offsets are finished when all are acknowledged."""
-        ack = _BatchAck(self, [_position(m) for m in batch])
+        ack = BatchAck(
+            self.producer,
+            self._tracker,
+            [_position(m) for m in batch],
+            self._generation,
+            lambda: self._generation,
+            self._on_delivery_failure,
+        )
         produce = self.producer.produce
         counts = ack.counts
         for m, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, BaseException):
-                ack.pending += 1
-                self._dlq.send(m, outcome, ack)
+                self._dead_letter(m, outcome, ack)
                 continue
             for rec in outcome:
                 ack.pending += 1
                 try:
                     produce(rec.topic, rec.value, rec.key, rec.headers, ack)
                 except KafkaException as exc:  # e.g. a result larger than message.max.bytes
+                    ack.pending -= 1
                     log.error("cannot produce result of %s: %s", where(m), exc)
-                    self._dlq.send(m, exc, ack)
+                    self._dead_letter(m, exc, ack)
                     break
                 counts[rec.topic] = counts.get(rec.topic, 0) + 1
         ack.release()
 
-    def _delivery_failed(self, err: KafkaError, msg: Message) -> None:
-        if self._delivery_error is None:
-            self._delivery_error = f"output to {msg.topic()} not delivered: {err}"
-            log.error("%s: stopping; the source offsets stay uncommitted", self._delivery_error)
+    def _dead_letter(self, m: Message, error: BaseException, ack: BatchAck) -> None:
+        ack.pending += 1
+        try:
+            self._dlq.send(m, error, ack)
+        except (KafkaException, BufferError) as exc:
+            ack.pending -= 1
+            ack.fail_locally(self._dlq.topic_for(str(m.topic())), exc)
+
+    def _on_delivery_failure(self, reason: str) -> None:
+        if self._failure is None:
+            self._failure = reason
 
     def _store_offsets(self) -> None:
         ready = self._tracker.take_committable()
         if not ready:
             return
+        if self.retrying is not None:  # a batch made it through again
+            log.warning("%s: outputs are delivered again; committing", self.service)
+            self.retrying, self._attempts = None, 0
         tps = [TopicPartition(t, p, o) for (t, p), o in ready.items()]
         try:
             self._consumer.store_offsets(offsets=tps)
         except KafkaException as exc:  # partition no longer assigned
             log.debug("store_offsets: %s", exc)
 
+    # -- an output that was not delivered -----------------------------------------------------
+
+    def _recover(self) -> None:
+        """Settle what is in flight, commit what finished before the failure, then read again
+        from the first unfinished offset of each partition, after a backoff."""
+        reason, self._failure = self._failure, None
+        self.retrying = reason
+        self._pending = None  # prepared but not processed: read again below
+        self.producer.flush(10)
+        self._store_offsets()
+        self.retrying = reason  # _store_offsets may have cleared it: nothing new succeeded
+        points = self._tracker.rewind_points()
+        self._tracker.reset()
+        self._generation += 1  # acknowledgements of earlier batches no longer finish anything
+        for (topic, part), offset in points.items():
+            try:
+                self._consumer.seek(TopicPartition(topic, part, offset))
+            except KafkaException as exc:  # revoked meanwhile: its new owner re-reads it
+                log.debug("seek %s[%d]: %s", topic, part, exc)
+        self._attempts += 1
+        delay = min(RETRY_CAP_S, RETRY_FIRST_S * 2 ** (self._attempts - 1))
+        rewound = ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(points.items()))
+        log.error("%s: %s; nothing past it is committed; reading again from %s in %.1f s",
+                  self.service, reason, rewound or "the committed offsets", delay)  # fmt: skip
+        self._stop.wait(delay)
+        self.last_poll = time.monotonic()
+
     # -- drain, rebalance, shutdown -----------------------------------------------------------
 
     def _drain(self) -> None:
         """Finish the prepared batch, wait for every output's ack, store and commit offsets."""
-        if self._pending is not None:
+        if self._pending is not None and self._failure is None:
             pending, self._pending = self._pending, None
             self._run_batch(*pending)
         left = self.producer.flush(30)
@@ -318,78 +362,16 @@ class BatchLoop(Generic[P]):
             self.producer.close(0)  # _drain flushed it; a loop owns the producer it was given
             log.info("%s stopped after %d messages", self.service, self.processed)
 
-    def _on_client_error(self, err: KafkaError) -> None:
-        """librdkafka's client-level errors. Broker outages are transient and retried by the
-        client itself (logged here); credentials, permissions and TLS are not: they make the
-        loop unhealthy, with the reason, until they stop recurring."""
-        if err.fatal() or err.code() in CONFIG_ERRORS:
-            self._client_error = (time.monotonic(), f"{err.name()}: {err.str()}")
-            log.error("%s: kafka client error: %s", self.service, err.str())
-        else:
-            log.warning("%s: kafka: %s", self.service, err.str())
-
     def _on_stats(self, raw: str) -> None:
         stats = orjson.loads(raw)
+        self.client.on_stats(stats)
         for topic, t in stats.get("topics", {}).items():
             for pid, p in t.get("partitions", {}).items():
                 lag = p.get("consumer_lag", -1)
                 if pid != "-1" and lag >= 0:
                     metrics.CONSUMER_LAG.labels(self.service, topic, pid).set(lag)
+                    self.lag[f"{topic}[{pid}]"] = lag
 
 
 def _position(m: Message) -> tuple[TopicPartitionKey, int]:
     return (str(m.topic()), int(m.partition() or 0)), int(m.offset() or 0)
-
-
-@contextmanager
-def running(loop: BatchLoop[Any]) -> Iterator[BatchLoop[Any]]:
-    """Run ``loop`` in a thread (tests, benchmarks); on exit stop it, let it drain and
-    commit, and re-raise the error it ended with, if any."""
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            loop.run()
-        except BaseException as exc:  # surfaced to the caller below
-            errors.append(exc)
-
-    t = threading.Thread(target=target, daemon=True, name=f"loop-{loop.service}")
-    t.start()
-    try:
-        yield loop
-    finally:
-        loop.stop()
-        t.join(60)
-        if errors:
-            raise errors[0]
-
-
-class _BatchAck:
-    """One delivery callback shared by every output of a batch (cheaper than one per record)."""
-
-    __slots__ = ("counts", "failed", "loop", "pending", "positions")
-
-    def __init__(self, loop: BatchLoop[Any], positions: list[tuple[TopicPartitionKey, int]]):
-        self.loop = loop
-        self.positions = positions
-        self.pending = 1  # held until every output was handed over (see ``release``)
-        self.failed = 0
-        self.counts: dict[str, int] = {}
-
-    def __call__(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self.failed += 1
-            self.loop.producer.account(str(msg.topic()), 0, 1)
-            self.loop._delivery_failed(err, msg)
-        self.release()
-
-    def release(self) -> None:
-        self.pending -= 1
-        if self.pending:
-            return
-        if not self.failed:  # else offsets stay uncommitted: the batch is re-read on restart
-            for topic, n in self.counts.items():
-                self.loop.producer.account(topic, n)
-            finished = self.loop._tracker.finished
-            for tp, off in self.positions:
-                finished(tp, off)

@@ -25,6 +25,11 @@ class DeadLetterRouter:
         self._service = service
         self.sent = 0
 
+    @staticmethod
+    def topic_for(topic: str) -> str:
+        """Where dead letters of ``topic`` go."""
+        return dlq_topic(topic)
+
     def send(
         self, msg: Message, error: BaseException, on_delivery: DeliveryCallback | None = None
     ) -> None:

@@ -49,5 +49,9 @@ class BatchHandler(Generic[P]):
         """The handler's part of the loop's health: whether it can do its job, and details."""
         return True, {}
 
+    def summary(self) -> dict[str, Any]:
+        """Counters for the loop's periodic one-line summary (e.g. ``{"skipped": 3}``)."""
+        return {}
+
     def close(self) -> None:
         """Release resources once the loop has drained."""

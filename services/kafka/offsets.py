@@ -45,6 +45,10 @@ class AckedPrefix(Generic[K]):
         """Keys sent and not yet part of the acknowledged prefix."""
         return len(self._order)
 
+    def first(self) -> K | None:
+        """The oldest key not yet in the acknowledged prefix."""
+        return self._order[0] if self._order else None
+
 
 @dataclass(slots=True)
 class _Partition:
@@ -86,6 +90,21 @@ class OffsetTracker:
 
     def in_flight(self) -> int:
         return sum(len(p.prefix) for p in self._parts.values())
+
+    def rewind_points(self) -> dict[TopicPartitionKey, int]:
+        """Per partition, the oldest offset not finished: where to read again after a batch
+        failed, so that nothing past it is skipped."""
+        out = {}
+        for tp, part in self._parts.items():
+            first = part.prefix.first()
+            if first is not None:
+                out[tp] = first
+        return out
+
+    def reset(self) -> None:
+        """Forget every partition's in-flight offsets (they are about to be read again)."""
+        self._parts.clear()
+        self._dirty.clear()
 
     def forget(self, tps: list[TopicPartitionKey]) -> None:
         """Drop state of revoked partitions."""

@@ -22,6 +22,7 @@ from confluent_kafka import KafkaError, Message
 from confluent_kafka import Producer as _RdProducer
 
 from streamsense.schemas.catalog import FRAME_MAX_BYTES
+from streamsense.services.kafka.clientlog import ClientState
 from streamsense.services.kafka.exceptions import KafkaIOError
 from streamsense.services.observability import metrics
 from streamsense.services.settings import StreamsenseSettings
@@ -66,8 +67,10 @@ class Producer:
         self.policy = policy
         self.max_in_flight = max_in_flight
         self.service = settings.service_name
+        self.client = ClientState.of(self.service, settings.kafka_bootstrap)
         conf: dict[str, Any] = {
             **settings.librdkafka_config(),
+            **self.client.librdkafka_config(),
             "enable.idempotence": True,
             "acks": "all",
             "compression.type": compression,

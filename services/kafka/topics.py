@@ -129,7 +129,7 @@ def ensure_topics(
             continue
         result[s.name] = _align(admin, s, len(existing[s.name].partitions), timeout)
     for name, state in sorted(result.items()):
-        log.info("topic %s: %s", name, state)
+        log.debug("topic %s: %s", name, state)
     return result
 
 

@@ -48,7 +48,7 @@ def build_learner(
     handler = LearnerHandler(settings, store, learner, updates)
     config = LoopConfig(
         topics=[settings.labels_topic],
-        group_id=settings.learner_group,
+        group_id=settings.group_id,
         max_batch=settings.learner_max_batch,
         max_wait_ms=settings.learner_max_wait_ms,
     )
@@ -58,7 +58,7 @@ def build_learner(
         name,
         version,
         settings.labels_topic,
-        settings.learner_group,
+        settings.group_id,
         settings.learner_margin,
         settings.learner_min_samples,
         settings.learner_min_interval_s,

@@ -13,7 +13,9 @@ from streamsense.services.settings import StreamsenseSettings
 class LearnerSettings(StreamsenseSettings):
     learner_task: Task = "sentiment"
     learner_model: str | None = Field(default=None, description="default: the task's zoo model")
-    learner_group: str = "streamsense-learner"
+    learner_group: str | None = Field(
+        default=None, description="consumer group (default <topic prefix>streamsense-learner)"
+    )
     learner_max_batch: int = Field(default=64, ge=1, le=1024, description="labels per batch")
     learner_max_wait_ms: int = Field(default=100, ge=0, le=10_000)
 
@@ -34,6 +36,10 @@ class LearnerSettings(StreamsenseSettings):
     @property
     def model_name(self) -> str:
         return self.learner_model or TASKS[self.learner_task].default_model
+
+    @property
+    def group_id(self) -> str:
+        return self.learner_group or self.group("learner")
 
     @property
     def labels_topic(self) -> str:

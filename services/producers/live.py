@@ -65,7 +65,7 @@ class LiveProgress:
         self._rates = rates
         self._hidden = hidden
         self._window = RateWindow()
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, markup=False, highlight=False)
         self._log_every_s = log_every_s
         self._live: Live | None = None
         self._stop = threading.Event()

@@ -42,7 +42,7 @@ class RedisSink:
         self.handler = RedisSinkHandler(settings, self.redis, topics)
         config = LoopConfig(
             topics=list(topics),
-            group_id=settings.sink_group,
+            group_id=settings.group_id,
             max_batch=settings.sink_max_batch,
             max_wait_ms=settings.sink_max_wait_ms,
         )

@@ -10,7 +10,14 @@ from streamsense.services.settings import StreamsenseSettings
 class SinkSettings(StreamsenseSettings):
     service_name: str = "sink-redis"
 
-    sink_group: str = "streamsense-sink-redis"
+    sink_group: str | None = Field(
+        default=None, description="consumer group (default <topic prefix>streamsense-sink-redis)"
+    )
+
+    @property
+    def group_id(self) -> str:
+        return self.sink_group or self.group("sink-redis")
+
     sink_max_batch: int = Field(default=500, ge=1, le=10_000)
     sink_max_wait_ms: int = Field(default=5, ge=0, le=10_000)
     sink_stream_maxlen: int = Field(

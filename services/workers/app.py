@@ -6,8 +6,10 @@ import logging
 from typing import Any
 
 from streamsense.models.base import ModelAdapter
+from streamsense.models.exceptions import ModelNotFoundError
 from streamsense.models.runtime import configure_devices
 from streamsense.models.store import ModelStore
+from streamsense.services.exceptions import ConfigError
 from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
 from streamsense.services.kafka.producer import Producer
 from streamsense.services.workers.codecs import FrameCodec, Item, TextCodec
@@ -32,10 +34,16 @@ def build_worker(
     device = configure_devices()
     store = store or ModelStore(settings.model_store_dir)
     name, version = settings.model_spec
-    adapter = store.load(name, version)
+    try:
+        adapter = store.load(name, version)
+    except ModelNotFoundError as exc:  # the name (or version) the user gave does not exist
+        raise ConfigError(str(exc)) from exc
     if adapter.card.task != settings.task:
-        msg = f"model {name} is a {adapter.card.task} model; this is a {settings.task} worker"
-        raise ValueError(msg)
+        msg = (
+            f"--model {name}: it is a {adapter.card.task} model and this is a {settings.task} "
+            f"worker (`streamsense models list` shows each model's task)"
+        )
+        raise ConfigError(msg)
     adapter.warmup()
     codec: FrameCodec | TextCodec
     if settings.task == "sentiment":
@@ -58,6 +66,7 @@ def build_worker(
         group_id=settings.group_id,
         max_batch=max_batch,
         max_wait_ms=settings.worker_max_wait_ms,
+        output_topics=[settings.output_topic],
         consumer_config={"fetch.max.bytes": 64 * 1024 * 1024},
     )
     producer = Producer(settings, compression="lz4")

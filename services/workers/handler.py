@@ -104,6 +104,9 @@ class InferenceHandler(BatchHandler[list[Item]]):
             cap = meta.capture_ns if isinstance(meta, FrameHeaders) else meta.ts_ns
             self._e2e.observe((now - cap) / 1e9)
 
+    def summary(self) -> dict[str, Any]:
+        return {"skipped": self.stale}
+
     def between_batches(self) -> None:
         if self.follower is not None:
             self.follower.poll()

@@ -19,7 +19,9 @@ class WorkerSettings(StreamsenseSettings):
     worker_max_pixels: int = Field(
         default=FRAME_MAX_PIXELS, ge=1, description="decompression guard"
     )
-    worker_group: str | None = None
+    worker_group: str | None = Field(
+        default=None, description="consumer group (default <topic prefix>streamsense-<task>)"
+    )
     worker_follow_updates: bool = True
 
     @property
@@ -34,7 +36,7 @@ class WorkerSettings(StreamsenseSettings):
 
     @property
     def group_id(self) -> str:
-        return self.worker_group or f"streamsense-{self.task}"
+        return self.worker_group or self.group(self.task)
 
     @property
     def input_topic(self) -> str:

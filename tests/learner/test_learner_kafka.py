@@ -19,13 +19,13 @@ from streamsense.schemas.registry import decode, encode
 from streamsense.schemas.text import LabeledText, TextEvent
 from streamsense.services.bench.learning import ResultCollector, paced, swap_gaps
 from streamsense.services.cli.app import app as cli
-from streamsense.services.kafka.consumer import running
 from streamsense.services.kafka.producer import Producer
 from streamsense.services.learner.app import build_learner
 from streamsense.services.learner.base import load_trainer
 from streamsense.services.learner.keras_text import KerasTextTrainer
 from streamsense.services.learner.settings import LearnerSettings
 from streamsense.services.learner.updates import read_updates
+from streamsense.services.runner import running
 from streamsense.services.settings import StreamsenseSettings
 from streamsense.services.workers.app import build_worker
 from streamsense.services.workers.settings import WorkerSettings

@@ -19,8 +19,8 @@ from streamsense.schemas.frames import FrameHeaders
 from streamsense.schemas.registry import decode, encode
 from streamsense.schemas.results import DetectionResult, SegmentResult, SentimentResult
 from streamsense.schemas.text import TextEvent
-from streamsense.services.kafka.consumer import running
 from streamsense.services.kafka.producer import Producer
+from streamsense.services.runner import running
 from streamsense.services.workers.app import build_worker
 from streamsense.services.workers.settings import WorkerSettings
 from tests.conftest import wait_for

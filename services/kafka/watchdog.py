@@ -1,0 +1,110 @@
+"""What a batch loop cannot see from its own polls, checked every few seconds on a thread:
+
+- its input and output topics exist (a consumer subscribed to a missing topic idles forever;
+  a producer to a missing topic fails only after ``topic.metadata.propagation.max.ms``);
+- it holds partitions when its input topics have some (a consumer that waits for a dead
+  member's session to expire, or that cannot join, is not doing its job; so is an idle replica
+  beyond the partition count: run at most as many replicas as partitions);
+- the cluster answers (a metadata request is also the proof that it is back).
+
+Each finding is kept with its reason for health, and logged once when it appears and once when
+it clears.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+from confluent_kafka import Consumer, KafkaException
+
+from streamsense.services.kafka.clientlog import ClientState
+
+log = logging.getLogger(__name__)
+
+CHECK_EVERY_S = 5.0
+METADATA_TIMEOUT_S = 5.0
+
+
+class Watchdog:
+    def __init__(
+        self,
+        consumer: Consumer,
+        group_id: str,
+        inputs: Sequence[str],
+        outputs: Sequence[str],
+        state: ClientState,
+        assignment: Callable[[], list[tuple[str, int]]],
+        every_s: float = CHECK_EVERY_S,
+    ) -> None:
+        self._consumer = consumer
+        self.group_id = group_id
+        self.inputs = list(inputs)
+        self.outputs = [t for t in outputs if t not in self.inputs]
+        self.state = state
+        self._assignment = assignment
+        self.every_s = every_s
+        self.missing: list[str] = []
+        self.unassigned: str | None = None
+        self.checked = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Watchdog:
+        self._thread = threading.Thread(target=self._run, name="kafka-watchdog", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(METADATA_TIMEOUT_S + 1)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.check()
+            except Exception:  # a check must never take the service down
+                log.exception("health check failed")
+            self._stop.wait(self.every_s)
+
+    def check(self) -> None:
+        try:
+            md = self._consumer.list_topics(timeout=METADATA_TIMEOUT_S)
+        except KafkaException as exc:
+            self.state.unreachable(f"metadata request failed: {exc.args[0].str()}")
+            return
+        self.state.reachable()
+        present = {name for name, t in md.topics.items() if t.error is None}
+        self._set_missing([t for t in [*self.inputs, *self.outputs] if t not in present])
+        partitions = sum(len(md.topics[t].partitions) for t in self.inputs if t in present)
+        self._check_assignment(partitions)
+        self.checked += 1
+
+    def _set_missing(self, missing: list[str]) -> None:
+        if missing and missing != self.missing:
+            log.error(
+                "%s: topic(s) %s do not exist: run `streamsense topics create`",
+                self.state.name,
+                ", ".join(missing),
+            )
+        elif not missing and self.missing:
+            log.warning("%s: topic(s) %s exist now", self.state.name, ", ".join(self.missing))
+        self.missing = missing
+
+    def _check_assignment(self, partitions: int) -> None:
+        held = self._assignment()
+        reason = None
+        if partitions and not held:
+            reason = (
+                f"no partitions assigned although {', '.join(self.inputs)} "
+                f"{'has' if len(self.inputs) == 1 else 'have'} {partitions} (group "
+                f"{self.group_id} is rebalancing, waits for a dead member's session to expire, "
+                "or has more members than partitions)"
+            )
+        if reason and not self.unassigned:
+            log.warning("%s: %s", self.state.name, reason)
+        elif not reason and self.unassigned:
+            log.warning("%s: partitions assigned: %s", self.state.name, held)
+        self.unassigned = reason
