@@ -75,7 +75,10 @@ class StreamsenseSettings(BaseSettings):
         "the session timeout gets its partitions back without a rebalance",
     )
     kafka_session_timeout_ms: int = Field(
-        default=45_000,
+        # 10 s: a killed consumer's partitions are served again within ~15 s (librdkafka
+        # heartbeats every 3 s from its own thread, so a busy Python process is not mistaken
+        # for a dead one)
+        default=10_000,
         ge=6_000,
         le=300_000,
         description="how long the group waits for a silent consumer before it reassigns "
@@ -83,6 +86,19 @@ class StreamsenseSettings(BaseSettings):
     )
     #: Any librdkafka property, applied last (e.g. ``{"statistics.interval.ms": 1000}``).
     kafka_extra: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    delivery: Literal["exactly-once", "at-least-once"] = Field(
+        default="at-least-once",
+        description="consuming services: exactly-once commits each round of results, dead "
+        "letters and consumed offsets in one Kafka transaction; at-least-once may repeat "
+        "outputs after a crash",
+    )
+    kafka_transaction_timeout_ms: int = Field(
+        default=10_000,
+        ge=1000,
+        le=900_000,
+        description="exactly-once: a transaction of a process that died is aborted after this "
+        "long, so read_committed readers wait at most that much (ms)",
+    )
     kafka_unreachable_grace_s: float = Field(
         default=15.0,
         ge=0,

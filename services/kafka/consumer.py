@@ -2,16 +2,15 @@
 
 - Up to ``max_batch`` messages or ``max_wait_ms``, whichever comes first.
 - The handler's ``prepare`` for batch n+1 overlaps ``process`` of batch n.
-- Offsets are stored only after every output of a message was acknowledged by Kafka
-  (``enable.auto.offset.store=false``; the stored offsets are auto-committed), and committed
-  synchronously when partitions are revoked and on shutdown.
+- Outputs and consumed offsets become durable together, at-least-once or exactly-once
+  (``STREAMSENSE_DELIVERY``; :mod:`streamsense.services.kafka.delivery`).
 - A message the handler cannot process goes to ``<topic>.dlq`` with the reason; the loop goes on.
 - An output that cannot be delivered (a dead-letter topic missing or not writable, a results
   topic refused) never crashes the loop and is never skipped: nothing at or past it is
   committed, health turns red with the reason, and after a backoff the loop reads again from
   the first unfinished offset of each partition (``_recover``).
 - :meth:`BatchLoop.stop` (the runner calls it on SIGTERM/SIGINT) drains in-flight work,
-  commits and closes, the producer it was given included (the loop owns it).
+  commits and closes, its producer included.
 """
 
 from __future__ import annotations
@@ -19,23 +18,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Generic
 
-import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from streamsense.services.exceptions import ConfigError
 from streamsense.services.kafka.acks import BatchAck
 from streamsense.services.kafka.clientlog import ClientState
+from streamsense.services.kafka.delivery import Delivery, ExactlyOnce
 from streamsense.services.kafka.dlq import DeadLetterRouter, where
-from streamsense.services.kafka.exceptions import FatalHandlerError
+from streamsense.services.kafka.exceptions import FatalHandlerError, RewindRequest
 from streamsense.services.kafka.handler import BatchHandler, Outcome, P
-from streamsense.services.kafka.loop_health import loop_health, loop_problems
+from streamsense.services.kafka.loop_health import loop_health, loop_problems, record_stats
+from streamsense.services.kafka.loopconfig import LoopConfig
 from streamsense.services.kafka.offsets import OffsetTracker, TopicPartitionKey
 from streamsense.services.kafka.producer import Producer
 from streamsense.services.kafka.summary import LoopSummary
+from streamsense.services.kafka.transactions import transactional_id
 from streamsense.services.kafka.watchdog import Watchdog
 from streamsense.services.observability import metrics
 from streamsense.services.settings import StreamsenseSettings
@@ -46,40 +46,32 @@ log = logging.getLogger(__name__)
 RETRY_FIRST_S, RETRY_CAP_S = 0.5, 30.0
 
 
-@dataclass(frozen=True)
-class LoopConfig:
-    topics: Sequence[str]
-    group_id: str
-    max_batch: int = 64
-    max_wait_ms: int = 20
-    auto_offset_reset: str = "earliest"
-    max_poll_interval_ms: int = 300_000
-    commit_interval_ms: int = 1_000
-    stats_interval_ms: int = 5_000
-    #: topics the handler writes (checked to exist, like the inputs); dead-letter topics too
-    output_topics: Sequence[str] = ()
-    consumer_config: dict[str, Any] | None = None
-
-
 class BatchLoop(Generic[P]):
+    """``producer`` None: the loop makes its own (transactional for exactly-once)."""
+
     def __init__(
         self,
         settings: StreamsenseSettings,
         config: LoopConfig,
         handler: BatchHandler[P],
-        producer: Producer,
+        producer: Producer | None = None,
     ) -> None:
         self.settings = settings
         self.config = config
         self.handler = handler
-        self.producer = producer
         self.service = settings.service_name
+        self.exactly_once = (config.delivery or settings.delivery) == "exactly-once"
+        if producer is None:
+            producer = self._new_producer()
+        elif self.exactly_once and producer.transactional_id is None:
+            msg = "exactly-once delivery needs the loop's own producer: pass producer=None"
+            raise ConfigError(msg)
+        self.producer = producer
         self._dlq = DeadLetterRouter(producer, self.service)
         self._tracker = OffsetTracker()
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.service}-prep")
         self._pending: tuple[list[Message], Future[P]] | None = None
-        self._generation = 0
         self._failure: str | None = None  # an output not delivered: the batch is read again
         self.retrying: str | None = None  # the last failure, until a batch succeeds again
         self._attempts = 0
@@ -93,20 +85,23 @@ class BatchLoop(Generic[P]):
             **settings.librdkafka_config(),
             **self.client.librdkafka_config(),
             "group.id": config.group_id,
-            "enable.auto.commit": True,
-            "enable.auto.offset.store": False,
-            "auto.commit.interval.ms": config.commit_interval_ms,
+            **(ExactlyOnce if self.exactly_once else Delivery).consumer_config(
+                config.commit_interval_ms
+            ),
+            # results topics are written in transactions: never read an aborted one
+            "isolation.level": "read_committed",
             "auto.offset.reset": config.auto_offset_reset,
             "max.poll.interval.ms": config.max_poll_interval_ms,
             "session.timeout.ms": settings.kafka_session_timeout_ms,
             "partition.assignment.strategy": "cooperative-sticky",
             "statistics.interval.ms": config.stats_interval_ms,
-            "stats_cb": self._on_stats,
+            "stats_cb": lambda raw: record_stats(self, raw),
         }
         if settings.kafka_group_instance_id:
             conf["group.instance.id"] = settings.kafka_group_instance_id
         conf.update(config.consumer_config or {})
         self._consumer = Consumer(conf)
+        self.delivery = self._new_delivery()
         dlqs = [self._dlq.topic_for(t) for t in config.topics]
         self.watchdog = Watchdog(
             self._consumer,
@@ -120,6 +115,21 @@ class BatchLoop(Generic[P]):
         self._batch_size = metrics.BATCH_SIZE.labels(self.service)
         self._handler_s = metrics.HANDLER_SECONDS.labels(self.service)
         self._summary = LoopSummary(self)
+
+    def _new_producer(self) -> Producer:
+        tid = transactional_id(self.settings, self.config.group_id) if self.exactly_once else None
+        return Producer(self.settings, transactional_id=tid)
+
+    def _new_delivery(self) -> Delivery:
+        if not self.exactly_once:
+            return Delivery(self.producer, self._consumer, self._tracker, self._on_failure)
+        return ExactlyOnce(
+            self.producer,
+            self._consumer,
+            self._tracker,
+            self._on_failure,
+            self.config.transaction_interval_ms,
+        )
 
     # -- control ------------------------------------------------------------------------------
 
@@ -189,11 +199,16 @@ class BatchLoop(Generic[P]):
                 self._consumed.labels(self.service, topic).inc(n)
             nxt = (batch, self._pool.submit(self.handler.prepare, batch))
         if self._pending is not None:
-            self._run_batch(*self._pending)
+            try:
+                self._run_batch(*self._pending)
+            except RewindRequest as req:  # the batch and the next one are read again
+                self._pending = None
+                self._rewind(req.points)
+                return
         self._pending = nxt
         self.handler.between_batches()
         self.producer.poll(0)
-        self._store_offsets()
+        self._settle(idle=nxt is None)
 
     def _usable(self, m: Message) -> bool:
         err = m.error()
@@ -212,7 +227,7 @@ class BatchLoop(Generic[P]):
             if len(outcomes) != len(batch):
                 msg = f"handler returned {len(outcomes)} outcomes for {len(batch)} messages"
                 raise RuntimeError(msg)  # noqa: TRY301 - handled just below, one by one
-        except FatalHandlerError:
+        except (FatalHandlerError, RewindRequest):
             raise
         except Exception as exc:
             log.warning("batch of %d failed (%r); retrying one by one", len(batch), exc)
@@ -232,21 +247,14 @@ class BatchLoop(Generic[P]):
         try:
             out = self.handler.process(self.handler.prepare([m]))
             return out[0]
-        except FatalHandlerError:
+        except (FatalHandlerError, RewindRequest):
             raise
         except Exception as exc:
             return exc
 
     def _emit(self, batch: list[Message], outcomes: list[Outcome]) -> None:
         """Produce every output; the batch's offsets are finished when all are acknowledged."""
-        ack = BatchAck(
-            self.producer,
-            self._tracker,
-            [_position(m) for m in batch],
-            self._generation,
-            lambda: self._generation,
-            self._on_delivery_failure,
-        )
+        ack = self.delivery.batch_ack([_position(m) for m in batch])
         produce = self.producer.produce
         counts = ack.counts
         for m, outcome in zip(batch, outcomes, strict=True):
@@ -273,22 +281,18 @@ class BatchLoop(Generic[P]):
             ack.pending -= 1
             ack.fail_locally(self._dlq.topic_for(str(m.topic())), exc)
 
-    def _on_delivery_failure(self, reason: str) -> None:
+    def _on_failure(self, reason: str) -> None:
         if self._failure is None:
             self._failure = reason
 
-    def _store_offsets(self) -> None:
-        ready = self._tracker.take_committable()
-        if not ready:
-            return
-        if self.retrying is not None:  # a batch made it through again
-            log.warning("%s: outputs are delivered again; committing", self.service)
-            self.retrying, self._attempts = None, 0
-        tps = [TopicPartition(t, p, o) for (t, p), o in ready.items()]
-        try:
-            self._consumer.store_offsets(offsets=tps)
-        except KafkaException as exc:  # partition no longer assigned
-            log.debug("store_offsets: %s", exc)
+    def _settle(self, idle: bool) -> None:
+        """Make what is finished durable (store offsets, or commit the transaction)."""
+        self.delivery.settle(idle)
+        if self.delivery.succeeded:
+            self.delivery.succeeded = False
+            if self.retrying is not None and self._failure is None:
+                log.warning("%s: outputs are delivered again; committing", self.service)
+                self.retrying, self._attempts = None, 0
 
     # -- an output that was not delivered -----------------------------------------------------
 
@@ -298,17 +302,9 @@ class BatchLoop(Generic[P]):
         reason, self._failure = self._failure, None
         self.retrying = reason
         self._pending = None  # prepared but not processed: read again below
-        self.producer.flush(10)
-        self._store_offsets()
-        self.retrying = reason  # _store_offsets may have cleared it: nothing new succeeded
-        points = self._tracker.rewind_points()
-        self._tracker.reset()
-        self._generation += 1  # acknowledgements of earlier batches no longer finish anything
-        for (topic, part), offset in points.items():
-            try:
-                self._consumer.seek(TopicPartition(topic, part, offset))
-            except KafkaException as exc:  # revoked meanwhile: its new owner re-reads it
-                log.debug("seek %s[%d]: %s", topic, part, exc)
+        if isinstance(self.delivery, ExactlyOnce) and self.delivery.needs_new_producer:
+            self._replace_producer()
+        points = self._rewind()
         self._attempts += 1
         delay = min(RETRY_CAP_S, RETRY_FIRST_S * 2 ** (self._attempts - 1))
         rewound = ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(points.items()))
@@ -317,26 +313,47 @@ class BatchLoop(Generic[P]):
         self._stop.wait(delay)
         self.last_poll = time.monotonic()
 
+    def _rewind(
+        self, override: dict[TopicPartitionKey, int] | None = None
+    ) -> dict[TopicPartitionKey, int]:
+        """Forget what is in flight and read again from the first unfinished offset of each
+        partition (or from ``override`` where given)."""
+        points = {**self.delivery.rewind(), **(override or {})}
+        self.delivery.succeeded = False
+        for (topic, part), offset in points.items():
+            try:
+                self._consumer.seek(TopicPartition(topic, part, offset))
+            except KafkaException as exc:  # revoked meanwhile: its new owner re-reads it
+                log.debug("seek %s[%d]: %s", topic, part, exc)
+        return points
+
+    def _replace_producer(self) -> None:
+        """A fenced or broken transactional producer cannot go on: start a new one."""
+        log.warning("%s: replacing the transactional producer", self.service)
+        old, self.producer = self.producer, self._new_producer()
+        old.close(0)
+        self._dlq = DeadLetterRouter(self.producer, self.service)
+        self.delivery = self._new_delivery()
+
     # -- drain, rebalance, shutdown -----------------------------------------------------------
 
     def _drain(self) -> None:
-        """Finish the prepared batch, wait for every output's ack, store and commit offsets."""
+        """Finish the prepared batch, make every output and its offsets durable."""
         if self._pending is not None and self._failure is None:
             pending, self._pending = self._pending, None
             self._run_batch(*pending)
-        left = self.producer.flush(30)
-        if left:
-            log.error("%d outputs still unacknowledged; their sources stay uncommitted", left)
-        self._store_offsets()
-        try:
-            self._consumer.commit(asynchronous=False)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError._NO_OFFSET:
-                log.warning("commit failed: %s", exc)
+        if self._failure is None:
+            self.delivery.drain()
 
     def _on_assign(self, _c: Consumer, parts: list[TopicPartition]) -> None:
         self.assignment = sorted({*self.assignment, *((p.topic, p.partition) for p in parts)})
+        self.watchdog.assigned(self.assignment)
         log.info("assigned %s", [f"{p.topic}[{p.partition}]" for p in parts])
+        starts = self.handler.start_positions([(p.topic, p.partition) for p in parts])
+        if starts:  # the handler keeps its own positions: start there, not at the group's
+            for p in parts:
+                p.offset = starts.get((p.topic, p.partition), p.offset)
+            self._consumer.incremental_assign(parts)
 
     def _on_revoke(self, _c: Consumer, parts: list[TopicPartition]) -> None:
         log.info(
@@ -348,8 +365,14 @@ class BatchLoop(Generic[P]):
         self.assignment = [tp for tp in self.assignment if tp not in gone]
 
     def _on_lost(self, c: Consumer, parts: list[TopicPartition]) -> None:
-        # Same as a revoke; the commit may fail, and the new owner re-reads (at-least-once).
         log.warning("partitions lost: %s", [f"{p.topic}[{p.partition}]" for p in parts])
+        if self.exactly_once:  # the open round cannot be committed any more: read it again
+            self.delivery.lost()
+            self._on_failure("partitions lost: the open transaction was aborted")
+            gone = [(p.topic, p.partition) for p in parts]
+            self.assignment = [tp for tp in self.assignment if tp not in gone]
+            return
+        # at-least-once: as a revoke; the commit may fail, and the new owner re-reads
         self._on_revoke(c, parts)
 
     def _shutdown(self) -> None:
@@ -361,16 +384,6 @@ class BatchLoop(Generic[P]):
             self.handler.close()
             self.producer.close(0)  # _drain flushed it; a loop owns the producer it was given
             log.info("%s stopped after %d messages", self.service, self.processed)
-
-    def _on_stats(self, raw: str) -> None:
-        stats = orjson.loads(raw)
-        self.client.on_stats(stats)
-        for topic, t in stats.get("topics", {}).items():
-            for pid, p in t.get("partitions", {}).items():
-                lag = p.get("consumer_lag", -1)
-                if pid != "-1" and lag >= 0:
-                    metrics.CONSUMER_LAG.labels(self.service, topic, pid).set(lag)
-                    self.lag[f"{topic}[{pid}]"] = lag
 
 
 def _position(m: Message) -> tuple[TopicPartitionKey, int]:

@@ -14,6 +14,16 @@ class DeliveryFailedError(KafkaIOError):
     never committed, so the source message is re-read after a restart (at-least-once)."""
 
 
+class RewindRequest(Exception):  # noqa: N818 - a request, not an error
+    """Raised by a handler's ``process`` to have the loop read partitions again from the given
+    offsets (e.g. the sink found its store behind what it wrote): the batch is dropped, nothing
+    of it is committed, the loop seeks and goes on."""
+
+    def __init__(self, points: dict[tuple[str, int], int]) -> None:
+        super().__init__(points)
+        self.points = points
+
+
 class FatalHandlerError(ServiceError):
     """Raised by a handler to stop the loop without dead-lettering (e.g. a broken model store).
 

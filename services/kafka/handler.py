@@ -49,6 +49,11 @@ class BatchHandler(Generic[P]):
         """The handler's part of the loop's health: whether it can do its job, and details."""
         return True, {}
 
+    def start_positions(self, assigned: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Offsets to start newly assigned partitions at, where the handler keeps its own
+        (the Redis sink does); the others start at the group's committed offsets."""
+        return {}
+
     def summary(self) -> dict[str, Any]:
         """Counters for the loop's periodic one-line summary (e.g. ``{"skipped": 3}``)."""
         return {}

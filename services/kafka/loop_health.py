@@ -12,6 +12,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
+from streamsense.services.observability import metrics
+
 if TYPE_CHECKING:
     from streamsense.services.kafka.consumer import BatchLoop
 
@@ -58,5 +62,18 @@ def loop_health(loop: BatchLoop[Any]) -> tuple[bool, dict[str, Any]]:
         "kafka_unreachable_s": round(loop.client.unreachable_for(), 1),
         "lag": sum(loop.lag.values()),
         "dead_lettered": loop.dead_lettered,
+        **loop.delivery.state(),
         **handler_detail,
     }
+
+
+def record_stats(loop: BatchLoop[Any], raw: str) -> None:
+    """librdkafka's statistics: broker states (reachability) and consumer lag."""
+    stats = orjson.loads(raw)
+    loop.client.on_stats(stats)
+    for topic, t in stats.get("topics", {}).items():
+        for pid, p in t.get("partitions", {}).items():
+            lag = p.get("consumer_lag", -1)
+            if pid != "-1" and lag >= 0:
+                metrics.CONSUMER_LAG.labels(loop.service, topic, pid).set(lag)
+                loop.lag[f"{topic}[{pid}]"] = lag

@@ -60,6 +60,7 @@ class Producer:
         compression: str = "lz4",
         linger_ms: float = 5.0,
         config: dict[str, Any] | None = None,
+        transactional_id: str | None = None,
     ) -> None:
         if max_in_flight < 1 or pending_limit < 1:
             msg = "max_in_flight and pending_limit must be >= 1"
@@ -80,7 +81,11 @@ class Producer:
             "queue.buffering.max.kbytes": 1_048_576,
             "message.max.bytes": FRAME_MAX_BYTES,
         }
+        if transactional_id is not None:
+            conf["transactional.id"] = transactional_id
+            conf["transaction.timeout.ms"] = settings.kafka_transaction_timeout_ms
         conf.update(config or {})
+        self.transactional_id = transactional_id
         self._rd = _RdProducer(conf)
         self._in_flight = 0
         self._pending: deque[_Record] = deque()
@@ -189,6 +194,32 @@ class Producer:
 
     def list_topics(self, timeout: float = 10.0) -> Any:
         return self._rd.list_topics(timeout=timeout)
+
+    # -- transactions (a producer made with ``transactional_id``) ----------------------------
+
+    def init_transactions(self, timeout: float) -> None:
+        """Register the transactional id (fencing any earlier producer with the same id)."""
+        self._rd.init_transactions(timeout)
+
+    def begin_transaction(self) -> None:
+        self._rd.begin_transaction()
+
+    def send_offsets_to_transaction(
+        self, offsets: list[Any], group_metadata: Any, timeout: float
+    ) -> None:
+        self._rd.send_offsets_to_transaction(offsets, group_metadata, timeout)
+
+    def commit_transaction(self, timeout: float) -> None:
+        """Deliver every record of the transaction (their callbacks run here), then commit."""
+        try:
+            self._rd.commit_transaction(timeout)
+        finally:
+            self._in_flight_gauge.set(self._in_flight)
+
+    def abort_transaction(self, timeout: float) -> None:
+        """Discard the transaction's records (read_committed readers never see them)."""
+        self._rd.abort_transaction(timeout)
+        self._rd.poll(0)  # serve the purged records' reports
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -82,6 +82,15 @@ class Watchdog:
         self._check_assignment(partitions)
         self.checked += 1
 
+    def assigned(self, held: list[tuple[str, int]]) -> None:
+        """The loop got partitions: that finding is stale at once, and so is a missing topic
+        it got partitions of (the next check would say so only seconds later)."""
+        if self.unassigned and held:
+            self._check_assignment(0)
+        topics = {t for t, _ in held}
+        if any(t in topics for t in self.missing):
+            self._set_missing([t for t in self.missing if t not in topics])
+
     def _set_missing(self, missing: list[str]) -> None:
         if missing and missing != self.missing:
             log.error(

@@ -124,6 +124,12 @@ class RedisKeys:
     def sink_lag(self) -> str:
         return f"{self.prefix}:sink:lag"
 
+    @property
+    def sink_positions(self) -> str:
+        """Hash ``topic[partition]`` -> next offset the sink applies (written with the results,
+        in one transaction)."""
+        return f"{self.prefix}:sink:positions"
+
     # -- analytics ----------------------------------------------------------------------------
 
     def analytics(self, kind: str, source: str) -> str:

@@ -56,6 +56,11 @@ class LayoutWriter:
         pipe.sadd(k.cameras, camera)
         return 4
 
+    def positions(self, pipe: Any, positions: Mapping[str, int]) -> int:
+        """The next offset to apply per results partition (with the batch it follows)."""
+        pipe.hset(self.keys.sink_positions, mapping=dict(positions))
+        return 1
+
     def lag(self, pipe: Any, lag: Mapping[str, int]) -> int:
         """The sink's consumer lag per ``topic[partition]``."""
         pipe.hset(self.keys.sink_lag, mapping=dict(lag))

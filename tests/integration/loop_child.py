@@ -12,7 +12,6 @@ from confluent_kafka import Message
 
 from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
 from streamsense.services.kafka.handler import Outcome
-from streamsense.services.kafka.producer import Producer
 from streamsense.services.runner import stop_on_signals
 from streamsense.services.settings import StreamsenseSettings
 from tests.kafka_helpers import EchoHandler
@@ -32,8 +31,7 @@ def main() -> None:
         settings,
         # auto-commit rarely, so a kill -9 loses uncommitted progress for sure
         LoopConfig([in_topic], group, max_batch=5, max_wait_ms=50, commit_interval_ms=60_000),
-        _Reporting(out_topic, float(delay)),
-        Producer(settings),
+        _Reporting(out_topic, float(delay)),  # the loop makes its producer (STREAMSENSE_DELIVERY)
     )
     print("ready", flush=True)
     with stop_on_signals(loop.stop):

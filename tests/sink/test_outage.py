@@ -133,7 +133,7 @@ def test_stop_while_redis_is_down_raises_fatal_instead_of_dead_lettering() -> No
     )
     client = redis.Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=0.2)
     handler = RedisSinkHandler(settings, client, {"results.sentiment": "sentiment"})
-    item = ResultItem("sentiment", "log-a", b"{}", 0)
+    item = ResultItem("sentiment", "log-a", b"{}", 0, ("results.sentiment", 0), 0)
     handler.stop()
     with pytest.raises(FatalHandlerError, match="stays uncommitted"):
         handler.process([item])

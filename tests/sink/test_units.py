@@ -102,7 +102,8 @@ def test_prepare_decodes_results_and_keeps_only_the_newest_frame_per_camera() ->
         _Msg("unknown", good),
     ]
     items = handler.prepare(msgs)  # type: ignore[arg-type]
-    assert items[0] == ResultItem("sentiment", "log", good, items[0].produced_ns)  # type: ignore[union-attr]
+    produced = items[0].produced_ns  # type: ignore[union-attr]
+    assert items[0] == ResultItem("sentiment", "log", good, produced, ("r.s", 0), 0)
     assert type(items[1]).__name__ == "SchemaError"
     assert getattr(items[2], "seq", None) == 2, "seq 2 is the newest although it came first"
     assert items[3] is None

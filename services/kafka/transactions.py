@@ -1,0 +1,108 @@
+"""Exactly-once for the batch loop, KIP-447 style: the outputs of a round of batches (results
+and dead letters) and the consumed offsets that produced them are committed in one Kafka
+transaction (``send_offsets_to_transaction`` with the consumer's group metadata, so a zombie
+of an older group generation is fenced by the broker). Readers with
+``isolation.level=read_committed`` see either all of a round or none of it.
+
+A round is committed when it has lasted ``interval_ms`` or when the loop has nothing else to
+do, so a quiet stream pays one transaction per batch (lowest latency) and a busy one pays one
+per interval (the cost of a transaction, a few round trips, is shared by many batches).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from streamsense.services.kafka.offsets import TopicPartitionKey
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.settings import StreamsenseSettings
+
+log = logging.getLogger(__name__)
+
+#: Timeout of each transactional call (they normally take milliseconds).
+CALL_TIMEOUT_S = 30.0
+
+
+def transactional_id(settings: StreamsenseSettings, group_id: str) -> str:
+    """Stable with static membership (a restarted member fences its previous incarnation at
+    once), unique per process otherwise (group metadata fencing, KIP-447, does the rest)."""
+    member = settings.kafka_group_instance_id or uuid.uuid4().hex[:12]
+    return f"{group_id}.{member}"
+
+
+class TransactionFailedError(Exception):
+    """A round could not be committed: it was aborted and must be read again."""
+
+    def __init__(self, reason: str, *, fatal: bool) -> None:
+        super().__init__(reason)
+        self.fatal = fatal
+
+
+class Transactions:
+    def __init__(self, producer: Producer, consumer: Consumer, interval_ms: int) -> None:
+        self.producer = producer
+        self.consumer = consumer
+        self.interval_s = interval_ms / 1000
+        self.open = False
+        self.started = 0.0
+        self.committed = 0
+        self.aborted = 0
+        producer.init_transactions(CALL_TIMEOUT_S)
+
+    def begin(self) -> None:
+        """Open a transaction unless one is open (before the round's first output)."""
+        if not self.open:
+            self.producer.begin_transaction()
+            self.open, self.started = True, time.monotonic()
+
+    def due(self, idle: bool) -> bool:
+        return self.open and (idle or time.monotonic() - self.started >= self.interval_s)
+
+    def commit(self, offsets: dict[TopicPartitionKey, int]) -> None:
+        """Add ``offsets`` (next offset to read, per partition) and commit; on failure abort
+        and raise :class:`TransactionFailedError`."""
+        tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        try:
+            if tps:
+                metadata = self.consumer.consumer_group_metadata()
+                self.producer.send_offsets_to_transaction(tps, metadata, CALL_TIMEOUT_S)
+            self._commit_with_retries()
+        except KafkaException as exc:
+            err = exc.args[0]
+            fatal = err.fatal() or not err.txn_requires_abort()
+            if not fatal:
+                self.abort()
+            else:
+                self.open = False
+            msg = f"transaction not committed: {err.str()}"
+            raise TransactionFailedError(msg, fatal=fatal) from exc
+        self.open = False
+        self.committed += 1
+
+    def _commit_with_retries(self) -> None:
+        for attempt in range(3):
+            try:
+                self.producer.commit_transaction(CALL_TIMEOUT_S)
+                return
+            except KafkaException as exc:
+                if not exc.args[0].retriable() or attempt == 2:
+                    raise
+                log.warning("commit_transaction: %s; retrying", exc.args[0].str())
+
+    def abort(self) -> None:
+        if not self.open:
+            return
+        self.open = False
+        self.aborted += 1
+        try:
+            self.producer.abort_transaction(CALL_TIMEOUT_S)
+        except KafkaException as exc:  # the producer is unusable: the caller replaces it
+            log.error("abort_transaction: %s", exc.args[0].str())
+
+    def state(self) -> dict[str, Any]:
+        return {"transactions": self.committed, "aborted": self.aborted}

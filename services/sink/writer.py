@@ -1,0 +1,240 @@
+"""One batch of results (and thumbnails) into Redis exactly once: the writes and the consumed
+positions in one ``MULTI``/``EXEC``.
+
+Redis holds, per results partition, the next offset to apply (``sink:positions``). Before a
+batch is written its positions are read under ``WATCH``; results at offsets below them were
+applied already (a batch sent again after a connection broke mid-``EXEC``, or re-read after a
+crash) and are skipped; then the remaining writes and the new positions go in one transaction.
+When partitions are assigned, the sink seeks to the positions Redis holds, so Redis and what
+it serves never disagree, whatever dies. If Redis comes back with older positions than this
+process wrote (a crash lost the last second of its append-only file) or none at all (it lost
+everything), the batch is not written: the sink reads those partitions again from where Redis
+is (from the beginning when it has nothing), so nothing is missing either.
+
+A Redis outage never dead-letters good messages: a batch is sent again with backoff (the
+client's own ``Retry`` first, then this loop) until Redis answers, while health is red. Only a
+stop request during an outage ends it, with :class:`FatalHandlerError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from redis.exceptions import ResponseError, WatchError
+
+from streamsense.services.kafka.exceptions import FatalHandlerError, RewindRequest
+from streamsense.services.kafka.offsets import TopicPartitionKey
+from streamsense.services.serving.clients import TRANSIENT
+from streamsense.services.serving.writes import LayoutWriter
+from streamsense.services.sink import metrics
+from streamsense.services.sink.thumbnails import Thumbnail
+
+log = logging.getLogger(__name__)
+
+#: Redis error replies that mean "not now" rather than "never" (the batch is sent again).
+_TRANSIENT_REPLIES = ("OOM", "LOADING", "BUSY", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
+#: Kafka's "the beginning of the partition" offset, for a seek.
+OFFSET_BEGINNING = -2
+
+
+@dataclass(frozen=True, slots=True)
+class ResultItem:
+    task: str
+    source: str
+    value: bytes
+    produced_ns: int
+    tp: TopicPartitionKey
+    offset: int
+
+
+Writable = ResultItem | Thumbnail
+
+
+def field_of(tp: TopicPartitionKey) -> str:
+    return f"{tp[0]}[{tp[1]}]"
+
+
+class RedisWriter:
+    def __init__(
+        self,
+        client: redis.Redis,
+        writer: LayoutWriter,
+        service: str,
+        retry_cap_s: float,
+        stop: threading.Event,
+    ) -> None:
+        self.redis = client
+        self.layout = writer
+        self.service = service
+        self.retry_cap_s = retry_cap_s
+        self._stop = stop
+        self.written_positions: dict[TopicPartitionKey, int] = {}
+        self.redis_ok = True
+        self.last_error: str | None = None
+        self.retries = 0
+        self._attempts = 0
+        self.skipped_applied = 0
+        self._redis_s = metrics.REDIS_SECONDS.labels(service)
+        self._retries = metrics.RETRIES.labels(service)
+        self._up = metrics.REDIS_UP.labels(service)
+        self._up.set(1)
+
+    # -- positions ------------------------------------------------------------------------------
+
+    def stored_positions(self, tps: Sequence[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
+        """What Redis holds for ``tps`` (those it has), for a seek on assignment."""
+        if not tps:
+            return {}
+        values = self._retrying(lambda: self.redis.hmget(self.layout.keys.sink_positions,
+                                                         [field_of(tp) for tp in tps]))  # fmt: skip
+        return {tp: int(v) for tp, v in zip(tps, values, strict=True) if v is not None}
+
+    # -- one batch ------------------------------------------------------------------------------
+
+    def write(
+        self, todo: list[tuple[int, Writable]], lag: dict[str, int]
+    ) -> list[tuple[int, Exception]]:
+        """Apply the batch once; returns the items Redis refused (index, error)."""
+        tps = sorted({it.tp for _, it in todo if isinstance(it, ResultItem)})
+        while True:
+            try:
+                return self._attempt(todo, lag, tps)
+            except WatchError:  # another sink instance wrote these partitions meanwhile
+                continue
+            except TRANSIENT as exc:  # positions are read again on the next attempt
+                self._on_failure(exc)
+            except ResponseError as exc:
+                if not _is_transient_reply(exc):
+                    raise
+                self._on_failure(exc)
+
+    def _attempt(
+        self, todo: list[tuple[int, Writable]], lag: dict[str, int], tps: list[TopicPartitionKey]
+    ) -> list[tuple[int, Exception]]:
+        key = self.layout.keys.sink_positions
+        with self.redis.pipeline(transaction=True) as pipe:
+            stored: dict[TopicPartitionKey, int | None] = {}
+            if tps:
+                pipe.watch(key)
+                values = pipe.hmget(key, [field_of(tp) for tp in tps])
+                stored = {
+                    tp: int(v) if v is not None else None for tp, v in zip(tps, values, strict=True)
+                }
+                self._check_lost(stored)
+            fresh = [
+                (i, it)
+                for i, it in todo
+                if not isinstance(it, ResultItem) or it.offset >= (stored.get(it.tp) or 0)
+            ]
+            self.skipped_applied += len(todo) - len(fresh)
+            positions: dict[TopicPartitionKey, int] = {}
+            for _, it in fresh:
+                if isinstance(it, ResultItem):
+                    positions[it.tp] = max(positions.get(it.tp, 0), it.offset + 1)
+            pipe.multi()
+            owners = self._fill(pipe, fresh, lag, positions)
+            start = time.perf_counter()
+            replies = pipe.execute(raise_on_error=False)
+        busy = next((r for r in replies if _is_transient_reply(r)), None)
+        if busy is not None:  # e.g. LOADING: send the batch again, positions re-read
+            raise busy
+        self._ok(time.perf_counter() - start)
+        self.written_positions.update(positions)
+        return [
+            (owner, reply)
+            for reply, owner in zip(replies, owners, strict=True)
+            if owner is not None and isinstance(reply, Exception)
+        ]
+
+    def _check_lost(self, stored: dict[TopicPartitionKey, int | None]) -> None:
+        """Redis holds older positions than this process wrote: it lost writes (a crash after
+        the last ``appendfsync``, or a restart without persistence). Read those partitions
+        again from where Redis is."""
+        behind = {
+            tp: OFFSET_BEGINNING if have is None else have
+            for tp, have in stored.items()
+            if (wrote := self.written_positions.get(tp)) is not None
+            and (have is None or have < wrote)
+        }
+        if behind:
+            for tp in behind:
+                self.written_positions.pop(tp, None)
+            where = ", ".join(
+                f"{field_of(tp)}@{'beginning' if o == OFFSET_BEGINNING else o}"
+                for tp, o in sorted(behind.items())
+            )
+            log.warning("%s: Redis lost writes it had acknowledged: re-reading %s",
+                        self.service, where)  # fmt: skip
+            raise RewindRequest(behind)
+
+    def _fill(
+        self,
+        pipe: Any,
+        todo: list[tuple[int, Writable]],
+        lag: dict[str, int],
+        positions: dict[TopicPartitionKey, int],
+    ) -> list[int | None]:
+        """Queue every command of the batch; returns the item index behind each command."""
+        owners: list[int | None] = []
+        w = self.layout
+        now_ms = time.time_ns() // 1_000_000
+        latest: dict[tuple[str, str], tuple[int, bytes]] = {}
+        sources: set[tuple[str, str]] = set()
+        for i, it in todo:
+            if isinstance(it, ResultItem):
+                owners += [i] * w.result(pipe, it.task, it.source, it.value)
+                latest[(it.task, it.source)] = (i, it.value)
+                sources.add((it.task, it.source))
+            else:
+                meta = {"width": it.width, "height": it.height, "seq": it.seq,
+                        "capture_ns": it.capture_ns}  # fmt: skip
+                owners += [i] * w.thumbnail(pipe, it.camera_id, it.jpeg, meta, now_ms)
+        for (task, source), (i, value) in latest.items():
+            owners += [i] * w.latest(pipe, task, source, value, now_ms)
+        for task, source in sources:
+            owners += [None] * w.source(pipe, task, source)
+        if positions:
+            owners += [None] * w.positions(pipe, {field_of(tp): o for tp, o in positions.items()})
+        if lag:
+            owners += [None] * w.lag(pipe, lag)
+        return owners
+
+    # -- outages --------------------------------------------------------------------------------
+
+    def _retrying(self, call: Any) -> Any:
+        while True:
+            try:
+                return call()
+            except TRANSIENT as exc:
+                self._on_failure(exc)
+
+    def _on_failure(self, exc: Exception) -> None:
+        self.redis_ok, self.last_error = False, f"{type(exc).__name__}: {exc}"
+        self._up.set(0)
+        self.retries += 1
+        self._attempts += 1
+        self._retries.inc()
+        if self._stop.is_set():
+            msg = f"stopping while Redis is unreachable ({exc}); the batch stays uncommitted"
+            raise FatalHandlerError(msg) from exc
+        delay = min(self.retry_cap_s, 0.1 * 2 ** min(self._attempts - 1, 10))
+        log.warning("redis write failed: %s; again in %.1f s", exc, delay)
+        self._stop.wait(delay)
+
+    def _ok(self, seconds: float) -> None:
+        self._redis_s.observe(seconds)
+        if not self.redis_ok:
+            log.info("redis is back after %d retries; catching up", self.retries)
+        self.redis_ok, self.last_error = True, None
+        self._attempts = 0
+        self._up.set(1)
+
+
+def _is_transient_reply(reply: Any) -> bool:
+    return isinstance(reply, ResponseError) and str(reply).startswith(_TRANSIENT_REPLIES)
