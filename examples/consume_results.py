@@ -41,6 +41,7 @@ def consume(
             **settings.librdkafka_config(),
             "group.id": group,
             "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",  # results are written in transactions
             "enable.auto.commit": True,
         }
     )

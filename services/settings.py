@@ -48,26 +48,41 @@ class StreamsenseSettings(BaseSettings):
     """Connection settings every service needs. ``STREAMSENSE_`` prefix, e.g.
     ``STREAMSENSE_KAFKA_BOOTSTRAP=127.0.0.1:9092``."""
 
-    model_config = SettingsConfigDict(env_prefix="STREAMSENSE_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMSENSE_", frozen=True, extra="ignore", use_attribute_docstrings=True
+    )
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    """Kafka bootstrap servers, `host:port[,host:port...]`"""
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    """Redis of the serving layer; a password goes in the URL: `redis://:pw@host:6379/0`"""
     redis_prefix: str = Field(
         default="ss", pattern=REDIS_PREFIX_PATTERN, description="prefix of every Redis key"
     )
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    """prefix of every topic (and of the default consumer groups), e.g. `prod.`"""
     home: Path = Field(default_factory=default_home)
+    """caches, checkpoints, the local stack and, by default, the model store"""
     model_store: Path | None = Field(default=None, description="default: <home>/models")
 
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    """`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`"""
     kafka_sasl_mechanism: SaslMechanism | None = None
+    """`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (with a SASL protocol)"""
     kafka_sasl_username: str | None = None
+    """SASL user"""
     kafka_sasl_password: SecretStr | None = None
+    """SASL password (never logged)"""
     kafka_ssl_ca_location: Path | None = None
+    """CA bundle that signed the brokers' certificates (TLS)"""
     kafka_ssl_certificate_location: Path | None = None
+    """client certificate (mutual TLS)"""
     kafka_ssl_key_location: Path | None = None
+    """client key (mutual TLS)"""
     kafka_ssl_key_password: SecretStr | None = None
+    """password of the client key"""
     kafka_ssl_endpoint_identification: bool = True
+    """check that a broker's certificate names its host"""
     kafka_group_instance_id: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9._-]+$",
@@ -84,8 +99,8 @@ class StreamsenseSettings(BaseSettings):
         description="how long the group waits for a silent consumer before it reassigns "
         "its partitions (ms)",
     )
-    #: Any librdkafka property, applied last (e.g. ``{"statistics.interval.ms": 1000}``).
     kafka_extra: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    """any librdkafka property, applied last, as JSON: `{"socket.timeout.ms": 1000}`"""
     delivery: Literal["exactly-once", "at-least-once"] = Field(
         default="at-least-once",
         description="consuming services: exactly-once commits each round of results, dead "
@@ -107,11 +122,14 @@ class StreamsenseSettings(BaseSettings):
     )
 
     service_name: str = "streamsense"
+    """name in logs and metrics, and the Kafka client id (each service sets its own)"""
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="health + metrics HTTP port (0 = any free)"
     )
     metrics_host: str = "127.0.0.1"
+    """address of the health and metrics endpoint"""
     log_level: str = "INFO"
+    """`DEBUG`, `INFO`, `WARNING` or `ERROR` (also `--log-level`)"""
     log_summary_s: float = Field(
         default=10.0,
         ge=0,

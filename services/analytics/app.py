@@ -32,6 +32,7 @@ from streamsense.schemas.dlq import DeadLetterInfo
 from streamsense.schemas.registry import encode
 from streamsense.schemas.results import DetectionResult, SegmentResult, SentimentResult
 from streamsense.services.analytics import metrics as ametrics
+from streamsense.services.analytics import transport
 from streamsense.services.analytics.exceptions import AnalyticsError
 from streamsense.services.analytics.observe import CameraConfig
 from streamsense.services.analytics.processor import InRecord, Kind, Outcome, Processor
@@ -81,6 +82,7 @@ class AnalyticsApp:
         self.service = settings.service_name
         conf = settings.faust_config(layout.replication_factor)
         conf["topic_partitions"] = layout.camera_partitions
+        transport.register()
         self.app = faust.App(settings.app_id, **conf)
         self.processors = self._processors(settings, rules)
         changelog_conf = {
@@ -183,7 +185,8 @@ class AnalyticsApp:
                 )
                 for ev in events
             ]
-            self._check_gaps(records)
+            if self.settings.delivery == "at-least-once":
+                self._check_gaps(records)
             try:
                 async with self._lock(kind):
                     table = self.tables[kind].data
@@ -273,9 +276,11 @@ class AnalyticsApp:
         self._account(kind, out)
 
     def _check_gaps(self, records: list[InRecord]) -> None:
-        """Count input offsets the consumer skipped. The result topics are written without
-        transactions, so their offsets are contiguous; Faust 0.15 was seen to skip a record
-        while it seeks to the committed offsets after a recovery (docs/analytics.md)."""
+        """Count input offsets the consumer skipped. Workers running at-least-once write the
+        result topics without transactions, so their offsets are contiguous; Faust 0.15 was
+        seen to skip a record while it seeks to the committed offsets after a recovery
+        (docs/analytics.md). With exactly-once workers, commit markers and aborted records
+        take offsets too, so gaps are normal and not counted."""
         nxt = self._next_offset
         for rec in records:
             key = (rec.topic, rec.partition)

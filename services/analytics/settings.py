@@ -17,6 +17,9 @@ from streamsense.services.exceptions import ConfigError
 from streamsense.services.settings import StreamsenseSettings
 
 ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
+#: The consumer's broker URL scheme: Faust's aiokafka transport reading read_committed
+#: (services/analytics/transport.py registers it).
+READ_COMMITTED_SCHEME = "streamsense-rc"
 
 NS = 1_000_000_000
 
@@ -82,8 +85,11 @@ class AnalyticsSettings(StreamsenseSettings):
 
     # -- windows (event time: the result's capture time, else its produced time) --------------
     analytics_tumbling_s: float = Field(default=10.0, gt=0)
+    """length of the tumbling windows (s, event time)"""
     analytics_hopping_size_s: float = Field(default=60.0, gt=0)
+    """length of the hopping windows (s, event time)"""
     analytics_hopping_step_s: float = Field(default=10.0, gt=0)
+    """step between hopping windows (s)"""
     analytics_grace_s: float = Field(
         default=2.0, ge=0, description="event-time lateness accepted before a window closes"
     )
@@ -94,7 +100,9 @@ class AnalyticsSettings(StreamsenseSettings):
 
     # -- what counts as a person ---------------------------------------------------------------
     analytics_person_label: str = "person"
+    """the detection label counted as a person"""
     analytics_min_score: float = Field(default=0.5, ge=0, le=1)
+    """detections below this score are not counted"""
     analytics_person_area: float = Field(
         default=0.02, ge=0, le=1, description="segment class_areas[person] above this: present"
     )
@@ -105,19 +113,27 @@ class AnalyticsSettings(StreamsenseSettings):
 
     # -- Faust / Kafka tuning (see docs/analytics.md) -----------------------------------------
     analytics_processing_guarantee: ProcessingGuarantee = "at_least_once"
+    """Faust's guarantee; `at_least_once` is the tested one (tables exact by recorded offsets)"""
     analytics_commit_interval_s: float = Field(default=2.8, gt=0)
+    """how often Faust commits (bounds what a restart reads again)"""
     analytics_heartbeat_interval_s: float = Field(default=3.0, gt=0)
+    """consumer heartbeat (s): under a third of the session timeout"""
     analytics_max_poll_interval_s: float = Field(default=300.0, gt=0)
+    """longest gap between polls before the group evicts the app (s)"""
     analytics_producer_request_timeout_s: float = Field(
         default=30.0,
         gt=0,
         description="Faust's default (1200 s) lets one lost produce request stall an agent",
     )
     analytics_max_poll_records: int = Field(default=2000, ge=1)
+    """records per fetch round"""
     analytics_stream_buffer_maxsize: int = Field(default=8192, ge=1)
+    """events Faust buffers per stream before it pauses fetching"""
     analytics_max_message_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """largest record fetched or produced (bytes)"""
     analytics_batch_max: int = Field(default=2000, ge=1, description="events per agent batch")
     analytics_batch_wait_s: float = Field(default=0.05, gt=0)
+    """how long an agent waits to fill a batch (s)"""
     analytics_replication_factor: int | None = Field(
         default=None, ge=1, description="for Faust's own topics; default min(3, brokers)"
     )
@@ -127,9 +143,13 @@ class AnalyticsSettings(StreamsenseSettings):
 
     # -- Redis serving layer ---------------------------------------------------------------------
     analytics_redis_enabled: bool = True
+    """write windows, totals and alerts to Redis"""
     analytics_redis_flush_s: float = Field(default=0.25, gt=0)
+    """how often buffered Redis writes are sent (s)"""
     analytics_alerts_maxlen: int = Field(default=10_000, ge=1)
+    """alerts kept in the Redis alert stream"""
     analytics_redis_max_pending: int = Field(default=100_000, ge=1)
+    """alerts kept for Redis while it is down (oldest dropped, counted)"""
 
     @model_validator(mode="after")
     def _check_windows(self) -> AnalyticsSettings:
@@ -150,13 +170,13 @@ class AnalyticsSettings(StreamsenseSettings):
 
     # -- Faust mapping ---------------------------------------------------------------------------
 
-    def faust_broker(self) -> list[str]:
+    def faust_broker(self, scheme: str = "kafka") -> list[str]:
         """``host:port,host:port`` -> ``["kafka://host:port", ...]``."""
         hosts = [h.strip() for h in self.kafka_bootstrap.split(",") if h.strip()]
         if not hosts:
             msg = "STREAMSENSE_KAFKA_BOOTSTRAP is empty"
             raise ConfigError(msg)
-        return [f"kafka://{h}" for h in hosts]
+        return [f"{scheme}://{h}" for h in hosts]
 
     def faust_ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context librdkafka would build from ``kafka_ssl_*`` (None without TLS)."""
@@ -202,6 +222,8 @@ class AnalyticsSettings(StreamsenseSettings):
         """
         conf: dict[str, Any] = {
             "broker": self.faust_broker(),
+            # results are written in transactions: read committed ones only (transport.py)
+            "broker_consumer": self.faust_broker(READ_COMMITTED_SCHEME),
             "broker_client_id": self.service_name,
             "store": "memory://",
             "datadir": str(self.datadir),

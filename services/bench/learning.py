@@ -90,6 +90,7 @@ class ResultCollector:
                 **settings.librdkafka_config(),
                 "group.id": f"bench-results-{uuid.uuid4().hex[:8]}",
                 "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",  # results are written in transactions
                 "enable.auto.commit": False,
             }
         )

@@ -216,6 +216,7 @@ def _paced_load(
             **s.librdkafka_config(),
             "group.id": f"lat-{uuid.uuid4().hex[:6]}",
             "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",  # results are written in transactions
             "fetch.wait.max.ms": 5,
         }
     )

@@ -15,6 +15,7 @@ from streamsense.services.cli import (
     produce,
     samples,
     schemas_cmd,
+    settings_cmd,
     topics,
     worker,
 )
@@ -33,6 +34,7 @@ app = typer.Typer(
 app.add_typer(local.app, name="local")
 app.add_typer(topics.app, name="topics")
 app.add_typer(schemas_cmd.app, name="schemas")
+app.add_typer(settings_cmd.app, name="settings")
 app.add_typer(bench.app, name="bench")
 app.add_typer(demo.app, name="demo")
 app.add_typer(produce.app, name="produce")

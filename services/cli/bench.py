@@ -66,9 +66,17 @@ def pipeline(
     seconds: float = typer.Option(10.0, min=1.0, help="length of the bare and latency runs"),
     model: str = typer.Option(None, help="NAME[@VERSION]; default: the task's zoo model"),
     max_batch: int = typer.Option(None, help="default: the model's best measured batch"),
+    delivery: str = typer.Option(
+        None,
+        help="exactly-once | at-least-once (default: STREAMSENSE_DELIVERY), or both: what "
+        "exactly-once costs (throughput and p99 of each, alternating rounds)",
+    ),
+    messages: int = typer.Option(3000, min=50, help="--delivery both: backlog per round"),
+    rate: float = typer.Option(200.0, min=1.0, help="--delivery both: latency load, msg/s"),
     json_path: Path = typer.Option(None, "--json", help="write the result here"),
 ) -> None:
-    """Bare worker vs Kafka -> worker -> results, latency at half load, batching speed-up."""
+    """Bare worker vs Kafka -> worker -> results, latency at half load, batching speed-up;
+    with --delivery both, exactly-once against at-least-once."""
     from streamsense.services.bench import pipeline as bench
     from streamsense.services.workers.settings import WorkerSettings
 
@@ -76,9 +84,15 @@ def pipeline(
         "task": ("--task", task),
         "worker_model": ("--model", model),
         "worker_max_batch": ("--max-batch", max_batch),
+        "delivery": ("--delivery", None if delivery == "both" else delivery),
     }
     settings = settings_from(WorkerSettings, options, service_name=f"bench-{task}")
-    result = bench.run(settings, seconds, progress=console.log)
+    if delivery == "both":
+        from streamsense.services.bench import delivery as compare
+
+        result = compare.run(settings, messages, rate, seconds, progress=console.log)
+    else:
+        result = bench.run(settings, seconds, progress=console.log)
     write_json(json_path, result)
 
 

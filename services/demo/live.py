@@ -40,6 +40,7 @@ class ResultsView:
                 **settings.librdkafka_config(),
                 "group.id": f"demo-view-{uuid.uuid4().hex[:6]}",
                 "auto.offset.reset": "latest",
+                "isolation.level": "read_committed",  # results are written in transactions
                 "enable.auto.commit": False,
             }
         )

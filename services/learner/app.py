@@ -8,7 +8,6 @@ from streamsense.models.exceptions import ModelNotFoundError
 from streamsense.models.store import ModelStore
 from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
 from streamsense.services.kafka.model_updates import ModelUpdatesFollower
-from streamsense.services.kafka.producer import Producer
 from streamsense.services.learner.base import load_trainer
 from streamsense.services.learner.handler import Labeled, LearnerHandler
 from streamsense.services.learner.online import OnlineLearner
@@ -52,7 +51,7 @@ def build_learner(
         max_batch=settings.learner_max_batch,
         max_wait_ms=settings.learner_max_wait_ms,
     )
-    loop = BatchLoop(settings, config, handler, Producer(settings))
+    loop = BatchLoop(settings, config, handler)  # announcements in the loop's transactions
     log.info(
         "learner for %s@%s on %s (group %s): margin %.3f on >= %d labels, every >= %.0f s",
         name,

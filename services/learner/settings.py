@@ -12,25 +12,33 @@ from streamsense.services.settings import StreamsenseSettings
 
 class LearnerSettings(StreamsenseSettings):
     learner_task: Task = "sentiment"
+    """the task of the model it improves"""
     learner_model: str | None = Field(default=None, description="default: the task's zoo model")
     learner_group: str | None = Field(
         default=None, description="consumer group (default <topic prefix>streamsense-learner)"
     )
     learner_max_batch: int = Field(default=64, ge=1, le=1024, description="labels per batch")
     learner_max_wait_ms: int = Field(default=100, ge=0, le=10_000)
+    """how long to wait to fill a batch of labels (ms)"""
 
     learner_learning_rate: float = Field(default=1e-3, gt=0, le=0.1)
+    """the challenger's Adam learning rate"""
     learner_step_size: int = Field(default=32, ge=2, le=1024, description="examples per step")
     learner_replay_fraction: float = Field(default=0.5, ge=0, lt=1)
+    """share of each training step taken from the replay buffer"""
     learner_replay_capacity: int = Field(default=4000, ge=0)
+    """labeled examples kept for replay"""
     learner_max_steps: int = Field(default=8, ge=1, le=256, description="steps per batch")
     learner_train_budget_s: float = Field(default=2.0, gt=0, le=60)
+    """most training time per batch of labels (s)"""
 
     learner_window: int = Field(default=500, ge=10, description="paired labels compared")
     learner_check_every: int = Field(default=250, ge=1, description="labels between checks")
     learner_drift_delta: float = Field(default=0.002, gt=0, lt=1)
+    """ADWIN's confidence: smaller detects drift later but surer"""
     learner_margin: float = Field(default=0.02, ge=0, le=1, description="accuracy gain needed")
     learner_min_samples: int = Field(default=200, ge=1)
+    """paired labels needed before a promotion"""
     learner_min_interval_s: float = Field(default=30.0, ge=0, description="between promotions")
 
     @property

@@ -45,6 +45,9 @@ class RedisSink:
             group_id=settings.group_id,
             max_batch=settings.sink_max_batch,
             max_wait_ms=settings.sink_max_wait_ms,
+            # results and positions go to Redis in one transaction (writer.py): exactly once
+            # whatever the loop's policy; its own outputs are dead letters only
+            delivery="at-least-once",
         )
         self.loop: BatchLoop[Prepared] = BatchLoop(
             settings, config, self.handler, Producer(settings)

@@ -11,7 +11,6 @@ from streamsense.models.runtime import configure_devices
 from streamsense.models.store import ModelStore
 from streamsense.services.exceptions import ConfigError
 from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
-from streamsense.services.kafka.producer import Producer
 from streamsense.services.workers.codecs import FrameCodec, Item, TextCodec
 from streamsense.services.workers.handler import InferenceHandler
 from streamsense.services.workers.settings import WorkerSettings
@@ -69,10 +68,9 @@ def build_worker(
         output_topics=[settings.output_topic],
         consumer_config={"fetch.max.bytes": 64 * 1024 * 1024},
     )
-    producer = Producer(settings, compression="lz4")
-    loop = BatchLoop(settings, config, handler, producer)
+    loop = BatchLoop(settings, config, handler)  # its own producer (transactional: exactly-once)
     if settings.worker_follow_updates:
-        handler.follower = UpdateFollower(settings, slot, producer)
+        handler.follower = UpdateFollower(settings, slot)
     log.info(
         "%s worker: %s@%s on %s, max batch %d, wait %d ms",
         settings.task,

@@ -10,12 +10,18 @@ from streamsense.services.settings import StreamsenseSettings
 
 class WorkerSettings(StreamsenseSettings):
     task: Task = "detect"
+    """what the worker does: `detect`, `segment` or `sentiment` (set by the command)"""
     worker_model: str | None = Field(default=None, description="NAME or NAME@VERSION")
     worker_max_batch: int | None = Field(default=None, ge=1, le=4096)
+    """most messages per model call (default: the model card's best measured batch)"""
     worker_max_wait_ms: int = Field(default=10, ge=0, le=10_000)
+    """how long to wait to fill a batch (ms)"""
     worker_max_frame_age_ms: int = Field(default=5_000, ge=0)
+    """frames older than this are skipped and counted, after validation (ms; 0: never)"""
     worker_decode_threads: int = Field(default=2, ge=1, le=64)
+    """threads decoding JPEG frames while the model runs the previous batch"""
     worker_max_message_bytes: int = Field(default=FRAME_MAX_BYTES, ge=1024)
+    """largest frame accepted (bytes)"""
     worker_max_pixels: int = Field(
         default=FRAME_MAX_PIXELS, ge=1, description="decompression guard"
     )
@@ -23,6 +29,7 @@ class WorkerSettings(StreamsenseSettings):
         default=None, description="consumer group (default <topic prefix>streamsense-<task>)"
     )
     worker_follow_updates: bool = True
+    """hot-swap the model when `models.updates` announces a new champion"""
 
     @property
     def spec(self) -> TaskSpec:

@@ -19,11 +19,13 @@ log = logging.getLogger(__name__)
 
 
 class UpdateFollower:
-    def __init__(self, settings: StreamsenseSettings, slot: ModelSlot, producer: Producer) -> None:
+    def __init__(self, settings: StreamsenseSettings, slot: ModelSlot) -> None:
         self.settings = settings
         self.slot = slot
         self._updates = ModelUpdatesFollower(settings, slot.current.name, from_start=True)
-        self._producer = producer
+        # its own producer: rejections are announced from the loading thread, outside the
+        # loop's transactions
+        self._producer = Producer(settings)
         self.seen: list[ModelVersion] = []
         slot.on_rejected = self._announce_rejected
 
@@ -51,3 +53,4 @@ class UpdateFollower:
 
     def close(self) -> None:
         self._updates.close()
+        self._producer.close(5)
