@@ -26,7 +26,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from streamsense.services.exceptions import ConfigError
 from streamsense.services.kafka.acks import BatchAck
 from streamsense.services.kafka.clientlog import ClientState
-from streamsense.services.kafka.delivery import Delivery, ExactlyOnce
+from streamsense.services.kafka.delivery import Delivery, ExactlyOnce, consumer_config, policy
 from streamsense.services.kafka.dlq import DeadLetterRouter, where
 from streamsense.services.kafka.exceptions import FatalHandlerError, RewindRequest
 from streamsense.services.kafka.handler import BatchHandler, Outcome, P
@@ -42,6 +42,8 @@ from streamsense.services.settings import StreamsenseSettings
 
 log = logging.getLogger(__name__)
 
+#: How long an idle loop blocks for its next message (it wakes for housekeeping in between).
+IDLE_WAIT_S = 0.1
 #: Backoff between attempts to re-process a batch whose outputs were not delivered.
 RETRY_FIRST_S, RETRY_CAP_S = 0.5, 30.0
 
@@ -72,6 +74,7 @@ class BatchLoop(Generic[P]):
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.service}-prep")
         self._pending: tuple[list[Message], Future[P]] | None = None
+        self._full = False  # the last fetch filled a batch: the loop is under load
         self._failure: str | None = None  # an output not delivered: the batch is read again
         self.retrying: str | None = None  # the last failure, until a batch succeeds again
         self._attempts = 0
@@ -85,9 +88,7 @@ class BatchLoop(Generic[P]):
             **settings.librdkafka_config(),
             **self.client.librdkafka_config(),
             "group.id": config.group_id,
-            **(ExactlyOnce if self.exactly_once else Delivery).consumer_config(
-                config.commit_interval_ms
-            ),
+            **consumer_config(self.exactly_once, config.commit_interval_ms),
             # results topics are written in transactions: never read an aborted one
             "isolation.level": "read_committed",
             "auto.offset.reset": config.auto_offset_reset,
@@ -118,18 +119,12 @@ class BatchLoop(Generic[P]):
 
     def _new_producer(self) -> Producer:
         tid = transactional_id(self.settings, self.config.group_id) if self.exactly_once else None
-        return Producer(self.settings, transactional_id=tid)
+        # 1 ms: results leave at once at low load; under load, batches form while requests fly
+        return Producer(self.settings, transactional_id=tid, linger_ms=1)
 
     def _new_delivery(self) -> Delivery:
-        if not self.exactly_once:
-            return Delivery(self.producer, self._consumer, self._tracker, self._on_failure)
-        return ExactlyOnce(
-            self.producer,
-            self._consumer,
-            self._tracker,
-            self._on_failure,
-            self.config.transaction_interval_ms,
-        )
+        interval = self.config.transaction_interval_ms if self.exactly_once else None
+        return policy(self.producer, self._consumer, self._tracker, self._on_failure, interval)
 
     # -- control ------------------------------------------------------------------------------
 
@@ -179,9 +174,8 @@ class BatchLoop(Generic[P]):
     # -- one iteration ------------------------------------------------------------------------
 
     def _step(self) -> None:
-        wait = 0.0 if self._pending else self.config.max_wait_ms / 1000
         try:
-            raw = self._consumer.consume(self.config.max_batch, wait)
+            raw = self._fetch()
         except KafkaException as exc:
             log.error("consume failed: %s", exc)
             raw = []
@@ -209,6 +203,23 @@ class BatchLoop(Generic[P]):
         self.handler.between_batches()
         self.producer.poll(0)
         self._settle(idle=nxt is None)
+
+    def _fetch(self) -> list[Message]:
+        """Adaptive batching: what is buffered, at once; when nothing is, the first message as
+        soon as it arrives (no batch waits out ``max_wait_ms`` alone); only under sustained
+        load (the last batch was full) does a batch wait up to ``max_wait_ms`` to fill."""
+        n, consume = self.handler.fetch_limit(self.config.max_batch), self._consumer.consume
+        msgs = consume(n, 0)
+        if self._pending is not None:
+            return msgs  # a batch is ready to run: never delay it
+        if not msgs:
+            msgs = consume(1, IDLE_WAIT_S)
+            if msgs and n > 1:
+                msgs += consume(n - 1, 0)
+        if msgs and len(msgs) < n and self._full and self.config.max_wait_ms:
+            msgs += consume(n - len(msgs), self.config.max_wait_ms / 1000)
+        self._full = len(msgs) >= n
+        return msgs
 
     def _usable(self, m: Message) -> bool:
         err = m.error()

@@ -173,3 +173,20 @@ class ExactlyOnce(Delivery):
 
     def state(self) -> dict[str, Any]:
         return {"delivery": "exactly-once", **self.txn.state()}
+
+
+def policy(
+    producer: Producer,
+    consumer: Consumer,
+    tracker: OffsetTracker,
+    on_failure: Callable[[str], None],
+    transaction_interval_ms: int | None,
+) -> Delivery:
+    """Exactly-once with a transaction interval, at-least-once without one."""
+    if transaction_interval_ms is None:
+        return Delivery(producer, consumer, tracker, on_failure)
+    return ExactlyOnce(producer, consumer, tracker, on_failure, transaction_interval_ms)
+
+
+def consumer_config(exactly_once: bool, commit_interval_ms: int) -> dict[str, Any]:
+    return (ExactlyOnce if exactly_once else Delivery).consumer_config(commit_interval_ms)

@@ -49,6 +49,11 @@ class BatchHandler(Generic[P]):
         """The handler's part of the loop's health: whether it can do its job, and details."""
         return True, {}
 
+    def fetch_limit(self, configured: int) -> int:
+        """How many messages the loop may fetch for the next batch (``max_batch`` unless the
+        handler is catching up and skipping is cheaper than serving)."""
+        return configured
+
     def start_positions(self, assigned: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """Offsets to start newly assigned partitions at, where the handler keeps its own
         (the Redis sink does); the others start at the group's committed offsets."""

@@ -13,6 +13,7 @@ from streamsense.services.exceptions import ConfigError
 from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
 from streamsense.services.workers.codecs import FrameCodec, Item, TextCodec
 from streamsense.services.workers.handler import InferenceHandler
+from streamsense.services.workers.schedule import FrameScheduler
 from streamsense.services.workers.settings import WorkerSettings
 from streamsense.services.workers.slot import ModelSlot
 from streamsense.services.workers.updates import UpdateFollower
@@ -56,10 +57,18 @@ def build_worker(
         )
         codec.need_side = model_side(adapter)
     slot = ModelSlot(adapter, lambda n, v: store.load(n, v))
-    handler = InferenceHandler(
-        settings.service_name, codec, slot, settings.output_topic, settings.worker_decode_threads
-    )
     max_batch = settings.worker_max_batch or max(adapter.preferred_batch, 1)
+    scheduler = None
+    if isinstance(codec, FrameCodec) and settings.worker_latency_budget_ms:
+        scheduler = FrameScheduler(max_batch, settings.worker_latency_budget_ms)
+    handler = InferenceHandler(
+        settings.service_name,
+        codec,
+        slot,
+        settings.output_topic,
+        settings.worker_decode_threads,
+        scheduler,
+    )
     config = LoopConfig(
         topics=[settings.input_topic],
         group_id=settings.group_id,

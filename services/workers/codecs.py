@@ -19,20 +19,27 @@ from streamsense.schemas.catalog import TASKS, Task
 from streamsense.schemas.frames import FrameHeaders
 from streamsense.schemas.registry import decode
 from streamsense.schemas.text import TextEvent
-from streamsense.services.workers.frames import check_frame, decode_checked
+from streamsense.services.workers.frames import CheckedFrame, check_frame, decode_checked
 
 
 @dataclass(slots=True)
 class Item:
-    """One input message, decoded (``value``) or not (``error``), or skipped as stale."""
+    """One input message: checked (``meta``), then decoded (``value``), or refused (``error``),
+    or skipped (``skip``: ``stale`` past the age limit, ``behind`` for a newer frame)."""
 
     msg: Message
     consumed_ns: int
     meta: FrameHeaders | TextEvent | None = None
+    checked: CheckedFrame | None = None
     value: Any = None
     error: BaseException | None = None
-    stale: bool = False
+    skip: str | None = None
     decode_ms: float = 0.0
+
+    @property
+    def ready(self) -> bool:
+        """Valid and not skipped: the model sees it."""
+        return self.error is None and self.skip is None
 
 
 def source_ref(msg: Message, seq: int | None) -> dict[str, Any]:
@@ -78,20 +85,29 @@ class FrameCodec:
         self.max_age_ns = max_age_ms * 1_000_000
         self.need_side: int | None = None  # set from the model's input size
 
-    def decode(self, item: Item) -> None:
-        """Check every frame (a poison frame is a dead letter whatever its age), skip the stale
-        ones, decode the rest."""
-        start = time.perf_counter()
+    def check(self, item: Item) -> None:
+        """Validate every frame (a poison frame is a dead letter whatever its age) and mark
+        the stale ones; cheap: headers and the JPEG's frame header, no pixels."""
         try:
             frame = check_frame(item.msg, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
-            item.meta = frame.headers
-            if self.max_age_ns and item.consumed_ns - frame.headers.capture_ns > self.max_age_ns:
-                item.stale = True
-                return
-            item.value = decode_checked(frame, self.need_side)
         except Exception as exc:  # every reason becomes a dead letter
             item.error = exc
             return
+        item.meta, item.checked = frame.headers, frame
+        if self.max_age_ns and item.consumed_ns - frame.headers.capture_ns > self.max_age_ns:
+            item.skip = "stale"
+
+    def decode(self, item: Item) -> None:
+        """Decode a checked frame the model will see."""
+        assert item.checked is not None
+        start = time.perf_counter()
+        try:
+            item.value = decode_checked(item.checked, self.need_side)
+        except Exception as exc:  # a frame the codec refuses is a dead letter
+            item.error = exc
+            return
+        finally:
+            item.checked = None  # the bytes are not needed any more
         item.decode_ms = (time.perf_counter() - start) * 1000
 
     def encode(
@@ -117,13 +133,16 @@ class TextCodec:
 
     task: Task = "sentiment"
 
-    def decode(self, item: Item) -> None:
+    def check(self, item: Item) -> None:
         try:
             ev = decode(item.msg.value(), TextEvent)
         except Exception as exc:
             item.error = exc
             return
         item.meta, item.value = ev, ev.text
+
+    def decode(self, item: Item) -> None:
+        """Nothing left to do: :meth:`check` parsed the event."""
 
     def encode(
         self, item: Item, out: Any, model: tuple[str, str], model_ms: float, batch: int

@@ -1,9 +1,11 @@
-"""The inference handler plugged into the batch loop: decode (overlapped), predict, encode."""
+"""The inference handler plugged into the batch loop: check, choose (when behind), decode
+(overlapped with the previous batch's model call), predict, encode."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -14,6 +16,7 @@ from streamsense.schemas.frames import FrameHeaders
 from streamsense.services.kafka.handler import BatchHandler, Outcome, OutRecord
 from streamsense.services.observability import metrics
 from streamsense.services.workers.codecs import FrameCodec, Item, TextCodec
+from streamsense.services.workers.schedule import Candidate, FrameScheduler
 from streamsense.services.workers.slot import ModelSlot
 from streamsense.services.workers.updates import UpdateFollower
 
@@ -32,11 +35,13 @@ class InferenceHandler(BatchHandler[list[Item]]):
         slot: ModelSlot,
         output_topic: str,
         decode_threads: int = 2,
+        scheduler: FrameScheduler | None = None,
     ) -> None:
         self.codec = codec
         self.slot = slot
         self.output_topic = output_topic
-        self.stale = 0
+        self.scheduler = scheduler
+        self.skipped: Counter[str] = Counter()  # reason -> frames
         self.follower: UpdateFollower | None = None
         self._pool = (
             ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
@@ -45,22 +50,48 @@ class InferenceHandler(BatchHandler[list[Item]]):
         )
         self._model_s = metrics.MODEL_SECONDS.labels(service)
         self._e2e = metrics.E2E_LATENCY.labels(service)
-        self._stale = metrics.SKIPPED.labels(service, "stale")
+        self._service = service
+
+    @property
+    def stale(self) -> int:
+        return self.skipped["stale"]
+
+    def fetch_limit(self, configured: int) -> int:
+        if self.scheduler is None or not self.scheduler.behind:
+            return configured
+        return max(configured, self.scheduler.fetch_limit())
 
     def prepare(self, messages: list[Message]) -> list[Item]:
         now = time.time_ns()
         items = [Item(m, now) for m in messages]
-        if self._pool is not None and len(items) > 1:
-            list(self._pool.map(self.codec.decode, items))
+        for it in items:
+            self.codec.check(it)
+        if self.scheduler is not None:
+            self._choose(items)
+        todo = [it for it in items if it.ready]
+        if self._pool is not None and len(todo) > 1:
+            list(self._pool.map(self.codec.decode, todo))
         else:
-            for it in items:
+            for it in todo:
                 self.codec.decode(it)
         return items
+
+    def _choose(self, items: list[Item]) -> None:
+        assert self.scheduler is not None
+        frames = [it for it in items if it.ready and isinstance(it.meta, FrameHeaders)]
+        candidates = [
+            Candidate(m.camera_id, m.seq, it.consumed_ns - m.capture_ns)
+            for it in frames
+            if isinstance((m := it.meta), FrameHeaders)
+        ]
+        for it, keep in zip(frames, self.scheduler.choose(candidates), strict=True):
+            if not keep:
+                it.skip = "behind"
 
     def process(self, prepared: list[Item]) -> list[Outcome]:
         adapter = self.slot.current
         model = (adapter.name, adapter.version)
-        ready = [it for it in prepared if it.error is None and not it.stale]
+        ready = [it for it in prepared if it.ready]
         outputs: dict[int, Any] = {}
         model_ms = 0.0
         if ready:
@@ -81,9 +112,9 @@ class InferenceHandler(BatchHandler[list[Item]]):
         for it in prepared:
             if it.error is not None:
                 outcomes.append(it.error)
-            elif it.stale:
-                self.stale += 1
-                self._stale.inc()
+            elif it.skip is not None:
+                self.skipped[it.skip] += 1
+                metrics.SKIPPED.labels(self._service, it.skip).inc()
                 outcomes.append([])
             else:
                 value = self.codec.encode(it, outputs[id(it)], model, model_ms, batch)
@@ -99,13 +130,23 @@ class InferenceHandler(BatchHandler[list[Item]]):
         stride = max(1, len(items) // LATENCY_SAMPLES)
         for it in items[::stride]:
             meta = it.meta
-            if meta is None or it.error is not None or it.stale:
+            if meta is None or not it.ready:
                 continue
             cap = meta.capture_ns if isinstance(meta, FrameHeaders) else meta.ts_ns
             self._e2e.observe((now - cap) / 1e9)
 
     def summary(self) -> dict[str, Any]:
-        return {"skipped": self.stale}
+        out: dict[str, Any] = {f"skipped {reason}": n for reason, n in self.skipped.items()}
+        if self.scheduler is not None and self.scheduler.behind:
+            out["behind"] = "yes"
+        return out
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        detail: dict[str, Any] = {"skipped": dict(self.skipped)}
+        if self.scheduler is not None:
+            per_camera = self.scheduler.skipped.most_common(20)
+            detail.update(behind=self.scheduler.behind, skipped_behind=dict(per_camera))
+        return True, detail
 
     def between_batches(self) -> None:
         if self.follower is not None:

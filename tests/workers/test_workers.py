@@ -45,7 +45,14 @@ def _topics(bootstrap: str, prefix: str, partitions: int = 1) -> None:
 def wsettings(stack: dict[str, str], zoo_store: Path) -> Iterator[dict[str, object]]:
     prefix = f"w{uuid.uuid4().hex[:8]}."
     _topics(stack["bootstrap"], prefix, partitions=2)
-    yield {"kafka_bootstrap": stack["bootstrap"], "topic_prefix": prefix, "model_store": zoo_store}
+    # the frames of these tests are a backlog sent before the worker starts: served in full
+    # (latency_budget_ms 0); the real-time policy has tests of its own below
+    yield {
+        "kafka_bootstrap": stack["bootstrap"],
+        "topic_prefix": prefix,
+        "model_store": zoo_store,
+        "worker_latency_budget_ms": 0,
+    }
 
 
 def _jpeg(img: np.ndarray) -> bytes:
@@ -206,3 +213,28 @@ def test_two_workers_in_one_group_split_the_partitions(wsettings: dict[str, obje
     assert {k: sorted(v) for k, v in per_cam.items()} == {
         c: [0, 1, 2] for c in ("cam-1", "cam-2", "cam-3", "cam-4")
     }
+
+
+def test_a_worker_that_is_behind_serves_the_newest_frame_of_each_camera(
+    wsettings: dict[str, object],
+) -> None:
+    """Frames of three cameras, older than the latency budget (but not stale): the worker
+    models the newest frame of each and counts the older ones as skipped, per camera."""
+    s = WorkerSettings(
+        task="segment", service_name="t-behind", **{**wsettings, "worker_latency_budget_ms": 300}
+    )  # type: ignore[arg-type]
+    loop, handler = build_worker(s)
+    old = time.time_ns() - 2 * 10**9  # 2 s old: behind the budget, inside the age limit
+    for cam in ("cam-x", "cam-y", "cam-z"):
+        _send_frames(s, cam, [ASTRO] * 4, capture_ns=old)
+    with running(loop):
+        wait_for(lambda: loop.processed >= 12, 60, "all 12 frames consumed")
+        wait_for(lambda: loop.producer.in_flight == 0, 10, "results acknowledged")
+    served = {(r.source_id, r.source.seq) for r in _results(s, "results.segments", 12, 5)}  # type: ignore[attr-defined]
+    assert {("cam-x", 3), ("cam-y", 3), ("cam-z", 3)} <= served, "each camera's newest frame"
+    # frames a fetch held with a newer one of their camera were skipped, never modeled: how
+    # the backlog splits into fetches decides how many, so assert the accounting
+    assert handler.scheduler is not None
+    skipped = handler.scheduler.skipped
+    assert len(served) + sum(skipped.values()) == 12 and len(served) <= 6
+    assert handler.skipped["behind"] == sum(skipped.values()) >= 6
