@@ -33,7 +33,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from streamsense.models.card import NAME_PATTERN, ModelCard
-from streamsense.models.exceptions import ModelError, ModelIntegrityError, ModelNotFoundError
+from streamsense.models.exceptions import (
+    ModelError,
+    ModelIntegrityError,
+    ModelNotFoundError,
+    UnsafeModelError,
+)
 
 if TYPE_CHECKING:
     from streamsense.models.base import ModelAdapter
@@ -47,6 +52,8 @@ _CHUNK = 1 << 20
 #: A put's temporary directory older than this was left by a killed writer (a put takes
 #: seconds to minutes): the next put into the same model removes it.
 STALE_TMP_S = 3600.0
+#: What makes a stored version unservable, so that a worker falls back to an older one.
+_UNSERVABLE = (ModelIntegrityError, ModelNotFoundError, UnsafeModelError)
 
 
 def artifact_sha256(path: Path) -> str:
@@ -215,6 +222,39 @@ class ModelStore:
         adapter = create_adapter(card, self.version_dir(name, version) / card.artifact)
         adapter.load()
         return adapter
+
+    def load_serving(self, name: str) -> tuple[ModelAdapter[Any, Any], str | None]:
+        """The champion of ``name``, loaded; when it is corrupt (sha256 mismatch, unreadable
+        artifact, card or pointer, refused graph), the newest version that loads instead.
+        Returns the adapter and, for a fallback, why (None when the champion serves)."""
+        try:
+            version = self.champion(name)
+        except ModelIntegrityError as exc:
+            version, error = None, exc
+        else:
+            if version is None:
+                if not self.versions(name):
+                    msg = f"no model {name!r} in {self.root}: see `streamsense models list`"
+                    raise ModelNotFoundError(msg)
+                msg = f"model {name!r} has no champion in {self.root}; pass a version"
+                raise ModelNotFoundError(msg)
+            try:
+                return self.load(name, version), None
+            except _UNSERVABLE as exc:
+                error = exc
+        for candidate in reversed(self.versions(name)):
+            if candidate == version:
+                continue
+            try:
+                adapter = self.load(name, candidate)
+            except _UNSERVABLE as exc:
+                log.error("model %s@%s cannot serve either: %s", name, candidate, exc)
+                continue
+            why = f"champion {name}@{version} cannot be loaded ({error}); serving {candidate}"
+            log.error("%s", why)
+            return adapter, why
+        msg = f"no version of {name!r} can be loaded; the champion {version}: {error}"
+        raise ModelIntegrityError(msg) from error
 
     # -- writing -------------------------------------------------------------------------
     def set_champion(self, name: str, version: str) -> None:

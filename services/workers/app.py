@@ -8,8 +8,10 @@ from typing import Any
 from streamsense.models.base import ModelAdapter
 from streamsense.models.runtime import configure_devices
 from streamsense.models.store import ModelStore
+from streamsense.schemas.catalog import dlq_topic
 from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
 from streamsense.services.kafka.producer import Producer
+from streamsense.services.kafka.topics import verify_topics
 from streamsense.services.workers.codecs import FrameCodec, Item, TextCodec
 from streamsense.services.workers.handler import InferenceHandler
 from streamsense.services.workers.settings import WorkerSettings
@@ -26,13 +28,28 @@ def model_side(adapter: ModelAdapter[Any, Any]) -> int | None:
     return min(dims) if len(dims) == 2 else None
 
 
+def written_topics(settings: WorkerSettings) -> list[str]:
+    """The topics a worker writes: its results topic and its input's dead-letter topic."""
+    return [settings.output_topic, dlq_topic(settings.input_topic)]
+
+
 def build_worker(
-    settings: WorkerSettings, store: ModelStore | None = None
+    settings: WorkerSettings, store: ModelStore | None = None, *, check_topics: bool = False
 ) -> tuple[BatchLoop[list[Item]], InferenceHandler]:
+    """The worker's loop and handler. ``check_topics`` (the ``streamsense worker`` command)
+    refuses results and dead-letter topics that differ from the topic spec, before the model
+    is loaded. Without a pinned version the champion serves, or, when it is corrupt, the
+    newest version that loads (the handler's health says so)."""
+    if check_topics:
+        verify_topics(settings, written_topics(settings))
     device = configure_devices()
     store = store or ModelStore(settings.model_store_dir)
     name, version = settings.model_spec
-    adapter = store.load(name, version)
+    fallback: str | None = None
+    if version is None:
+        adapter, fallback = store.load_serving(name)
+    else:
+        adapter = store.load(name, version)
     if adapter.card.task != settings.task:
         msg = f"model {name} is a {adapter.card.task} model; this is a {settings.task} worker"
         raise ValueError(msg)
@@ -52,6 +69,8 @@ def build_worker(
     handler = InferenceHandler(
         settings.service_name, codec, slot, settings.output_topic, settings.worker_decode_threads
     )
+    if fallback is not None:
+        handler.fallback = (adapter.version, fallback)
     max_batch = settings.worker_max_batch or max(adapter.preferred_batch, 1)
     config = LoopConfig(
         topics=[settings.input_topic],

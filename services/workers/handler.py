@@ -38,6 +38,8 @@ class InferenceHandler(BatchHandler[list[Item]]):
         self.output_topic = output_topic
         self.stale = 0
         self.follower: UpdateFollower | None = None
+        #: (version, why) while a version other than the corrupt champion serves
+        self.fallback: tuple[str, str] | None = None
         self._pool = (
             ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
             if isinstance(codec, FrameCodec) and decode_threads > 1
@@ -108,6 +110,15 @@ class InferenceHandler(BatchHandler[list[Item]]):
         if self.follower is not None:
             self.follower.poll()
         self.slot.swap_if_ready()
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """The model serving; a fallback from a corrupt champion is reported (the worker is
+        still doing its job) until another version is swapped in."""
+        name, version = self.slot.ref
+        detail: dict[str, Any] = {"model": f"{name}@{version}"}
+        if self.fallback is not None and self.fallback[0] == version:
+            detail["model_fallback"] = self.fallback[1]
+        return True, detail
 
     def close(self) -> None:
         if self.follower is not None:
