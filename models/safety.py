@@ -136,7 +136,7 @@ class UnsafeOp:
 
 
 def _saved_model_proto(path: Path) -> Any:
-    from google.protobuf import message, text_format
+    from google.protobuf import message, text_format  # type: ignore[import-untyped]
     from tensorflow.core.protobuf import saved_model_pb2
 
     proto = saved_model_pb2.SavedModel()

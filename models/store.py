@@ -227,6 +227,7 @@ class ModelStore:
         """The champion of ``name``, loaded; when it is corrupt (sha256 mismatch, unreadable
         artifact, card or pointer, refused graph), the newest version that loads instead.
         Returns the adapter and, for a fallback, why (None when the champion serves)."""
+        error: ModelError
         try:
             version = self.champion(name)
         except ModelIntegrityError as exc:
