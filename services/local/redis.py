@@ -18,6 +18,8 @@ class RedisNode:
     port: int
     host: str = "127.0.0.1"
     password: str | None = None
+    #: the append-only file; off only to show what a Redis without it loses (tests)
+    persistence: bool = True
 
     @property
     def url(self) -> str:
@@ -45,7 +47,7 @@ class RedisNode:
             "--save",
             "",
             "--appendonly",
-            "yes",
+            "yes" if self.persistence else "no",
             "--appendfsync",
             "everysec",
             "--daemonize",
