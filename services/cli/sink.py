@@ -23,7 +23,7 @@ def redis(
         "redis_prefix": ("--prefix", prefix),
         "sink_thumbnails": ("--thumbnails", thumbnails),
     }
-    run_service(settings_from(SinkSettings, options), lambda s: RedisSink(s, check_topics=True))
+    run_service(settings_from(SinkSettings, options), RedisSink)
 
 
 @app.command()

@@ -7,10 +7,9 @@ from typing import Any
 
 import redis
 
-from streamsense.schemas.catalog import Task, Topic, dlq_topic, results_topics
+from streamsense.schemas.catalog import Task, Topic, results_topics
 from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
 from streamsense.services.kafka.producer import Producer
-from streamsense.services.kafka.topics import verify_topics
 from streamsense.services.serving.clients import sync_client
 from streamsense.services.sink.handler import Prepared, RedisSinkHandler
 from streamsense.services.sink.settings import SinkSettings
@@ -32,19 +31,9 @@ class RedisSink:
     """The running sink: the batch loop over :class:`RedisSinkHandler` (its health includes
     Redis). ``run``/``stop``/``health`` make it a service for the runner."""
 
-    def __init__(
-        self,
-        settings: SinkSettings,
-        client: redis.Redis | None = None,
-        *,
-        check_topics: bool = False,
-    ) -> None:
-        """``check_topics`` (the ``streamsense sink redis`` command) refuses dead-letter topics
-        that differ from the topic spec (e.g. made by a broker's auto-creation)."""
+    def __init__(self, settings: SinkSettings, client: redis.Redis | None = None) -> None:
         self.settings = settings
         topics = sink_topics(settings)
-        if check_topics:
-            verify_topics(settings, [dlq_topic(t) for t, task in topics.items() if task])
         self.redis = client or sync_client(
             settings.redis_url.get_secret_value(),
             timeout=settings.sink_redis_timeout_s,
