@@ -44,7 +44,8 @@ class OwnRedis:
     def kill(self) -> None:
         """kill -9: no shutdown, no final write."""
         assert self.proc is not None
-        assert procs.kill(self.proc, str(self.node.data_dir))
+        # redis-server retitles itself "redis-server HOST:PORT" (what `local down` matches too)
+        assert procs.kill(self.proc, f"{self.node.host}:{self.node.port}")
         self.proc = None
 
 
