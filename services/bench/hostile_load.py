@@ -153,7 +153,7 @@ class Load:
 
     def _bomb(self, width: int, height: int) -> None:
         camera = f"bomb-{uuid.uuid4().hex[:6]}"  # its own camera: the sink tries a thumbnail
-        headers = poison.frame_headers(camera, 0, width, height)
+        headers = poison.frame_headers(camera, 0, 1280, 720)  # only the JPEG's SOF is a bomb
         self._producer.produce(self.settings.topic(Topic.FRAMES), poison.sof_bomb(width, height),
                                camera, headers)  # fmt: skip
 
