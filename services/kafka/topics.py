@@ -213,7 +213,11 @@ def verify_topics(
         found = [s for s in wanted if s.name in existing]
         problems += [f"{s.name} does not exist" for s in wanted if s.name not in existing]
         resources = {s.name: ConfigResource(ConfigResource.Type.TOPIC, s.name) for s in found}
-        configs = admin.describe_configs(list(resources.values()), request_timeout=timeout)
+        configs = (
+            admin.describe_configs(list(resources.values()), request_timeout=timeout)
+            if resources
+            else {}
+        )
         for s in found:
             current = configs[resources[s.name]].result()
             diffs = [
