@@ -124,7 +124,8 @@ def _start(settings: StreamsenseSettings, work: Path, store: Path, tag: str) -> 
 
 def _phase(children: Children, load: Load, seconds: float, fraction: float,
            settings: StreamsenseSettings) -> dict[str, Any]:  # fmt: skip
-    topics = [*results_topics(), *(dlq_topic(t.name) for t in TOPICS if t.with_dlq)]
+    topics = [str(t) for t in (*results_topics(), *(dlq_topic(s.name) for s in TOPICS
+                                                         if s.with_dlq))]  # fmt: skip
     before, sent_before = _ends(settings, topics), dict(load.sent)
     restarts_before = {n: len(r) for n, r in children.restarts.items()}
     samples: list[dict[str, float]] = []
