@@ -142,9 +142,11 @@ def _phase(children: Children, load: Load, seconds: float, fraction: float,
         samples.append(children.rss())
         time.sleep(1.0)
     after = _ends(settings, topics)
+    load_average = [round(x, 2) for x in os.getloadavg()]
     names = sorted({n for s in samples for n in s})
     return {
         "seconds": seconds,
+        "load_average_at_end": load_average,
         "sent": {
             k: v - sent_before.get(k, 0) for k, v in load.sent.items() if v - sent_before.get(k, 0)
         },  # fmt: skip
@@ -168,6 +170,7 @@ def run(  # noqa: PLR0913 - the run's parameters
     poison_pct: float = 1.0,
     frame_share: float = 0.1,
     warmup_s: float = 60.0,
+    only: list[str] | None = None,
     progress: Progress = print,
 ) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
@@ -178,9 +181,11 @@ def run(  # noqa: PLR0913 - the run's parameters
     store = work / "models"
     shutil.copytree(settings.model_store_dir, store)
     marker, sha = unsafe_version(ModelStore(store), work)
+    load = Load(settings, rate, frame_share, work / "live.log", sha)
+    if only:
+        load.only(only)
     ensure_topics(settings)
     children = _start(settings, work, store, tag)
-    load = Load(settings, rate, frame_share, work / "live.log", sha)
     result: dict[str, Any] = {
         "load": {
             "records_per_s": rate,
@@ -205,7 +210,6 @@ def run(  # noqa: PLR0913 - the run's parameters
         result["clean"] = _phase(children, load, seconds, 0.0, settings)
         progress(f"poisoned phase: {seconds:.0f} s, {poison_pct:g}% hostile")
         result["poisoned"] = _phase(children, load, seconds, poison_pct / 100, settings)
-        result["load_average"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         load.close()
         result["exit_codes"] = children.sup.stop()

@@ -92,6 +92,14 @@ class Load:
         ]
         self._next_class = 0
 
+    def only(self, names: list[str]) -> None:
+        """Send only these hostile classes (e.g. the SOF bombs, to see their cost alone)."""
+        unknown = set(names) - set(self.classes)
+        if unknown:
+            msg = f"unknown hostile classes {sorted(unknown)}: choose from {self.classes}"
+            raise ValueError(msg)
+        self._classes = [c for c in self._classes if c[0] in names]
+
     @property
     def classes(self) -> list[str]:
         return [name for name, _ in self._classes]

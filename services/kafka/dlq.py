@@ -32,8 +32,6 @@ Headers = list[tuple[str, bytes]]
 #: What a cut record keeps of its key and of its original headers.
 KEY_KEEP = 4096
 HEADERS_KEEP = 64 * 1024
-#: Room for the truncation headers themselves (flag, two sizes, sha256, count).
-TRUNCATION_HEADERS = 256
 #: librdkafka's header framing is two varints of at most 5 bytes each.
 _HEADER_FRAMING = 10
 
