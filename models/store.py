@@ -251,7 +251,8 @@ class ModelStore:
             except _UNSERVABLE as exc:
                 log.error("model %s@%s cannot serve either: %s", name, candidate, exc)
                 continue
-            why = f"champion {name}@{version} cannot be loaded ({error}); serving {candidate}"
+            what = f"champion {name}@{version}" if version else f"champion pointer of {name}"
+            why = f"{what} cannot be loaded ({error}); serving {candidate}"
             log.error("%s", why)
             return adapter, why
         msg = f"no version of {name!r} can be loaded; the champion {version}: {error}"
