@@ -214,6 +214,9 @@ def run(  # noqa: PLR0913 - the run's parameters
         load.close()
         result["exit_codes"] = children.sup.stop()
         _delete_topics(settings)
+        # the giant lines and the store copy are hundreds of MB; the logs stay
+        (work / "live.log").unlink(missing_ok=True)
+        shutil.rmtree(store, ignore_errors=True)
     result["unsafe_model_ran"] = marker.exists()
     result["verdict"] = _verdict(result)
     return result
