@@ -65,6 +65,13 @@ class ModelCard(_Frozen):
     preferred_batch: int = Field(default=1, ge=1, description="best batch size measured")
     max_batch: int = Field(default=1, ge=1, description="largest batch sent in one call")
     description: str = ""
+    allow_unsafe_ops: bool = Field(
+        default=False,
+        description="registered with --allow-unsafe-ops: the loader accepts the ops below",
+    )
+    unsafe_ops: list[str] = Field(
+        default_factory=list, description="the file/process/Python/network ops the graph holds"
+    )
     created: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @field_validator("artifact")

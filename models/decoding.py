@@ -5,10 +5,11 @@ image-folder source, anything the gateway serves).
 :func:`check_image` reads the dimensions from the format's own header (JPEG SOF marker, PNG
 IHDR chunk) and refuses, before a single pixel is decoded: bytes over the size limit, bytes
 that are not the declared format, a truncated file (no end marker) and dimensions over the
-pixel budget. A 1 KB JPEG that declares 60000x60000 pixels is refused in microseconds instead
-of allocating 10 GB. When the caller needs far fewer pixels than the image has, libjpeg
-decodes at 1/2, 1/4 or 1/8 scale (``IMREAD_REDUCED_COLOR_*``), several times faster than a
-full decode plus resize.
+pixel budget, and more pixels than the bytes can describe (:data:`MAX_PIXELS_PER_BYTE`). A 1 KB
+JPEG that declares 60000x60000 pixels is refused in microseconds instead of allocating 10 GB,
+and so is one that declares 8192x8192, within the budget (400 MB). When the caller needs far
+fewer pixels than the image has, libjpeg decodes at 1/2, 1/4 or 1/8 scale
+(``IMREAD_REDUCED_COLOR_*``), several times faster than a full decode plus resize.
 """
 
 from __future__ import annotations
@@ -30,6 +31,18 @@ REDUCED: tuple[tuple[int, int], ...] = (
     (2, cv2.IMREAD_REDUCED_COLOR_2),
 )
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+#: Baseline, extended and progressive Huffman-coded JPEG: what cameras and encoders write. The
+#: others (lossless, hierarchical, arithmetic-coded) are refused: nobody sends them, and
+#: arithmetic coding would defeat the density bound below.
+_HUFFMAN_SOF = {0xC0, 0xC1, 0xC2}
+#: Most pixels one byte can describe. Huffman-coded JPEG spends at least one bit per 8x8 block
+#: (a DC code; baseline two: DC and end-of-block), so a complete image has at least one byte
+#: per 512 pixels; the most compact real files measured have 256 (all-black, optimised
+#: Huffman tables). A 3 KB file that declares 8192x8192 is a decompression bomb: libjpeg would
+#: allocate ~400 MB (full decode, or progressive coefficients even at 1/8 scale) and fill it
+#: with zeros. PNG's deflate compresses at most ~1032:1 and a pixel takes at least 1/8 byte
+#: (1-bit), so ~8,256 pixels per byte. Both bounds are doubled as a margin.
+MAX_PIXELS_PER_BYTE: dict[Encoding, int] = {"jpeg": 1024, "png": 16_512}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"IEND\xaeB`\x82"
 
@@ -38,6 +51,16 @@ class ImageInfo(NamedTuple):
     encoding: Encoding
     width: int
     height: int
+
+
+def sniff_encoding(data: bytes) -> Encoding | None:
+    """The format ``data`` starts with (JPEG or PNG), or None: for files, which carry no
+    declared encoding. The decoder must then be told that format, never guess on its own."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    if data[:8] == _PNG_SIGNATURE:
+        return "png"
+    return None
 
 
 def jpeg_size(data: bytes) -> tuple[int, int]:
@@ -60,6 +83,12 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
             continue
         (length,) = struct.unpack(">H", data[i + 2 : i + 4])
         if marker in _SOF:
+            if marker not in _HUFFMAN_SOF:
+                msg = (
+                    f"unsupported JPEG coding (SOF marker 0x{marker:X}): only baseline and "
+                    "progressive Huffman-coded JPEG is decoded"
+                )
+                raise BadImageError(msg)
             if i + 9 > n:
                 break
             height, width = struct.unpack(">HH", data[i + 5 : i + 9])
@@ -115,6 +144,12 @@ def check_image(
         raise BadImageError(msg)
     if width * height > max_pixels:
         msg = f"{encoding.upper()} declares {width}x{height}, over the {max_pixels}-pixel limit"
+        raise BadImageError(msg)
+    if width * height > MAX_PIXELS_PER_BYTE[enc] * len(data):
+        msg = (
+            f"{encoding.upper()} declares {width}x{height} in only {len(data)} bytes: "
+            "a decompression bomb or a cut-off image"
+        )
         raise BadImageError(msg)
     return ImageInfo(enc, width, height)
 

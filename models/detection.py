@@ -163,7 +163,7 @@ class CenterNetDetector(Detector):
             self._size = self._lite.input.dim(1)
             return
         self._lite = None
-        self._runner = SavedModelRunner(self.artifact)
+        self._runner = SavedModelRunner(self.artifact, allow_unsafe_ops=self.card.allow_unsafe_ops)
         ((self._key, spec),) = self._runner.inputs.items()
         self._size = spec.dim(1)
 
@@ -197,7 +197,7 @@ class ObjectDetectionAPIDetector(Detector):
     ``num_detections``). Images are fed at their own size when the input allows it."""
 
     def _load(self) -> None:
-        self._runner = SavedModelRunner(self.artifact)
+        self._runner = SavedModelRunner(self.artifact, allow_unsafe_ops=self.card.allow_unsafe_ops)
         self._key = check_detection_signature(self._runner.inputs, self._runner.outputs)
         spec = self._runner.inputs[self._key]
         self._dtype = spec.dtype

@@ -38,3 +38,8 @@ class ModelNotFoundError(ModelError):
 class FetchError(ModelError):
     """Building the default zoo failed: a registry could not be reached or a package did not
     contain what was expected."""
+
+
+class UnsafeModelError(ModelError):
+    """A SavedModel's graph holds ops that touch files, processes, Python or the network
+    (:mod:`streamsense.models.safety`) and its card does not allow them."""

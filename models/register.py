@@ -43,13 +43,19 @@ def register_saved_model(
     score_threshold: float = 0.5,
     value_range: tuple[float, float] = (0.0, 255.0),
     champion: bool | None = None,
+    allow_unsafe_ops: bool = False,
 ) -> ModelCard:
-    """Validate ``path``'s ``serving_default`` signature for ``task``, run it once, and copy
-    it into ``store``. ``champion=None`` makes it champion only when ``name`` has none."""
+    """Check ``path``'s graphs for unsafe ops (before anything of it runs), validate its
+    ``serving_default`` signature for ``task``, run it once, and copy it into ``store``.
+    ``champion=None`` makes it champion only when ``name`` has none. ``allow_unsafe_ops``
+    accepts a graph with file, process, Python or network ops and records them in the card."""
     if not (path / "saved_model.pb").is_file():
         msg = f"{path} is not a SavedModel directory (no saved_model.pb)"
         raise SignatureError(msg)
-    runner = SavedModelRunner(path)
+    runner = SavedModelRunner(path, allow_unsafe_ops=allow_unsafe_ops)
+    if runner.unsafe_ops:
+        log.warning("registering %s with unsafe ops (--allow-unsafe-ops): %s", path,
+                    "; ".join(str(u) for u in runner.unsafe_ops))  # fmt: skip
     if task == "detect":
         key = check_detection_signature(runner.inputs, runner.outputs)
         adapter, params = "tfod", {"score_threshold": score_threshold, "iou_threshold": 0.5}
@@ -83,6 +89,8 @@ def register_saved_model(
         params=params,
         preferred_batch=1 if batch == 1 else 4,
         max_batch=int(batch) if batch is not None else 8,
+        allow_unsafe_ops=bool(runner.unsafe_ops),
+        unsafe_ops=sorted({str(u) for u in runner.unsafe_ops}),
     )
     import tensorflow as tf
 

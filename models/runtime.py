@@ -142,13 +142,22 @@ class TFLiteRunner:
 
 
 class SavedModelRunner:
-    """One signature of a TF SavedModel (a concrete function: no retracing)."""
+    """One signature of a TF SavedModel (a concrete function: no retracing).
 
-    def __init__(self, path: Path, signature: str = "serving_default") -> None:
+    The graphs are inspected before anything is loaded (:mod:`streamsense.models.safety`): a
+    model with file, process, Python or network ops raises UnsafeModelError unless
+    ``allow_unsafe_ops`` (recorded in its card by ``models register --allow-unsafe-ops``)."""
+
+    def __init__(
+        self, path: Path, signature: str = "serving_default", *, allow_unsafe_ops: bool = False
+    ) -> None:
         import tensorflow as tf
 
-        configure_devices()
+        from streamsense.models.safety import check_saved_model
+
         self.path = path
+        self.unsafe_ops = check_saved_model(path, allow_unsafe_ops=allow_unsafe_ops)
+        configure_devices()
         try:
             self._model = tf.saved_model.load(str(path))
         except (OSError, ValueError, tf.errors.OpError) as exc:

@@ -140,7 +140,7 @@ class LogitsSegmenter(Segmenter):
     """
 
     def _load(self) -> None:
-        self._runner = SavedModelRunner(self.artifact)
+        self._runner = SavedModelRunner(self.artifact, allow_unsafe_ops=self.card.allow_unsafe_ops)
         self._key, self._out = check_segmentation_signature(
             self._runner.inputs, self._runner.outputs
         )

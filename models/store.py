@@ -33,7 +33,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from streamsense.models.card import NAME_PATTERN, ModelCard
-from streamsense.models.exceptions import ModelError, ModelIntegrityError, ModelNotFoundError
+from streamsense.models.exceptions import (
+    ModelError,
+    ModelIntegrityError,
+    ModelNotFoundError,
+    UnsafeModelError,
+)
 
 if TYPE_CHECKING:
     from streamsense.models.base import ModelAdapter
@@ -47,6 +52,8 @@ _CHUNK = 1 << 20
 #: A put's temporary directory older than this was left by a killed writer (a put takes
 #: seconds to minutes): the next put into the same model removes it.
 STALE_TMP_S = 3600.0
+#: What makes a stored version unservable, so that a worker falls back to an older one.
+_UNSERVABLE = (ModelIntegrityError, ModelNotFoundError, UnsafeModelError)
 
 
 def artifact_sha256(path: Path) -> str:
@@ -228,6 +235,37 @@ class ModelStore:
             f"as {name}@VERSION or make it champion with `streamsense models promote {name} "
             "VERSION`"
         )
+
+    def load_serving(self, name: str) -> tuple[ModelAdapter[Any, Any], str | None]:
+        """The champion of ``name``, loaded; when it is corrupt (sha256 mismatch, unreadable
+        artifact, card or pointer, refused graph), the newest version that loads instead.
+        Returns the adapter and, for a fallback, why (None when the champion serves)."""
+        error: ModelError
+        try:
+            version = self.champion(name)
+        except ModelIntegrityError as exc:
+            version, error = None, exc
+        else:
+            if version is None:
+                raise ModelNotFoundError(self._no_champion(name))
+            try:
+                return self.load(name, version), None
+            except _UNSERVABLE as exc:
+                error = exc
+        for candidate in reversed(self.versions(name)):
+            if candidate == version:
+                continue
+            try:
+                adapter = self.load(name, candidate)
+            except _UNSERVABLE as exc:
+                log.error("model %s@%s cannot serve either: %s", name, candidate, exc)
+                continue
+            what = f"champion {name}@{version}" if version else f"champion pointer of {name}"
+            why = f"{what} cannot be loaded ({error}); serving {candidate}"
+            log.error("%s", why)
+            return adapter, why
+        msg = f"no version of {name!r} can be loaded; the champion {version}: {error}"
+        raise ModelIntegrityError(msg) from error
 
     # -- writing -------------------------------------------------------------------------
     def set_champion(self, name: str, version: str) -> None:

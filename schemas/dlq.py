@@ -26,6 +26,14 @@ class DeadLetterInfo(BaseModel):
     original_partition: int
     original_offset: int
     service: str
+    #: Set only when the original record did not fit its dead-letter topic: the value was cut to
+    #: a prefix (``payload_truncated``), its full size and sha256 are kept here, and original
+    #: headers that did not fit are counted in ``headers_dropped`` (the key is cut to 4 KiB).
+    payload_truncated: bool = False
+    original_size: int | None = Field(default=None, ge=0)
+    original_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    original_key_size: int | None = Field(default=None, ge=0)
+    headers_dropped: int = Field(default=0, ge=0)
 
     @classmethod
     def describe(
@@ -42,9 +50,10 @@ class DeadLetterInfo(BaseModel):
         )
 
     def to_kafka_headers(self) -> list[tuple[str, bytes]]:
+        """``dlq-error-class`` etc.; the truncation fields only when something was cut."""
         return [
-            (HEADER_PREFIX + k.replace("_", "-"), str(v).encode())
-            for k, v in self.model_dump().items()
+            (HEADER_PREFIX + k.replace("_", "-"), _header_value(v))
+            for k, v in self.model_dump(exclude_defaults=True).items()
         ]
 
     @classmethod
@@ -57,3 +66,7 @@ class DeadLetterInfo(BaseModel):
             if k.startswith(HEADER_PREFIX)
         }
         return cls.model_validate(values)
+
+
+def _header_value(value: object) -> bytes:
+    return (str(value).lower() if isinstance(value, bool) else str(value)).encode()

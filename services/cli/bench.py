@@ -186,3 +186,30 @@ def soak(
         progress=console.log,
     )  # fmt: skip
     write_json(json_path, result)
+
+
+@app.command()
+def hostile(
+    minutes: float = typer.Option(2.0, min=0.25, help="length of each phase (clean, poisoned)"),
+    rate: float = typer.Option(200.0, min=1, help="records per second (frames and text lines)"),
+    poison_pct: float = typer.Option(1.0, min=0.01, max=50, help="hostile records, percent"),
+    frame_share: float = typer.Option(0.1, min=0.0, max=1.0, help="share of frames in the load"),
+    warmup_s: float = typer.Option(60.0, min=0, help="clean load before measuring"),
+    only: str = typer.Option(
+        None, "--only", help="comma-separated hostile classes to send (default: all, in turn)"
+    ),
+    json_path: Path = typer.Option(None, "--json", help="write the result here"),
+) -> None:
+    """Workers and sink under a stream with 1% hostile records vs a clean one: restarts, RSS."""
+    from streamsense.services.bench import hostile as bench
+
+    settings = StreamsenseSettings(service_name="bench-hostile")
+    try:
+        result = bench.run(
+            settings, minutes * 60, rate=rate, poison_pct=poison_pct, frame_share=frame_share,
+            warmup_s=warmup_s, only=only.split(",") if only else None, progress=console.log,
+        )  # fmt: skip
+    except ValueError as exc:
+        msg = f"--only: {exc}"
+        raise fail(msg, 2) from exc
+    write_json(json_path, result)

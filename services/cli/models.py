@@ -110,9 +110,19 @@ def register(
     champion: Annotated[
         bool | None, typer.Option("--champion/--no-champion", help="default: if none yet")
     ] = None,
+    allow_unsafe_ops: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unsafe-ops",
+            help="accept a graph with file, process, Python or network ops (recorded in the card)",
+        ),
+    ] = False,
     store: StoreOption = None,
 ) -> None:
     """Validate a SavedModel's signature for TASK and copy it into the store.
+
+    Its graphs are checked first, without running them: ops that read or write files, run
+    Python callbacks or reach the network are refused unless --allow-unsafe-ops is given.
 
     Detectors need a TF2 Object Detection API signature (outputs detection_boxes,
     detection_scores, detection_classes); segmenters one [batch, h, w, classes] logits output.
@@ -137,6 +147,7 @@ def register(
             score_threshold=score_threshold,
             value_range=(low, high),
             champion=champion,
+            allow_unsafe_ops=allow_unsafe_ops,
         )
     except ModelError as exc:
         raise _fail(exc) from exc

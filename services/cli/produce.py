@@ -1,7 +1,8 @@
 """``streamsense produce camera | text``: push camera frames or text lines into Kafka.
 
 Exit codes: 0 done (source ended, ``--max-frames`` reached, or stopped by SIGTERM/SIGINT after
-flushing); 1 Kafka problem (topic missing, records refused); 2 bad options or an unreadable
+flushing); 1 Kafka problem (unreachable or silent for ``--kafka-timeout`` seconds, topic missing,
+records refused: the message counts what was not acknowledged); 2 bad options or an unreadable
 source; 3 a live source was lost and did not come back.
 """
 
@@ -14,14 +15,13 @@ from pathlib import Path
 from typing import TypeVar
 
 import typer
-from confluent_kafka import KafkaException
 
 from streamsense.services.cli.entry import console as entry_console
 from streamsense.services.cli.entry import fail, settings_from
 from streamsense.services.exceptions import ServiceError
 from streamsense.services.kafka.exceptions import KafkaIOError
-from streamsense.services.kafka.producer import Producer
 from streamsense.services.producers.exceptions import (
+    KafkaUnavailableError,
     SourceError,
     SourceLostError,
     TopicMissingError,
@@ -39,18 +39,11 @@ def _fail(code: int, message: str) -> typer.Exit:
     return fail(message, code)
 
 
-def _check_topic(producer: Producer, settings: StreamsenseSettings, topic: str) -> None:
-    """A missing topic is an error; an unreachable broker only a warning (it may come later)."""
-    try:
-        topics = producer.list_topics(timeout=5.0).topics
-    except KafkaException:
-        console.print(f"warning: Kafka at {settings.kafka_bootstrap} does not "
-                      "answer yet; going on (records wait, or frames are dropped)")  # fmt: skip
-        return
-    if topic not in topics:
-        msg = (f"topic {topic!r} does not exist on {settings.kafka_bootstrap}: "
-               "run `streamsense topics create`")  # fmt: skip
-        raise TopicMissingError(msg)
+_KAFKA_TIMEOUT = typer.Option(
+    None,
+    "--kafka-timeout",
+    help="seconds Kafka may stay unreachable or silent before exit 1 (default 15)",
+)
 
 
 @app.command()
@@ -65,10 +58,11 @@ def camera(
     loop: bool = typer.Option(None, "--loop/--no-loop", help="start a file/folder over at its end"),
     max_frames: int = typer.Option(None, "--max-frames", help="stop after N frames"),
     topic: str = typer.Option(None, help="logical topic (default frames; prefix is added)"),
+    kafka_timeout: float = _KAFKA_TIMEOUT,
 ) -> None:
     """Read frames with OpenCV, JPEG-encode them and produce to `frames` (newest frame wins)."""
     from streamsense.services.observability.health import HealthServer
-    from streamsense.services.producers.camera import CameraProducer, frame_producer
+    from streamsense.services.producers.camera import CameraProducer
     from streamsense.services.producers.live import LiveProgress
     from streamsense.services.producers.sources import open_source
     from streamsense.services.runner import start_health, stop_on_signals
@@ -80,6 +74,7 @@ def camera(
         "camera_loop": ("--loop", loop),
         "camera_max_frames": ("--max-frames", max_frames),
         "camera_topic": ("--topic", topic),
+        "camera_kafka_timeout_s": ("--kafka-timeout", kafka_timeout),
     })  # fmt: skip
     if not 1 <= len(camera_id) <= 256:
         raise _fail(2, "--camera-id must have 1 to 256 characters")
@@ -89,11 +84,11 @@ def camera(
     except SourceError as exc:
         raise _fail(2, str(exc)) from exc
     stop = threading.Event()
-    producer = frame_producer(settings)
+    cam = CameraProducer(settings, frames, camera_id, stop=stop)
+    producer = cam.producer
     health: HealthServer | None = None
     try:
-        _check_topic(producer, settings, settings.topic_name)
-        cam = CameraProducer(settings, frames, camera_id, producer=producer, stop=stop)
+        cam.watch.check_topic(producer, settings.topic_name)
         health = start_health(settings, cam.health)
         title = f"camera {camera_id} -> {settings.topic_name}"
         rates = {"fps": ("sent", 1.0), "MB/s": ("bytes", 1e-6)}
@@ -104,7 +99,7 @@ def camera(
         raise _fail(3, str(exc)) from exc
     except SourceError as exc:
         raise _fail(2, str(exc)) from exc
-    except (KafkaIOError, TopicMissingError) as exc:
+    except (KafkaIOError, KafkaUnavailableError, TopicMissingError) as exc:
         raise _fail(1, str(exc)) from exc
     finally:
         frames.close()
@@ -130,6 +125,7 @@ def text(
         None, "--max-line-bytes", help="longer lines are truncated and flagged (default 65536)"
     ),  # fmt: skip
     topic: str = typer.Option(None, help="logical topic (default text; prefix is added)"),
+    kafka_timeout: float = _KAFKA_TIMEOUT,
 ) -> None:
     """Follow log files (several, rotated, truncated) or stdin; one TextEvent per line."""
     from streamsense.schemas.catalog import dlq_topic
@@ -147,6 +143,7 @@ def text(
         "text_checkpoint": ("--checkpoint", checkpoint),
         "text_max_line_bytes": ("--max-line-bytes", max_line_bytes),
         "text_topic": ("--topic", topic),
+        "text_kafka_timeout_s": ("--kafka-timeout", kafka_timeout),
     })  # fmt: skip
     if path is not None and not follow and not matching_files(path):
         raise _fail(2, f"no file matches {path}")
@@ -158,9 +155,12 @@ def text(
                             stop=stop)  # fmt: skip
     health: HealthServer | None = None
     try:
-        _check_topic(producer.producer, settings, settings.topic_name)
-        if json_field is not None:  # lines without the field go to the dead-letter topic
-            _check_topic(producer.producer, settings, dlq_topic(settings.topic_name))
+        try:
+            producer.watch.check_topic(producer.producer, settings.topic_name)
+            if json_field is not None:  # lines without the field go to the dead-letter topic
+                producer.watch.check_topic(producer.producer, dlq_topic(settings.topic_name))
+        except ServiceError as exc:
+            raise _fail(1, f"{exc}; no line was read") from exc
         health = start_health(settings, producer.health)
         title = f"text {path or 'stdin'} -> {settings.topic_name}"
         with stop_on_signals(stop.set), LiveProgress(title, producer.snapshot,

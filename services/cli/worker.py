@@ -27,7 +27,7 @@ def _run(
         "worker_max_frame_age_ms": ("--max-frame-age-ms", max_frame_age_ms),
     }
     settings = settings_from(WorkerSettings, options, task=task, service_name=f"worker-{task}")
-    run_service(settings, lambda s: build_worker(s)[0])
+    run_service(settings, lambda s: build_worker(s, check_topics=True)[0])
 
 
 _MODEL = typer.Option(None, "--model", help="NAME or NAME@VERSION (default: the task's zoo model)")

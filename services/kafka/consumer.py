@@ -69,7 +69,7 @@ class BatchLoop(Generic[P]):
             msg = "exactly-once delivery needs the loop's own producer: pass producer=None"
             raise ConfigError(msg)
         self.producer = producer
-        self._dlq = DeadLetterRouter(producer, self.service)
+        self._dlq = DeadLetterRouter(producer, self.service, settings.topic_prefix)
         self._tracker = OffsetTracker()
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.service}-prep")
@@ -343,7 +343,7 @@ class BatchLoop(Generic[P]):
         log.warning("%s: replacing the transactional producer", self.service)
         old, self.producer = self.producer, self._new_producer()
         old.close(0)
-        self._dlq = DeadLetterRouter(self.producer, self.service)
+        self._dlq = DeadLetterRouter(self.producer, self.service, self.settings.topic_prefix)
         self.delivery = self._new_delivery()
 
     # -- drain, rebalance, shutdown -----------------------------------------------------------

@@ -28,3 +28,8 @@ class FatalHandlerError(ServiceError):
     """Raised by a handler to stop the loop without dead-lettering (e.g. a broken model store).
 
     The loop drains, commits what was fully processed, and re-raises."""
+
+
+class TopicMismatchError(KafkaIOError):
+    """A topic a service writes is missing or configured unlike the topic spec (a broker's
+    auto-creation, an old spec): ``streamsense topics create`` aligns it."""

@@ -153,7 +153,8 @@ class KafkaNode:
                 "inter.broker.listener.name=PLAINTEXT",
                 f"log.dirs={self.data_dir / 'logs'}",
                 "num.partitions=3",
-                "auto.create.topics.enable=true",
+                # topics come from the spec (`streamsense topics create`), never from a typo
+                "auto.create.topics.enable=false",
                 "offsets.topic.replication.factor=1",
                 "offsets.topic.num.partitions=5",
                 "transaction.state.log.replication.factor=1",

@@ -109,6 +109,15 @@ def stop(pid: int, marker: str, timeout: float = 20.0) -> bool:
     return True
 
 
+def kill(pid: int, marker: str) -> bool:
+    """SIGKILL (a crash, no shutdown at all), then reap; only if the process is still ours."""
+    if not is_ours(pid, marker):
+        return False
+    os.kill(pid, signal.SIGKILL)
+    _reap(pid)
+    return True
+
+
 def _zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"

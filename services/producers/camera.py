@@ -28,7 +28,12 @@ from streamsense.schemas.frames import FrameHeaders
 from streamsense.services.kafka.producer import BackpressurePolicy, Producer
 from streamsense.services.producers.base import FrameSource, Image
 from streamsense.services.producers.encode import FrameEncoder
-from streamsense.services.producers.exceptions import SourceError, SourceLostError
+from streamsense.services.producers.exceptions import (
+    KafkaUnavailableError,
+    SourceError,
+    SourceLostError,
+)
+from streamsense.services.producers.kafka_watch import KafkaWatch
 from streamsense.services.producers.pacing import Pacer
 from streamsense.services.producers.settings import CameraProducerSettings
 
@@ -45,7 +50,7 @@ class CameraStats:
     loops: int = 0
 
 
-def frame_producer(settings: CameraProducerSettings) -> Producer:
+def frame_producer(settings: CameraProducerSettings, watch: KafkaWatch | None = None) -> Producer:
     """Drop-oldest, tiny queues, no compression (JPEG does not compress), 1 ms linger."""
     return Producer(
         settings,
@@ -54,6 +59,7 @@ def frame_producer(settings: CameraProducerSettings) -> Producer:
         pending_limit=settings.camera_pending_limit,
         compression="none",
         linger_ms=settings.camera_linger_ms,
+        config=watch.client_config() if watch is not None else None,
     )
 
 
@@ -73,7 +79,8 @@ class CameraProducer:
         self.camera_id = camera_id
         self.topic = settings.topic_name
         self.encoder = FrameEncoder(settings.camera_width, settings.camera_jpeg_quality)
-        self.producer = producer or frame_producer(settings)
+        self.watch = KafkaWatch(settings.kafka_bootstrap, settings.camera_kafka_timeout_s)
+        self.producer = producer or frame_producer(settings, self.watch)
         self.stop_event = stop or threading.Event()
         self.pace = pace
         self.stats = CameraStats()
@@ -102,7 +109,8 @@ class CameraProducer:
         return self.source.fps or self.settings.camera_default_fps
 
     def run(self) -> CameraStats:
-        """Produce until the source ends, ``camera_max_frames`` or ``stop``; then flush."""
+        """Produce until the source ends, ``camera_max_frames`` or ``stop``; then flush.
+        KafkaUnavailableError when Kafka acknowledges nothing for ``camera_kafka_timeout_s``."""
         if not self.source.is_open:
             self.source.open()  # an unreadable source fails here, before anything is sent
         self.connected = True
@@ -112,6 +120,7 @@ class CameraProducer:
         log.info("camera %s: %s -> %s at %s", self.camera_id, self.source.description,
                  self.topic, pace)  # fmt: skip
         limit = self.settings.camera_max_frames
+        unavailable = False
         try:
             while not self.stop_event.is_set() and (limit is None or self.seq < limit):
                 if not self.source.live:
@@ -129,10 +138,14 @@ class CameraProducer:
                     continue
                 self._send(image)
                 self.producer.poll(0)
+                self.watch.check(self.producer)
+        except KafkaUnavailableError:
+            unavailable = True
+            raise
         finally:
             self.source.close()
             self.connected = False
-            left = self.producer.flush(self.settings.camera_flush_timeout_s)
+            left = self.producer.flush(1.0 if unavailable else self.settings.camera_flush_timeout_s)
             if left:
                 log.error("camera %s: %d frames not acknowledged at exit", self.camera_id, left)
         return self.stats

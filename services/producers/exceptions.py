@@ -31,3 +31,7 @@ class NotJsonError(LineError):
 
 class MissingFieldError(LineError):
     """``--json-field`` is set and the JSON object lacks the field, or it is not a string."""
+
+
+class KafkaUnavailableError(ProducerError):
+    """Kafka did not answer, or acknowledged nothing, within the producer's Kafka timeout."""

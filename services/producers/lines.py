@@ -1,10 +1,14 @@
 """Bytes -> lines -> ``TextEvent`` (or the reason it cannot be one).
 
 :class:`LineSplitter` cuts a byte stream into lines, remembering where each starts and ends so
-positions can be checkpointed; a line longer than ``max_bytes`` keeps its first ``max_bytes``
-(cut on a UTF-8 character boundary) and is flagged ``truncated``; the rest of it is skipped, never
-buffered. :func:`line_text` decodes (``errors="replace"``, flag ``invalid-utf8-replaced``) and
-applies ``--json-field``.
+positions can be checkpointed. A line longer than ``max_bytes`` keeps its first ``max_bytes`` (cut
+on a UTF-8 character boundary) and is flagged ``truncated``. When its newline is not in the bytes
+fed so far it is emitted at once, so a giant line (a file with no newline at all) is served in
+bounded time and memory; the rest of it is skipped up to its newline, never buffered, and
+reported as a *tail* (no text, a new position). A resume position inside a line (the byte
+before it is not a newline) means that line was emitted already: the splitter then starts by
+skipping to the next newline. :func:`line_text` decodes (``errors="replace"``, flag
+``invalid-utf8-replaced``) and applies ``--json-field``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ class RawLine:
     data: bytes
     """the line without its line ending, at most ``max_bytes``"""
     length: int
-    """the line's real length in bytes (larger than ``len(data)`` when truncated)"""
+    """the line's length in bytes (as far as read, for one emitted before its newline)"""
+    tail: bool = False
+    """the skipped rest of a line emitted truncated: no record, only the position moves"""
 
     @property
     def truncated(self) -> bool:
@@ -36,22 +42,24 @@ class RawLine:
 
 
 class LineSplitter:
-    """Feed bytes, get complete lines. ``offset`` counts every byte fed (the read position);
-    ``line_start`` is where the unfinished line begins (the resume position)."""
+    """Feed bytes, get lines. ``offset`` counts every byte fed (the read position);
+    ``line_start`` is where the unfinished line (or the tail being skipped) begins: the resume
+    position. ``skipping``: inside the tail of a line already emitted."""
 
-    def __init__(self, max_bytes: int, offset: int = 0) -> None:
+    def __init__(self, max_bytes: int, offset: int = 0, *, skipping: bool = False) -> None:
         self.max_bytes = max_bytes
-        self.reset(offset)
+        self.reset(offset, skipping=skipping)
 
-    def reset(self, offset: int = 0) -> None:
+    def reset(self, offset: int = 0, *, skipping: bool = False) -> None:
         self.offset = offset
         self.line_start = offset
+        self.skipping = skipping
         self._buf = bytearray()
         self._length = 0
 
     @property
     def pending(self) -> int:
-        """Bytes of an unfinished line (no newline yet)."""
+        """Bytes of an unfinished line (no newline yet), or of the tail being skipped."""
         return self._length
 
     def feed(self, data: bytes) -> list[RawLine]:
@@ -59,18 +67,30 @@ class LineSplitter:
         pos, n = 0, len(data)
         while pos < n:
             nl = data.find(b"\n", pos)
+            stop = n if nl < 0 else nl
+            if self.skipping:
+                self._length += stop - pos
+                if nl >= 0:
+                    out.append(self._end_tail(self.offset + nl + 1))
+            else:
+                self._add(data, pos, stop)
+                if nl >= 0:
+                    out.append(self._take(1))
+                elif self._length > self.max_bytes:  # no newline yet: serve it now
+                    out.append(self._take(0))
+                    self.skipping = True
             if nl < 0:
-                self._add(data, pos, n)
                 break
-            self._add(data, pos, nl)
-            out.append(self._take(1))
             pos = nl + 1
         self.offset += n
         return out
 
     def finish(self) -> RawLine | None:
-        """The unfinished last line of a file that ends without a newline, if any."""
-        return self._take(0) if self._length else None
+        """At the end of a file without a final newline: its unfinished last line, or the
+        rest of the tail being skipped (so the position moves to the end), if any."""
+        if not self._length:
+            return None
+        return self._end_tail(self.offset) if self.skipping else self._take(0)
 
     def _add(self, data: bytes, pos: int, stop: int) -> None:
         room = self.max_bytes - len(self._buf)
@@ -89,6 +109,11 @@ class LineSplitter:
         self._buf.clear()
         self._length = 0
         return RawLine(start, end, body, length)
+
+    def _end_tail(self, end: int) -> RawLine:
+        tail = RawLine(self.line_start, end, b"", end - self.line_start, tail=True)
+        self.line_start, self._length, self.skipping = end, 0, False
+        return tail
 
 
 def _cut_utf8(data: bytes) -> bytes:

@@ -40,6 +40,12 @@ class CameraProducerSettings(StreamsenseSettings):
     camera_reconnect_initial_s: float = Field(default=0.5, gt=0, le=60)
     camera_reconnect_max_s: float = Field(default=10.0, gt=0, le=600)
     camera_flush_timeout_s: float = Field(default=10.0, ge=0, le=600)
+    camera_kafka_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="exit 1 when Kafka does not answer, or acknowledges nothing, for this long",
+    )
 
     @property
     def topic_name(self) -> str:
@@ -64,6 +70,12 @@ class TextProducerSettings(StreamsenseSettings):
     #: records read back per partition at start to find lines acknowledged after the checkpoint
     text_reconcile_scan: int = Field(default=2000, ge=0, le=10_000_000)
     text_flush_timeout_s: float = Field(default=30.0, ge=0, le=3600)
+    text_kafka_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="exit 1 when Kafka does not answer, or acknowledges nothing, for this long",
+    )
 
     @property
     def topic_name(self) -> str:

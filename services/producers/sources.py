@@ -10,6 +10,9 @@ from typing import ClassVar
 
 import cv2
 
+from streamsense.models.decoding import check_image, decode_image, sniff_encoding
+from streamsense.models.exceptions import BadImageError
+from streamsense.schemas.catalog import FRAME_MAX_PIXELS
 from streamsense.services.producers.base import FrameSource, Image
 from streamsense.services.producers.exceptions import SourceError
 
@@ -21,6 +24,22 @@ IMAGE_SUFFIXES = frozenset(
 #: Seconds OpenCV's FFmpeg backend waits for a stream to open or deliver a frame.
 STREAM_TIMEOUT_MS = 5_000
 _GLOB_CHARS = frozenset("*?[")
+#: Largest image file the folder source reads (an 8K PNG is ~100 MB at worst); its pixel budget
+#: is the frames' (:data:`~streamsense.schemas.catalog.FRAME_MAX_PIXELS`).
+IMAGE_MAX_BYTES = 128 * 1024 * 1024
+
+
+def read_image(path: Path, max_pixels: int = FRAME_MAX_PIXELS) -> Image:
+    """A JPEG or PNG file, decoded (BGR) through the decompression guard; BadImageError for
+    anything else: another format, too large, truncated, a bomb (the reason says which)."""
+    with path.open("rb") as fh:
+        data = fh.read(IMAGE_MAX_BYTES + 1)
+    encoding = sniff_encoding(data)
+    if encoding is None:
+        msg = "not a JPEG or PNG (the only formats the decompression guard reads)"
+        raise BadImageError(msg)
+    info = check_image(data, encoding=encoding, max_bytes=IMAGE_MAX_BYTES, max_pixels=max_pixels)
+    return decode_image(data, info, rgb=False)
 
 
 def _quiet_opencv() -> None:
@@ -55,6 +74,12 @@ class CaptureSource(FrameSource):
         if not cap.isOpened():
             cap.release()
             raise SourceError(self._unreadable())
+        # the container's declared size, checked before FFmpeg decodes a frame of it
+        size = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if size[0] * size[1] > FRAME_MAX_PIXELS:
+            cap.release()
+            msg = f"{self.description} declares {size[0]}x{size[1]}, over the frame pixel limit"
+            raise SourceError(msg)
         ok, first = cap.read()
         if not ok or first is None:
             cap.release()
@@ -129,7 +154,8 @@ class DeviceSource(CaptureSource):
 
 
 class ImageFolderSource(FrameSource):
-    """Sorted image files read with ``cv2.imread``; an undecodable file is skipped and logged."""
+    """Sorted JPEG and PNG files decoded through the decompression guard (:func:`read_image`);
+    any other file, or one the guard refuses, is skipped and logged with the reason."""
 
     kind: ClassVar[str] = "folder"
 
@@ -156,11 +182,11 @@ class ImageFolderSource(FrameSource):
         while self._next < len(self.paths):
             path = self.paths[self._next]
             self._next += 1
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is not None:
-                return image
-            self.skipped += 1
-            log.warning("skipping %s: not an image OpenCV can decode", path)
+            try:
+                return read_image(path)
+            except (BadImageError, OSError) as exc:
+                self.skipped += 1
+                log.warning("skipping %s: %s", path, exc)
         return None
 
     def read(self) -> Image | None:

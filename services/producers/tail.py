@@ -115,6 +115,8 @@ class Tailer:
         self.files: dict[str, TailedFile] = {}
         self.rotations = 0
         self.truncations = 0
+        #: files the glob matched at the last scan
+        self.matched = 0
 
     # -- discovery ----------------------------------------------------------------------------
 
@@ -124,7 +126,9 @@ class Tailer:
     def scan(self) -> None:
         """Re-evaluate the glob: new files, renamed files, rotated and deleted ones."""
         seen: set[str] = set()
-        for path in self.matches():
+        paths = self.matches()
+        self.matched = len(paths)
+        for path in paths:
             try:
                 st = os.stat(path)
             except FileNotFoundError:
@@ -150,6 +154,14 @@ class Tailer:
                 log.info("%s is gone from %s: finishing it", f.path, self.pattern)
                 f.orphaned_at = now
 
+    def adopt(self, path: str, key: str) -> None:
+        """Follow ``path``, which the glob does not match (a file rotated away while we were
+        stopped), only to finish it: read to its end, then closed like any rotated file."""
+        self._open(path, key)
+        f = self.files.get(key)
+        if f is not None:
+            f.orphaned_at = time.monotonic()
+
     def _open(self, path: str, key: str) -> None:
         try:
             fh = open(path, "rb", buffering=0)  # kept open while followed
@@ -165,7 +177,9 @@ class Tailer:
         f = TailedFile(key, path, source_id, fh, splitter)
         if start is not None:
             fh.seek(start.position)
-            splitter.reset(start.position)
+            # resuming inside a line: it was emitted already (truncated), skip its tail
+            inside = start.position > 0 and os.pread(fh.fileno(), 1, start.position - 1) != b"\n"
+            splitter.reset(start.position, skipping=inside)
             f.lines, f.source_id = start.lines, start.source_id
             f.update_fingerprint()
             log.info("resuming %s at byte %d (line %d)", path, start.position, start.lines)
@@ -176,7 +190,9 @@ class Tailer:
     # -- reading ------------------------------------------------------------------------------
 
     def read(self, budget: int = 4 * CHUNK) -> list[tuple[TailedFile, RawLine]]:
-        """Complete lines available now, at most about ``budget`` bytes per file."""
+        """Lines available now, reading at most ``budget`` bytes per file: one file's giant
+        line (or burst) delays the others by one such round, not by its whole size. A file
+        left with more to read is not ``eof``, so the caller reads again without waiting."""
         out: list[tuple[TailedFile, RawLine]] = []
         for f in list(self.files.values()):
             self._check_truncation(f)

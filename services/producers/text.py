@@ -12,7 +12,15 @@
   ``ss-src-path``.
 - File positions are checkpointed only over acknowledged lines, and reconciled with the topic at
   start (see :mod:`streamsense.services.producers.reconcile`), so a restart neither loses nor
-  repeats lines.
+  repeats lines (:mod:`streamsense.services.producers.text_files` keeps the book).
+- Each file is read at most ``4 * CHUNK`` bytes per round and a round follows at once while any
+  file has more: a giant line delays other files' lines by one round, and is served truncated
+  as soon as it passes ``text_max_line_bytes``.
+- Kafka unreachable (:class:`~streamsense.services.producers.kafka_watch.KafkaWatch`): no
+  acknowledgement for ``text_kafka_timeout_s`` while lines wait stops the producer with
+  :class:`KafkaUnavailableError` and the count of unacknowledged lines. stdin is read only while
+  fewer than ``text_max_in_flight`` lines wait for Kafka, and has no checkpoint: lines it could
+  not deliver are reported as not delivered, never as sent again later.
 """
 
 from __future__ import annotations
@@ -36,14 +44,13 @@ from streamsense.services.kafka.exceptions import DeliveryFailedError
 from streamsense.services.kafka.producer import BackpressurePolicy, DeliveryCallback, Producer
 from streamsense.services.observability import metrics
 from streamsense.services.producers import reconcile
-from streamsense.services.producers.checkpoint import (
-    AckTracker,
-    Checkpoint,
-    CheckpointStore,
-    FileCheckpoint,
-    fingerprint,
+from streamsense.services.producers.checkpoint import AckTracker, Checkpoint, CheckpointStore
+from streamsense.services.producers.exceptions import (
+    KafkaUnavailableError,
+    LineError,
+    SourceError,
 )
-from streamsense.services.producers.exceptions import LineError, SourceError
+from streamsense.services.producers.kafka_watch import KafkaWatch
 from streamsense.services.producers.lines import (
     INVALID_UTF8,
     TRUNCATED,
@@ -52,7 +59,8 @@ from streamsense.services.producers.lines import (
     line_text,
 )
 from streamsense.services.producers.settings import TextProducerSettings
-from streamsense.services.producers.tail import CHUNK, ChangeWatcher, Resume, TailedFile, Tailer
+from streamsense.services.producers.tail import CHUNK, ChangeWatcher, TailedFile, Tailer
+from streamsense.services.producers.text_files import FileBook
 
 log = logging.getLogger(__name__)
 
@@ -96,18 +104,20 @@ class TextProducer:
         self.json_field = json_field
         self.source_id = source_id
         self.topic = settings.topic_name
+        self.watch = KafkaWatch(settings.kafka_bootstrap, settings.text_kafka_timeout_s)
         self.producer = producer or Producer(
-            settings, policy=BackpressurePolicy.BLOCK, max_in_flight=settings.text_max_in_flight
+            settings,
+            policy=BackpressurePolicy.BLOCK,
+            max_in_flight=settings.text_max_in_flight,
+            config=self.watch.client_config(),
         )
         self.stop_event = stop or threading.Event()
         self.stats = TextStats()
         self.tracker = AckTracker()
-        self.store: CheckpointStore | None = None
+        self.book: FileBook | None = None
         self.ckpt = Checkpoint()
         self.tailer: Tailer | None = None
         self._seq: dict[str, int] = {}
-        self._orphans: set[str] = set()
-        self._last_save = 0.0
         self._service = settings.service_name
         self._dlq_topic = dlq_topic(self.topic)
 
@@ -128,19 +138,29 @@ class TextProducer:
     # -- run ----------------------------------------------------------------------------------
 
     def run(self) -> TextStats:
+        """Send until the input ends (or ``stop``). Raises KafkaUnavailableError or
+        DeliveryFailedError, with how many lines Kafka did not acknowledge, on a Kafka problem."""
+        unavailable: KafkaUnavailableError | None = None
         try:
             if self.stdin is not None:
                 self._run_stdin(self.stdin)
             else:
                 self._run_files()
+        except KafkaUnavailableError as exc:
+            unavailable = exc
         finally:
-            left = self.producer.flush(self.settings.text_flush_timeout_s)
+            wait = 1.0 if unavailable else self.settings.text_flush_timeout_s
+            left = self.producer.flush(wait)
             if left:
-                log.error("%d lines not acknowledged at exit: they are sent again next time", left)
-            if self.store is not None:
-                self._save(force=True)  # only acknowledged lines are in it, even after a failure
+                self.producer.close(0)  # what is left is purged, so "not delivered" stays true
+            if self.book is not None and self.tailer is not None:
+                self.book.save(self.tailer, 0, force=True)  # acknowledged lines only
             if self.tailer is not None:
                 self.tailer.close()
+        if unavailable is not None or left:
+            what = self._unsent(left, unavailable is not None)
+            msg = f"{unavailable or 'Kafka did not acknowledge every line'}: {what}"
+            raise KafkaUnavailableError(msg)
         if self.tracker.failed is not None or self.producer.failed:
             msg = (
                 f"Kafka refused {self.producer.failed} line(s): {self.tracker.failed or 'see log'}"
@@ -148,26 +168,40 @@ class TextProducer:
             raise DeliveryFailedError(msg)
         return self.stats
 
+    def _unsent(self, left: int, early: bool) -> str:
+        if self.stdin is not None:
+            rest = ", and the rest of stdin was not read" if early else ""
+            return (
+                f"{left} line(s) from stdin not acknowledged (they may not have been written)"
+                f"{rest}; stdin cannot be read again"
+            )
+        return (
+            f"{left} line(s) not acknowledged; the checkpoint holds only acknowledged lines, "
+            "so they are read and sent again at the next start"
+        )
+
     def _run_files(self) -> None:
         assert self.pattern is not None
         s = self.settings
-        self.store = CheckpointStore(s.checkpoint_path(self.pattern, self.source_id))
-        self.ckpt = self.store.load()
+        store = CheckpointStore(s.checkpoint_path(self.pattern, self.source_id))
+        self.ckpt = store.load()
         found = reconcile.scan(s, [self.topic, self._dlq_topic], self.ckpt.producer_id,
                                s.text_reconcile_scan)  # fmt: skip
         if reconcile.apply(self.ckpt, found):
             log.info("reconciled the checkpoint with %s: no line is sent twice", self.topic)
         self._seq = dict(self.ckpt.sources)
-        self.store.save(self.ckpt)  # the producer id must be on disk before the first record
+        store.save(self.ckpt)  # the producer id must be on disk before the first record
+        book = self.book = FileBook(store, self.ckpt, self.tracker)
         self.tailer = Tailer(self.pattern, max_line_bytes=s.text_max_line_bytes,
                              follow=self.follow, grace_s=s.text_rotate_grace_s,
-                             source_id=self.source_id, resume=self._resume,
-                             on_close=self._closed)  # fmt: skip
-        self._scan()
+                             source_id=self.source_id, resume=book.resume,
+                             on_close=book.closed)  # fmt: skip
+        matched = self._scan(None)
         if not self.tailer.files and not self.follow:
             msg = f"no file matches {self.pattern}"
             raise SourceError(msg)
-        self._drop_stale_entries()
+        book.adopt_rotated(self.tailer)
+        book.scanned(self.tailer)
         changed = threading.Event()
         watcher = ChangeWatcher(self.pattern, changed).start() if self.follow else None
         last_scan = time.monotonic()
@@ -176,14 +210,14 @@ class TextProducer:
                 now = time.monotonic()
                 if self.follow and (changed.is_set() or now - last_scan >= s.text_poll_interval_s):
                     changed.clear()
-                    self._scan()
+                    matched = self._scan(matched)
                     last_scan = now
                 batch = self.tailer.read()
                 for f, raw in batch:
                     self._emit(f, raw)
                 self._served()
-                if batch:
-                    continue
+                if batch or not self.tailer.idle:
+                    continue  # more to read now: no waiting behind a file that has more
                 if not self.follow and not self.tailer.files:
                     break
                 if self.producer.in_flight:
@@ -194,35 +228,64 @@ class TextProducer:
             if watcher is not None:
                 watcher.stop()
 
+    def _scan(self, matched: int | None) -> int:
+        """Rescan the glob; say when it matches nothing (at start) and when that changes."""
+        assert self.tailer is not None and self.book is not None
+        self.tailer.scan()
+        self.book.scanned(self.tailer)
+        now = self.tailer.matched
+        if matched is None and not now and self.follow:
+            log.warning("no file matches %s yet: waiting for one to appear", self.pattern)
+        elif matched is not None and bool(matched) != bool(now):
+            if now:
+                log.info("%s now matches %d file(s)", self.pattern, now)
+            else:
+                log.warning("no file matches %s any more: waiting for one to appear", self.pattern)
+        return now
+
     def _run_stdin(self, stream: BinaryIO) -> None:
         source = self.source_id or "stdin"
         splitter = LineSplitter(self.settings.text_max_line_bytes)
         fd = stream.fileno()
         while not self.stop_event.is_set():
+            self._wait_for_room()
             ready, _, _ = select.select([fd], [], [], 0.1)
             if not ready:
-                self.producer.poll(0)
+                self._served()
                 continue
             data = os.read(fd, CHUNK)
             if not data:
                 last = splitter.finish()
-                if last is not None:
+                if last is not None and not last.tail:
                     self._emit_line(None, source, last)
                 break
             for raw in splitter.feed(data):
-                self._emit_line(None, source, raw)
+                if not raw.tail:
+                    self._emit_line(None, source, raw)
             self._served()
+
+    def _wait_for_room(self) -> None:
+        """Read no more input while ``text_max_in_flight`` lines wait for Kafka (stdin is not
+        read faster than it is acknowledged); KafkaUnavailableError when Kafka stays silent."""
+        limit = self.settings.text_max_in_flight
+        while self.producer.in_flight >= limit and not self.stop_event.is_set():
+            self.producer.poll(0.05)
+            self.watch.check(self.producer)
 
     def _served(self) -> None:
         self.producer.poll(0)
+        self.watch.check(self.producer)
         if self.tracker.failed is not None:
             self.stop_event.set()
-        elif self.store is not None:
-            self._save()
+        elif self.book is not None and self.tailer is not None:
+            self.book.save(self.tailer, self.settings.text_checkpoint_interval_s)
 
     # -- lines -> records ---------------------------------------------------------------------
 
     def _emit(self, f: TailedFile, raw: RawLine) -> None:
+        if raw.tail:  # the skipped rest of a line sent truncated: only the position moves
+            self.tracker.skip(f.key, raw.end, f.lines)
+            return
         f.lines += 1
         self._emit_line(f, f.source_id, raw)
 
@@ -243,7 +306,7 @@ class TextProducer:
             return
         if TRUNCATED in lt.flags:
             st.truncated += 1
-            self._flagged(st.truncated, "%s: line of %d bytes truncated to %d", where, raw.length,
+            self._flagged(st.truncated, "%s: line of %d+ bytes truncated to %d", where, raw.length,
                           len(raw.data))  # fmt: skip
         if INVALID_UTF8 in lt.flags:
             st.invalid_utf8 += 1
@@ -253,6 +316,7 @@ class TextProducer:
         event = TextEvent(source_id=source, text=lt.text, ts_ns=time.time_ns(), seq=seq,
                           trace_id=uuid.uuid4().hex, path=f.path if f else None,
                           position=raw.start, flags=lt.flags)  # fmt: skip
+        self._wait_for_room()
         headers = self._headers(f, raw, seq)
         self.producer.produce(self.topic, encode(event), key=source, headers=headers,
                               on_delivery=self._on_delivery(f, raw, seq))  # fmt: skip
@@ -272,6 +336,7 @@ class TextProducer:
         metrics.DLQ_TOTAL.labels(self._service, self.topic, info.error_class).inc()
         self._flagged(self.stats.dlq, "%s -> %s: %s: %s", where, self._dlq_topic,
                       info.error_class, info.error_message)  # fmt: skip
+        self._wait_for_room()
         self.producer.produce(self._dlq_topic, raw.data, key=source, headers=headers,
                               on_delivery=self._on_delivery(f, raw, -1))  # fmt: skip
 
@@ -296,74 +361,3 @@ class TextProducer:
     def _flagged(count: int, fmt: str, *args: object) -> None:
         if count <= _LOG_FIRST or count % _LOG_EVERY == 0:
             log.warning(fmt + (f" (#{count})" if count > _LOG_FIRST else ""), *args)
-
-    # -- files and checkpoints ----------------------------------------------------------------
-
-    def _scan(self) -> None:
-        assert self.tailer is not None
-        self.tailer.scan()
-        for key, f in self.tailer.files.items():
-            if key not in self.tracker.files:
-                self.tracker.start(key, f.position, f.lines, f.source_id, f.path)
-            if f.orphaned_at is not None:
-                self._orphans.add(key)
-            else:
-                self._orphans.discard(key)
-
-    def _resume(self, key: str, path: str, fh: BinaryIO) -> Resume | None:
-        entry = self.ckpt.files.get(key)
-        if entry is None:
-            return None
-        size = os.fstat(fh.fileno()).st_size
-        if size < entry.position:
-            log.warning("%s is smaller than its checkpoint (%d < %d): truncated while stopped, "
-                        "reading it from the start", path, size, entry.position)  # fmt: skip
-            return None
-        if entry.fp_len and fingerprint(fh.fileno(), entry.fp_len) != entry.fp:
-            log.warning("%s has other content than checkpointed (inode reused): from the start",
-                        path)  # fmt: skip
-            return None
-        if entry.path != path and not entry.fp_len:
-            return None
-        return Resume(entry.position, entry.lines, entry.source_id)
-
-    def _closed(self, f: TailedFile) -> None:
-        c = self.tracker.files.get(f.key)
-        if c is not None:
-            c.path, c.fp, c.fp_len = f.path, f.fp, f.fp_len
-        if f.orphaned_at is not None:
-            self._orphans.add(f.key)  # forgotten once its last line is acknowledged
-
-    def _drop_stale_entries(self) -> None:
-        assert self.tailer is not None
-        for key in set(self.ckpt.files) - set(self.tailer.files):
-            log.info(
-                "checkpoint: %s is no longer matched, forgetting it", self.ckpt.files[key].path
-            )
-            del self.ckpt.files[key]
-
-    def _save(self, force: bool = False) -> None:
-        assert self.store is not None and self.tailer is not None
-        now = time.monotonic()
-        if not self.tracker.changed or (
-            not force and now - self._last_save < self.settings.text_checkpoint_interval_s
-        ):
-            return
-        for key in list(self._orphans):
-            if key not in self.tailer.files and not self.tracker.in_flight(key):
-                self.tracker.forget(key)
-                self.ckpt.files.pop(key, None)
-                self._orphans.discard(key)
-        for key, c in self.tracker.files.items():
-            f = self.tailer.files.get(key)
-            if f is not None:
-                c.path, c.fp, c.fp_len = f.path, f.fp, f.fp_len
-            self.ckpt.files[key] = FileCheckpoint(
-                c.path, c.source_id, c.position, c.lines, c.fp, c.fp_len
-            )
-            if c.max_seq >= 0:
-                self.ckpt.sources[c.source_id] = max(self.ckpt.sources.get(c.source_id, 0),
-                                                     c.max_seq + 1)  # fmt: skip
-        self.store.save(self.ckpt)
-        self.tracker.changed = False
-        self._last_save = now

@@ -22,16 +22,26 @@ class LayoutWriter:
     stream_maxlen: int = 1000
     thumb_ttl_s: int = 60
 
-    def result(self, pipe: Any, task: str, source: str, value: bytes) -> int:
-        """Append a result to its source's stream and publish it live."""
+    def result(
+        self, pipe: Any, task: str, source: str, value: bytes, *, publish: bool = True
+    ) -> int:
+        """Append a result to its source's stream and publish it live (not when replaying
+        history: ``publish=False``)."""
         pipe.xadd(
             self.keys.stream(task, source),
             {JSON_FIELD: value},
             maxlen=self.stream_maxlen,
             approximate=True,
         )
+        if not publish:
+            return 1
         pipe.publish(self.keys.channel(task, source), value)
         return 2
+
+    def forget_history(self, pipe: Any, task: str, source: str) -> int:
+        """Drop a source's stream (before it is replayed from Kafka)."""
+        pipe.delete(self.keys.stream(task, source))
+        return 1
 
     def latest(self, pipe: Any, task: str, source: str, value: bytes, written_ms: int) -> int:
         """Make ``value`` the source's latest result."""

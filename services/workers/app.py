@@ -9,8 +9,10 @@ from streamsense.models.base import ModelAdapter
 from streamsense.models.exceptions import ModelNotFoundError
 from streamsense.models.runtime import configure_devices
 from streamsense.models.store import ModelStore
+from streamsense.schemas.catalog import dlq_topic
 from streamsense.services.exceptions import ConfigError
 from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.topics import verify_topics
 from streamsense.services.workers.codecs import FrameCodec, Item, TextCodec
 from streamsense.services.workers.handler import InferenceHandler
 from streamsense.services.workers.schedule import FrameScheduler
@@ -28,14 +30,29 @@ def model_side(adapter: ModelAdapter[Any, Any]) -> int | None:
     return min(dims) if len(dims) == 2 else None
 
 
+def written_topics(settings: WorkerSettings) -> list[str]:
+    """The topics a worker writes: its results topic and its input's dead-letter topic."""
+    return [settings.output_topic, dlq_topic(settings.input_topic)]
+
+
 def build_worker(
-    settings: WorkerSettings, store: ModelStore | None = None
+    settings: WorkerSettings, store: ModelStore | None = None, *, check_topics: bool = False
 ) -> tuple[BatchLoop[list[Item]], InferenceHandler]:
+    """The worker's loop and handler. ``check_topics`` (the ``streamsense worker`` command)
+    refuses results and dead-letter topics that differ from the topic spec, before the model
+    is loaded. Without a pinned version the champion serves, or, when it is corrupt, the
+    newest version that loads (the handler's health says so)."""
+    if check_topics:
+        verify_topics(settings, written_topics(settings))
     device = configure_devices()
     store = store or ModelStore(settings.model_store_dir)
     name, version = settings.model_spec
+    fallback: str | None = None
     try:
-        adapter = store.load(name, version)
+        if version is None:
+            adapter, fallback = store.load_serving(name)
+        else:
+            adapter = store.load(name, version)
     except ModelNotFoundError as exc:  # the name (or version) the user gave does not exist
         raise ConfigError(str(exc)) from exc
     if adapter.card.task != settings.task:
@@ -69,6 +86,8 @@ def build_worker(
         settings.worker_decode_threads,
         scheduler,
     )
+    if fallback is not None:
+        handler.fallback = (adapter.version, fallback)
     config = LoopConfig(
         topics=[settings.input_topic],
         group_id=settings.group_id,

@@ -43,6 +43,8 @@ class InferenceHandler(BatchHandler[list[Item]]):
         self.scheduler = scheduler
         self.skipped: Counter[str] = Counter()  # reason -> frames
         self.follower: UpdateFollower | None = None
+        #: (version, why) while a version other than the corrupt champion serves
+        self.fallback: tuple[str, str] | None = None
         self._pool = (
             ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
             if isinstance(codec, FrameCodec) and decode_threads > 1
@@ -141,17 +143,22 @@ class InferenceHandler(BatchHandler[list[Item]]):
             out["behind"] = "yes"
         return out
 
-    def health(self) -> tuple[bool, dict[str, Any]]:
-        detail: dict[str, Any] = {"skipped": dict(self.skipped)}
-        if self.scheduler is not None:
-            per_camera = self.scheduler.skipped.most_common(20)
-            detail.update(behind=self.scheduler.behind, skipped_behind=dict(per_camera))
-        return True, detail
-
     def between_batches(self) -> None:
         if self.follower is not None:
             self.follower.poll()
         self.slot.swap_if_ready()
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """The model serving; a fallback from a corrupt champion is reported (the worker is
+        still doing its job) until another version is swapped in."""
+        name, version = self.slot.ref
+        detail: dict[str, Any] = {"model": f"{name}@{version}", "skipped": dict(self.skipped)}
+        if self.fallback is not None and self.fallback[0] == version:
+            detail["model_fallback"] = self.fallback[1]
+        if self.scheduler is not None:
+            per_camera = self.scheduler.skipped.most_common(20)
+            detail.update(behind=self.scheduler.behind, skipped_behind=dict(per_camera))
+        return True, detail
 
     def close(self) -> None:
         if self.follower is not None:

@@ -1,13 +1,13 @@
 """Real time beats backlog: which frames of a fetched batch the model sees.
 
-A worker that keeps up models every frame it fetches. A worker that is behind (the newest
-frame of some camera in the batch is older than ``worker_latency_budget_ms``) serves the newest frame of each camera and skips the older
-frames it holds, counting them per camera (``skipped_behind``); it then fetches many frames
-per batch (skipping one costs a header check, not a decode), so the queue never grows and
-latency stays near one batch's model time. When more cameras are waiting than one model batch
-holds, cameras take turns (round-robin), so a 30 fps camera cannot starve a 1 fps one. The age
-limit (``worker_max_frame_age_ms``) stays a backstop; every frame is validated before any of
-this, so a poison frame always reaches the dead-letter topic.
+A worker that keeps up models every frame it fetches. A worker that is behind (the newest frame of
+some camera in the batch is older than ``worker_latency_budget_ms``) serves the newest frame of each
+camera and skips the older frames it holds, counting them per camera (``skipped_behind``); it then
+fetches many frames per batch (skipping one costs a header check, not a decode), so the queue never
+grows and latency stays near one batch's model time. When more cameras are waiting than one model
+batch holds, cameras take turns (round-robin), so a 30 fps camera cannot starve a 1 fps one. The age
+limit (``worker_max_frame_age_ms``) stays a backstop; every frame is validated before any of this,
+so a poison frame always reaches the dead-letter topic.
 """
 
 from __future__ import annotations

@@ -194,3 +194,34 @@ def test_segmenter_areas_sum_to_one_with_background(
     assert out.class_areas["blue"] == pytest.approx(0.5, abs=0.03)
     assert out.class_areas["red"] == pytest.approx(0.0, abs=0.01)
     assert np.isclose(sum(out.class_areas.values()), 0.5, atol=0.03)  # background excluded
+
+
+def test_load_serving_falls_back_from_a_corrupt_champion(
+    store: ModelStore, user_segmenter: Path
+) -> None:
+    """The champion serves; an unreadable pointer or a corrupt champion falls back to the
+    newest version that loads, with the reason; nothing loadable is an integrity error."""
+    for version in ("1", "2", "3"):
+        store.put("seg", version, user_segmenter, _card(user_segmenter, version=version))
+    store.set_champion("seg", "3")
+    adapter, why = store.load_serving("seg")
+    assert (adapter.version, why) == ("3", None)
+
+    weights = store.artifact_path("seg", "3") / "saved_model.pb"
+    weights.write_bytes(weights.read_bytes()[:-10])  # truncated on disk
+    adapter, why = store.load_serving("seg")
+    assert adapter.version == "2"
+    assert why is not None and "champion seg@3 cannot be loaded" in why and "serving 2" in why
+
+    (store.root / "seg" / "champion.json").write_text("{not json")
+    adapter, why = store.load_serving("seg")
+    assert adapter.version == "2"  # 3 is still corrupt
+    assert why is not None and why.startswith("champion pointer of seg cannot be loaded")
+    assert "unreadable champion pointer" in why
+
+    for version in ("1", "2"):
+        (store.artifact_path("seg", version) / "saved_model.pb").write_bytes(b"")
+    with pytest.raises(ModelIntegrityError, match="no version of 'seg' can be loaded"):
+        store.load_serving("seg")
+    with pytest.raises(ModelNotFoundError, match="see `streamsense models list`"):
+        store.load_serving("nope")

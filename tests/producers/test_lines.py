@@ -38,19 +38,30 @@ def split_all(data: bytes, max_bytes: int, chunks: list[int]) -> list[RawLine]:
 def test_any_chunking_gives_the_same_lines_and_positions(
     data: bytes, max_bytes: int, chunks: list[int]
 ) -> None:
-    lines = split_all(data, max_bytes, chunks)
+    """Whatever the chunking, the same lines with the same text and flags, and positions that
+    cover the input without gap. An over-long line whose newline had not arrived yet is emitted
+    at once (its length then counts the bytes read so far) and its rest comes as a tail, so
+    only where the position steps and the length depend on the chunks."""
+    out = split_all(data, max_bytes, chunks)
+    lines = [ln for ln in out if not ln.tail]
     parts = data.split(b"\n")
     if parts and parts[-1] == b"":
         parts.pop()  # a trailing newline ends the last line, it does not start one
-    assert [ln.length for ln in lines] == [len(p) for p in parts]
-    pos = 0
-    for ln, part in zip(lines, parts, strict=True):
+    assert len(lines) == len(parts)
+    pos, part_start = 0, 0
+    for ln in out:
         assert ln.start == pos
+        pos = ln.end
+    assert pos == len(data)
+    for ln, part in zip(lines, parts, strict=True):
+        assert ln.start == part_start
         assert part.startswith(ln.data) and len(ln.data) <= max_bytes
         assert ln.truncated == (len(part) > max_bytes)
-        pos = ln.end
-        assert data[ln.start : ln.end].rstrip(b"\n") == part
-    assert pos == len(data)
+        assert ln.length == len(part) or max_bytes < ln.length <= len(part)
+        part_start += len(part) + 1
+    for tail in (ln for ln in out if ln.tail):
+        assert tail.data == b""
+        assert tail.end == len(data) or data[tail.end - 1 : tail.end] == b"\n"
 
 
 def test_crlf_is_stripped_and_positions_count_it() -> None:
@@ -77,13 +88,31 @@ def test_truncation_never_splits_a_utf8_character() -> None:
     assert lt.text == "abcd" and lt.flags == [TRUNCATED]
 
 
-def test_over_long_line_is_not_buffered_beyond_the_limit() -> None:
+def test_over_long_line_is_emitted_at_once_and_its_tail_skipped_unbuffered() -> None:
+    """A line over the limit is served when the limit is passed, not when (if ever) its newline
+    comes; the rest is skipped without buffering, then reported as a tail up to its newline.
+    (Before, the line waited for its newline: a 100 MB line without one stalled its file.)"""
     s = LineSplitter(64)
-    for _ in range(100):
+    (line,) = s.feed(b"x" * 10_000)
+    assert (line.data, line.length, line.start, line.end) == (b"x" * 64, 10_000, 0, 10_000)
+    assert line.truncated and s.skipping
+    for _ in range(99):
         assert s.feed(b"x" * 10_000) == []
-    assert len(s._buf) == 64
-    (line,) = s.feed(b"\nnext\n")[:1]
-    assert line.length == 1_000_000 and len(line.data) == 64 and line.end == 1_000_001
+    assert len(s._buf) == 0 and s.pending == 990_000
+    tail, nxt = s.feed(b"\nnext\n")
+    assert tail.tail and (tail.start, tail.end) == (10_000, 1_000_001)
+    assert (nxt.data, nxt.start, nxt.end, nxt.truncated) == (b"next", 1_000_001, 1_000_006, False)
+
+
+def test_a_resume_inside_a_line_skips_its_tail() -> None:
+    s = LineSplitter(64, offset=500, skipping=True)
+    tail, line = s.feed(b"rest of an emitted line\nfresh\n")
+    assert tail.tail and (tail.start, tail.end) == (500, 524)
+    assert (line.data, line.start) == (b"fresh", 524)
+    s = LineSplitter(64, offset=500, skipping=True)
+    assert s.feed(b"no newline yet") == []
+    last = s.finish()
+    assert last is not None and last.tail and last.end == 514
 
 
 def test_invalid_utf8_is_replaced_and_flagged() -> None:

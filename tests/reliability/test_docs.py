@@ -34,3 +34,11 @@ def test_the_soak_command_in_the_doc_takes_its_options() -> None:
     assert res.exit_code == 0, res.output
     for opt in options:
         assert opt in res.output, opt
+
+
+def test_the_hostile_bench_command_in_the_doc_takes_its_options() -> None:
+    (cmd,) = re.findall(r"^streamsense bench hostile .*$", DOC.read_text(), re.MULTILINE)
+    res = CliRunner().invoke(app, ["bench", "hostile", "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    for opt in re.findall(r"(--[a-z-]+)", cmd):
+        assert opt in res.output, opt
