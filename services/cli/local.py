@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 from rich.text import Text
 
+from streamsense.services.cli.entry import EXIT_USAGE, fail
 from streamsense.services.cli.entry import console as entry_console
-from streamsense.services.cli.entry import fail
 from streamsense.services.exceptions import ServiceError
 from streamsense.services.local.stack import LocalStack
 from streamsense.services.settings import StreamsenseSettings
@@ -24,15 +24,22 @@ def _stack() -> LocalStack:
 def up(
     kafka_port: int = typer.Option(None, help="default 9092, or a free port if taken"),
     redis_port: int = typer.Option(None, help="default 6379, or a free port if taken"),
+    brokers: int = typer.Option(
+        1, "--brokers", min=1, max=3, help="3: a three-node KRaft cluster (replication 3)"
+    ),
 ) -> None:
     """Start Kafka and Redis (a no-op when they already run) and print how to reach them."""
+    if brokers == 2:  # noqa: PLR2004 - two voters cannot lose one: no better than one
+        msg = "--brokers: 1, or 3 (a quorum of two voters cannot lose a node)"
+        raise fail(msg, EXIT_USAGE)
     try:
         with console.status("starting Kafka and Redis (first run fetches the Kafka jars)..."):
-            st = _stack().up(kafka_port, redis_port)
+            st = _stack().up(kafka_port, redis_port, brokers=brokers)
     except ServiceError as exc:
         msg = f"local stack failed: {exc}"
         raise fail(msg) from exc
-    console.print(f"Kafka {st.kafka_version}: {st.bootstrap} (pid {st.kafka_pid})")
+    pids = ", ".join(str(p) for p in [st.kafka_pid, *(n["pid"] for n in st.more_kafka)])
+    console.print(f"Kafka {st.kafka_version}: {st.bootstrap} (pid {pids})")
     console.print(f"Redis: {st.redis_url} (pid {st.redis_pid})")
     console.print(
         f"export STREAMSENSE_KAFKA_BOOTSTRAP={st.bootstrap} STREAMSENSE_REDIS_URL={st.redis_url}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
@@ -57,6 +57,9 @@ class TopicSpec:
     max_message_bytes: int = 1024 * 1024
     with_dlq: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+
+    def with_extra(self, configs: dict[str, str]) -> TopicSpec:
+        return self if not configs else replace(self, extra={**self.extra, **configs})
 
     def configs(self) -> dict[str, str]:
         return {
@@ -135,6 +138,13 @@ def expand(specs: Iterable[TopicSpec], prefix: str = "") -> list[TopicSpec]:
     return out
 
 
+def replication(brokers: int) -> tuple[int, dict[str, str]]:
+    """Replication factor min(3, brokers); with three replicas, a write is acknowledged once
+    two have it (``min.insync.replicas=2``), so one broker can die without losing it."""
+    rf = max(1, min(3, brokers))
+    return rf, ({"min.insync.replicas": "2"} if rf >= 3 else {})
+
+
 def ensure_topics(
     settings: StreamsenseSettings,
     specs: Iterable[TopicSpec] = TOPICS,
@@ -144,16 +154,18 @@ def ensure_topics(
 
     Returns ``{topic: "created" | "updated" | "unchanged"}``. Running it twice is harmless.
     """
-    wanted = expand(specs, settings.topic_prefix)
     admin = AdminClient(settings.librdkafka_config())
     try:
-        existing = admin.list_topics(timeout=timeout).topics
+        md = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
         msg = f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}"
         raise KafkaIOError(msg) from exc
+    existing = md.topics
+    rf, durability = replication(len(md.brokers))
+    wanted = [s.with_extra(durability) for s in expand(specs, settings.topic_prefix)]
     result: dict[str, str] = {}
     new = [
-        NewTopic(s.name, num_partitions=s.partitions, replication_factor=-1, config=s.configs())
+        NewTopic(s.name, num_partitions=s.partitions, replication_factor=rf, config=s.configs())
         for s in wanted
         if s.name not in existing
     ]

@@ -50,6 +50,8 @@ class Watchdog:
         self.checked = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # the loop's rebalance callback and this thread both update the assignment finding
+        self._lock = threading.Lock()
 
     def start(self) -> Watchdog:
         self._thread = threading.Thread(target=self._run, name="kafka-watchdog", daemon=True)
@@ -86,7 +88,8 @@ class Watchdog:
         """The loop got partitions: that finding is stale at once, and so is a missing topic
         it got partitions of (the next check would say so only seconds later)."""
         if self.unassigned and held:
-            self._check_assignment(0)
+            with self._lock:
+                self._report_assignment(None, held)
         topics = {t for t, _ in held}
         if any(t in topics for t in self.missing):
             self._set_missing([t for t in self.missing if t not in topics])
@@ -103,15 +106,23 @@ class Watchdog:
         self.missing = missing
 
     def _check_assignment(self, partitions: int) -> None:
-        held = self._assignment()
-        reason = None
-        if partitions and not held:
-            reason = (
-                f"no partitions assigned although {', '.join(self.inputs)} "
-                f"{'has' if len(self.inputs) == 1 else 'have'} {partitions} (group "
-                f"{self.group_id} is rebalancing, waits for a dead member's session to expire, "
-                "or has more members than partitions)"
-            )
+        with self._lock:
+            held = self._assignment()
+            reason = None
+            if partitions and not held:
+                reason = self._unassigned_reason(partitions)
+            self._report_assignment(reason, held)
+
+    def _unassigned_reason(self, partitions: int) -> str:
+        verb = "has" if len(self.inputs) == 1 else "have"
+        return (
+            f"no partitions assigned although {', '.join(self.inputs)} {verb} {partitions} "
+            f"(group {self.group_id} is rebalancing, waits for a dead member's session to "
+            "expire, or has more members than partitions)"
+        )
+
+    def _report_assignment(self, reason: str | None, held: list[tuple[str, int]]) -> None:
+        """Keep the finding; log only when it changes (call with the lock held)."""
         if reason and not self.unassigned:
             log.warning("%s: %s", self.state.name, reason)
         elif not reason and self.unassigned:

@@ -1,4 +1,5 @@
-"""A single-node Apache Kafka broker in KRaft mode from Maven Central jars.
+"""Apache Kafka brokers in KRaft mode from Maven Central jars: one node, or the nodes of a
+loopback cluster (:mod:`streamsense.services.local.cluster`).
 
 The jars are resolved once with ``mvn dependency:copy-dependencies`` from ``deploy/local/pom.xml``
 into a cache outside the repo; the broker runs ``java -cp 'libs/*' kafka.Kafka`` like the
@@ -116,6 +117,14 @@ class KafkaNode:
     controller_port: int
     host: str = "127.0.0.1"
     secure: SecureListener | None = None
+    node_id: int = 1
+    #: ``controller.quorum.voters`` of a cluster (``id@host:port,...``); None: this node alone
+    voters: str | None = None
+    #: the cluster id every node of a cluster formats its log dir with
+    cluster_id: str | None = None
+    #: replicas of Kafka's own topics (offsets, transactions) and of new topics
+    replicas: int = 1
+    heap: str = HEAP
 
     @property
     def bootstrap(self) -> str:
@@ -141,11 +150,13 @@ class KafkaNode:
             listeners += f",SASL_SSL://{h}:{self.secure.port}"
             advertised += f",SASL_SSL://{h}:{self.secure.port}"
             protocols += ",SASL_SSL:SASL_SSL"
+        voters = self.voters or f"{self.node_id}@{h}:{self.controller_port}"
+        min_isr = 2 if self.replicas >= 3 else 1
         return "\n".join(
             [
                 "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@{h}:{self.controller_port}",
+                f"node.id={self.node_id}",
+                f"controller.quorum.voters={voters}",
                 f"listeners={listeners}",
                 f"advertised.listeners={advertised}",
                 "controller.listener.names=CONTROLLER",
@@ -155,10 +166,12 @@ class KafkaNode:
                 "num.partitions=3",
                 # topics come from the spec (`streamsense topics create`), never from a typo
                 "auto.create.topics.enable=false",
-                "offsets.topic.replication.factor=1",
+                f"offsets.topic.replication.factor={self.replicas}",
                 "offsets.topic.num.partitions=5",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
+                f"transaction.state.log.replication.factor={self.replicas}",
+                f"transaction.state.log.min.isr={min_isr}",
+                f"default.replication.factor={self.replicas}",
+                f"min.insync.replicas={min_isr}",
                 "group.initial.rebalance.delay.ms=0",
                 "message.max.bytes=16777216",
                 "log.retention.hours=24",
@@ -182,7 +195,7 @@ class KafkaNode:
                 "kafka.tools.StorageTool",
                 "format",
                 "-t",
-                str(uuid.uuid4()),
+                self.cluster_id or str(uuid.uuid4()),
                 "-c",
                 str(props),
                 "--ignore-formatted",
@@ -194,7 +207,7 @@ class KafkaNode:
                 raise ServiceError(msg)
         cmd = [
             "java",
-            HEAP,
+            self.heap,
             "-Xms128m",
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",

@@ -1,10 +1,11 @@
-"""``streamsense local up | down | status``: the Kafka + Redis pair, tracked in a state file."""
+"""``streamsense local up | down | status``: Kafka (one node, or a three-node cluster) and
+Redis, tracked in a state file."""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import orjson
@@ -13,6 +14,7 @@ from confluent_kafka.admin import AdminClient
 
 from streamsense.services.exceptions import ServiceError
 from streamsense.services.local import procs
+from streamsense.services.local.cluster import KafkaCluster
 from streamsense.services.local.kafka import KafkaNode, ensure_jars, kafka_version
 from streamsense.services.local.redis import RedisNode
 
@@ -31,10 +33,17 @@ class StackState:
     redis_port: int
     kafka_version: str
     kafka_start_s: float
+    #: the other nodes of a cluster: ``{"node_id", "pid", "port", "controller_port"}``
+    more_kafka: list[dict[str, int]] = field(default_factory=list)
+
+    @property
+    def brokers(self) -> int:
+        return 1 + len(self.more_kafka)
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.kafka_port}"
+        ports = [self.kafka_port, *(n["port"] for n in self.more_kafka)]
+        return ",".join(f"127.0.0.1:{p}" for p in ports)
 
     @property
     def redis_url(self) -> str:
@@ -42,8 +51,8 @@ class StackState:
 
 
 def kafka_answers(bootstrap: str, timeout: float = 2.0) -> bool:
-    host, _, port = bootstrap.rpartition(":")
-    if not procs.port_open(int(port), host):
+    hosts = [h.rpartition(":") for h in bootstrap.split(",")]
+    if not any(procs.port_open(int(port), host) for host, _, port in hosts):
         return False  # don't let librdkafka log connection-refused lines while we wait
     try:
         md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=timeout)
@@ -83,14 +92,27 @@ class LocalStack:
         return RedisNode(self.root / "redis", port)
 
     def up(
-        self, kafka_port: int | None = None, redis_port: int | None = None, timeout: float = 90.0
+        self,
+        kafka_port: int | None = None,
+        redis_port: int | None = None,
+        timeout: float = 90.0,
+        brokers: int = 1,
     ) -> StackState:
-        """Start both (or return the running pair); ports default to 9092/6379 when free."""
+        """Start both (or return the running pair); ports default to 9092/6379 when free.
+        ``brokers=3``: a three-node KRaft cluster (the first node on ``kafka_port``)."""
         current = self.state()
         if current and self._alive(current):
+            if current.brokers != brokers:
+                msg = (
+                    f"the local stack runs {current.brokers} Kafka broker(s), not {brokers}: "
+                    "`streamsense local down` first"
+                )
+                raise ServiceError(msg)
             return current
         if current:
             self.down()
+        if brokers != 1:
+            return self._up_cluster(kafka_port, redis_port, brokers, timeout)
         libs = ensure_jars(self.cache)
         kport = kafka_port or _pick(DEFAULT_KAFKA_PORT)
         rport = redis_port or _pick(DEFAULT_REDIS_PORT)
@@ -118,15 +140,59 @@ class LocalStack:
         )
         return state
 
+    def _up_cluster(
+        self, kafka_port: int | None, redis_port: int | None, brokers: int, timeout: float
+    ) -> StackState:
+        libs = ensure_jars(self.cache)
+        kport = kafka_port or _pick(DEFAULT_KAFKA_PORT)
+        rport = redis_port or _pick(DEFAULT_REDIS_PORT)
+        ports = [kport, *(procs.free_port() for _ in range(brokers - 1))]
+        cluster = KafkaCluster.plan(self.root, brokers, ports)
+        rnode = self._redis(rport)
+        first = cluster.nodes[0]
+        state = StackState(0, kport, first.controller_port, 0, rport, kafka_version(), 0.0)
+        t0 = time.monotonic()
+        try:
+            for n in cluster.nodes:
+                cluster.pids[n.node_id] = n.start(libs)
+                self._record(state, cluster)
+            state.redis_pid = rnode.start()
+            self._write(state)
+            procs.wait_until(lambda: redis_answers(rnode.url), 20, "Redis", rnode.log_path)
+            cluster.wait_brokers(brokers, timeout)
+        except ServiceError:
+            self.down()
+            raise
+        state.kafka_start_s = round(time.monotonic() - t0, 2)
+        self._write(state)
+        log.info("Kafka %s cluster of %d on %s (%.1f s), Redis on %s", state.kafka_version,
+                 brokers, state.bootstrap, state.kafka_start_s, state.redis_url)  # fmt: skip
+        return state
+
+    def _record(self, state: StackState, cluster: KafkaCluster) -> None:
+        """Written after every start, so `down` can stop a half-started cluster."""
+        first = cluster.nodes[0]
+        state.kafka_pid = cluster.pids.get(first.node_id, 0)
+        state.more_kafka = [
+            {"node_id": n.node_id, "pid": cluster.pids[n.node_id], "port": n.port,
+             "controller_port": n.controller_port}
+            for n in cluster.nodes[1:] if n.node_id in cluster.pids
+        ]  # fmt: skip
+        self._write(state)
+
     def down(self) -> list[str]:
         """Stop exactly the processes ``up`` started (checked by pid and command line)."""
         state = self.state()
         stopped: list[str] = []
         if state is None:
             return stopped
-        knode = self._kafka(state.kafka_port, state.kafka_controller_port)
-        if procs.stop(state.kafka_pid, str(knode.data_dir / "server.properties")):
+        data = "kafka" if not state.more_kafka else "kafka-1"
+        if procs.stop(state.kafka_pid, str(self.root / data / "server.properties")):
             stopped.append(f"kafka (pid {state.kafka_pid})")
+        for n in state.more_kafka:
+            marker = str(self.root / f"kafka-{n['node_id']}" / "server.properties")
+            if procs.stop(n["pid"], marker):
+                stopped.append(f"kafka node {n['node_id']} (pid {n['pid']})")
         if procs.stop(state.redis_pid, f"127.0.0.1:{state.redis_port}"):
             stopped.append(f"redis (pid {state.redis_pid})")
         self.state_path.unlink(missing_ok=True)

@@ -223,5 +223,5 @@ def test_load_serving_falls_back_from_a_corrupt_champion(
         (store.artifact_path("seg", version) / "saved_model.pb").write_bytes(b"")
     with pytest.raises(ModelIntegrityError, match="no version of 'seg' can be loaded"):
         store.load_serving("seg")
-    with pytest.raises(ModelNotFoundError, match="see `streamsense models list`"):
+    with pytest.raises(ModelNotFoundError, match="`streamsense models list` shows what is there"):
         store.load_serving("nope")

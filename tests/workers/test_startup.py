@@ -16,13 +16,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from streamsense.services.kafka.topics import ensure_topics
 from streamsense.services.local import procs
+from streamsense.services.settings import StreamsenseSettings
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.models
@@ -48,9 +51,14 @@ def _one_error_line(res: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.fixture
 def env(stack: dict[str, str], zoo_store: Path) -> dict[str, str]:
+    """Topics of the test's own (a prefix), created from the spec: a worker refuses to start
+    on missing ones."""
+    prefix = f"st{uuid.uuid4().hex[:8]}."
+    ensure_topics(StreamsenseSettings(kafka_bootstrap=stack["bootstrap"], topic_prefix=prefix))
     return {
         "STREAMSENSE_KAFKA_BOOTSTRAP": stack["bootstrap"],
         "STREAMSENSE_MODEL_STORE": str(zoo_store),
+        "STREAMSENSE_TOPIC_PREFIX": prefix,
     }
 
 
@@ -156,16 +164,17 @@ def test_a_worker_with_kafka_unreachable_is_red_quiet_and_stops_cleanly(
     assert text.count("is unreachable") == 1, text
     assert len(text.splitlines()) - lines_then < 15, text
     assert "oneDNN" not in text and "absl::InitializeLog" not in text  # no TensorFlow banner
+    assert "msg/s" in text  # the periodic summary line (STREAMSENSE_LOG_SUMMARY_S=1)
 
 
-def test_a_worker_whose_topic_is_missing_is_red_with_the_fix(
-    env: dict[str, str], tmp_path: Path
+def test_a_worker_whose_topics_are_missing_refuses_to_start_with_the_fix(
+    env: dict[str, str],
 ) -> None:
-    log = tmp_path / "worker.log"
-    with _worker({**env, "STREAMSENSE_TOPIC_PREFIX": "nosuch."}, log) as (proc, port):
-        wait_for(lambda: _red_because(port, "missing: run `streamsense topics create`"), 90,
-                 "red: topic missing")  # fmt: skip
-        got = _health(port)
-        assert got is not None and "nosuch.text" in " ".join(got[1]["problems"])  # type: ignore[arg-type]
-        wait_for(lambda: "msg/s" in log.read_text(), 20, "the periodic summary line")
-    assert proc.returncode == 0
+    """Missing at start: one line, exit 1, before any model loads (a topic deleted while the
+    worker runs turns its health red instead: tests/integration/test_loop_health.py)."""
+    res = _cli("worker", "sentiment", env={**env, "STREAMSENSE_TOPIC_PREFIX": "nosuch."})
+    assert res.returncode == 1
+    line = _one_error_line(res)
+    assert "nosuch.results.sentiment does not exist" in line
+    assert "Run `streamsense topics create`" in line
+    assert "TensorFlow runs on" not in res.stderr
