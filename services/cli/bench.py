@@ -7,8 +7,9 @@ from pathlib import Path
 import orjson
 import typer
 
+from streamsense.schemas.catalog import TASK_NAMES, Task
+from streamsense.services.cli.entry import EXIT_USAGE, fail, settings_from
 from streamsense.services.cli.entry import console as entry_console
-from streamsense.services.cli.entry import fail, settings_from
 from streamsense.services.settings import StreamsenseSettings
 
 app = typer.Typer(help="Benchmarks; each writes its figures as JSON.")
@@ -212,4 +213,60 @@ def hostile(
     except ValueError as exc:
         msg = f"--only: {exc}"
         raise fail(msg, 2) from exc
+    write_json(json_path, result)
+
+
+def _task(task: str) -> Task:
+    if task not in TASK_NAMES:
+        msg = f"--task: {task!r} is not one of {', '.join(TASK_NAMES)}"
+        raise fail(msg, EXIT_USAGE)
+    return task
+
+
+@app.command()
+def latency(
+    task: str = typer.Option(..., help="detect | segment | sentiment"),
+    rates: str = typer.Option(..., help="offered rates, comma-separated, e.g. 20,200,2000"),
+    seconds: float = typer.Option(15.0, min=2.0, help="length of each rate's run"),
+    sources: int = typer.Option(4, min=1, help="cameras or log sources the load is spread over"),
+    json_path: Path = typer.Option(None, "--json", help="write the result here"),
+    png_path: Path = typer.Option(None, "--png", help="plot latency against throughput here"),
+) -> None:
+    """End-to-end p50/p90/p99 (capture -> worker -> sink -> Redis) and achieved throughput at
+    each offered rate, like Triton's perf_analyzer."""
+    from streamsense.services.bench import latency as bench
+
+    try:
+        points = [float(x) for x in rates.split(",") if x.strip()]
+    except ValueError as exc:
+        msg = f"--rates: {rates!r} is not a comma-separated list of numbers"
+        raise fail(msg, EXIT_USAGE) from exc
+    settings = StreamsenseSettings(service_name="bench-latency")
+    work = settings.home / "bench" / "latency"
+    result = bench.run(settings, _task(task), points, seconds, work, png_path, sources,
+                       progress=console.log)  # fmt: skip
+    write_json(json_path, result)
+
+
+@app.command()
+def overload(
+    task: str = typer.Option("detect", help="detect | segment"),
+    cameras: int = typer.Option(4, min=1, help="cameras in the fleet"),
+    fps: float = typer.Option(None, min=0.1, help="frames per second of each camera"),
+    times: float = typer.Option(
+        2.0, min=0.1, help="without --fps: offer this multiple of the measured capacity"
+    ),
+    seconds: float = typer.Option(30.0, min=5.0, help="length of the run"),
+    json_path: Path = typer.Option(None, "--json", help="write the result here"),
+) -> None:
+    """A camera fleet faster than the worker: per-camera result rate, p50/p99 and skips, the
+    offered load as a multiple of the worker's measured capacity."""
+    from streamsense.services.bench import overload as bench
+
+    if _task(task) == "sentiment":
+        msg = "--task: overload is about cameras: detect or segment"
+        raise fail(msg, EXIT_USAGE)
+    settings = StreamsenseSettings(service_name="bench-overload")
+    work = settings.home / "bench" / "overload"
+    result = bench.run(settings, _task(task), cameras, fps, seconds, work, console.log, times)
     write_json(json_path, result)

@@ -1,7 +1,8 @@
 """The one batch consume/commit loop every service runs.
 
-- Up to ``max_batch`` messages or ``max_wait_ms``, whichever comes first.
-- The handler's ``prepare`` for batch n+1 overlaps ``process`` of batch n.
+- Adaptive batches of up to ``max_batch`` (:mod:`streamsense.services.kafka.fetching`).
+- The handler's ``prepare`` for batch n+1 overlaps ``process`` of batch n, unless the handler
+  says not to prefetch (a worker that is behind picks among the newest frames).
 - Outputs and consumed offsets become durable together, at-least-once or exactly-once
   (``STREAMSENSE_DELIVERY``; :mod:`streamsense.services.kafka.delivery`).
 - A message the handler cannot process goes to ``<topic>.dlq`` with the reason; the loop goes on.
@@ -29,6 +30,7 @@ from streamsense.services.kafka.clientlog import ClientState
 from streamsense.services.kafka.delivery import Delivery, ExactlyOnce, consumer_config, policy
 from streamsense.services.kafka.dlq import DeadLetterRouter, where
 from streamsense.services.kafka.exceptions import FatalHandlerError, RewindRequest
+from streamsense.services.kafka.fetching import adaptive_fetch
 from streamsense.services.kafka.handler import BatchHandler, Outcome, P
 from streamsense.services.kafka.loop_health import loop_health, loop_problems, record_stats
 from streamsense.services.kafka.loopconfig import LoopConfig
@@ -42,8 +44,6 @@ from streamsense.services.settings import StreamsenseSettings
 
 log = logging.getLogger(__name__)
 
-#: How long an idle loop blocks for its next message (it wakes for housekeeping in between).
-IDLE_WAIT_S = 0.1
 #: Backoff between attempts to re-process a batch whose outputs were not delivered.
 RETRY_FIRST_S, RETRY_CAP_S = 0.5, 30.0
 
@@ -174,6 +174,8 @@ class BatchLoop(Generic[P]):
     # -- one iteration ------------------------------------------------------------------------
 
     def _step(self) -> None:
+        if self._pending is not None and not self.handler.prefetch() and not self._run_pending():
+            return
         try:
             raw = self._fetch()
         except KafkaException as exc:
@@ -192,32 +194,30 @@ class BatchLoop(Generic[P]):
             for topic, n in per_topic.items():
                 self._consumed.labels(self.service, topic).inc(n)
             nxt = (batch, self._pool.submit(self.handler.prepare, batch))
-        if self._pending is not None:
-            try:
-                self._run_batch(*self._pending)
-            except RewindRequest as req:  # the batch and the next one are read again
-                self._pending = None
-                self._rewind(req.points)
-                return
+        if self._pending is not None and not self._run_pending():
+            return  # rewound: the fetched batch is read again
         self._pending = nxt
         self.handler.between_batches()
         self.producer.poll(0)
         self._settle(idle=nxt is None)
 
+    def _run_pending(self) -> bool:
+        """Run the prepared batch; False when it asked for a rewind (everything after its
+        first undelivered record is read again)."""
+        assert self._pending is not None
+        pending, self._pending = self._pending, None
+        try:
+            self._run_batch(*pending)
+        except RewindRequest as req:
+            self._rewind(req.points)
+            return False
+        return True
+
     def _fetch(self) -> list[Message]:
-        """Adaptive batching: what is buffered, at once; when nothing is, the first message as
-        soon as it arrives (no batch waits out ``max_wait_ms`` alone); only under sustained
-        load (the last batch was full) does a batch wait up to ``max_wait_ms`` to fill."""
-        n, consume = self.handler.fetch_limit(self.config.max_batch), self._consumer.consume
-        msgs = consume(n, 0)
-        if self._pending is not None:
-            return msgs  # a batch is ready to run: never delay it
-        if not msgs:
-            msgs = consume(1, IDLE_WAIT_S)
-            if msgs and n > 1:
-                msgs += consume(n - 1, 0)
-        if msgs and len(msgs) < n and self._full and self.config.max_wait_ms:
-            msgs += consume(n - len(msgs), self.config.max_wait_ms / 1000)
+        n = self.handler.fetch_limit(self.config.max_batch)
+        wait_s = self.config.max_wait_ms / 1000
+        busy = self._pending is not None
+        msgs = adaptive_fetch(self._consumer, n, busy=busy, full=self._full, max_wait_s=wait_s)
         self._full = len(msgs) >= n
         return msgs
 
@@ -256,8 +256,7 @@ class BatchLoop(Generic[P]):
 
     def _process_one(self, m: Message) -> Outcome:
         try:
-            out = self.handler.process(self.handler.prepare([m]))
-            return out[0]
+            return self.handler.process(self.handler.prepare([m]))[0]
         except (FatalHandlerError, RewindRequest):
             raise
         except Exception as exc:

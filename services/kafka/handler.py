@@ -54,6 +54,12 @@ class BatchHandler(Generic[P]):
         handler is catching up and skipping is cheaper than serving)."""
         return configured
 
+    def prefetch(self) -> bool:
+        """Whether the loop may fetch and prepare the next batch while this one runs (it
+        should, unless the handler picks among the newest inputs and a prefetched batch would
+        be a model run old by the time it runs)."""
+        return True
+
     def start_positions(self, assigned: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """Offsets to start newly assigned partitions at, where the handler keeps its own
         (the Redis sink does); the others start at the group's committed offsets."""

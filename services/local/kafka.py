@@ -173,6 +173,9 @@ class KafkaNode:
                 f"default.replication.factor={self.replicas}",
                 f"min.insync.replicas={min_isr}",
                 "group.initial.rebalance.delay.ms=0",
+                # a dead process's open transaction holds back read_committed readers until it
+                # is aborted: look for timed-out ones every second, not every 10 s
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms=1000",
                 "message.max.bytes=16777216",
                 "log.retention.hours=24",
                 "log.segment.bytes=268435456",

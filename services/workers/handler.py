@@ -63,6 +63,9 @@ class InferenceHandler(BatchHandler[list[Item]]):
             return configured
         return max(configured, self.scheduler.fetch_limit())
 
+    def prefetch(self) -> bool:
+        return self.scheduler is None or not self.scheduler.behind
+
     def prepare(self, messages: list[Message]) -> list[Item]:
         now = time.time_ns()
         items = [Item(m, now) for m in messages]
@@ -109,6 +112,8 @@ class InferenceHandler(BatchHandler[list[Item]]):
                         it.error = exc
             model_ms = (time.perf_counter() - t0) * 1000
             self._model_s.observe(model_ms / 1000)
+            if self.scheduler is not None:
+                self.scheduler.observe(model_ms, len(ready))
         batch = len(ready)
         outcomes: list[Outcome] = []
         for it in prepared:

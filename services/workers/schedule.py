@@ -1,10 +1,13 @@
 """Real time beats backlog: which frames of a fetched batch the model sees.
 
-A worker that keeps up models every frame it fetches. A worker that is behind (the newest frame of
-some camera in the batch is older than ``worker_latency_budget_ms``) serves the newest frame of each
-camera and skips the older frames it holds, counting them per camera (``skipped_behind``); it then
-fetches many frames per batch (skipping one costs a header check, not a decode), so the queue never
-grows and latency stays near one batch's model time. When more cameras are waiting than one model
+A worker that keeps up models every frame it fetches. A worker that is behind (modelling the whole
+fetch would leave its oldest frame's result later than ``worker_latency_budget_ms`` after capture:
+its age now plus the recent model time per frame times the frames fetched) serves the newest frame
+of each camera and skips the older frames it holds, counting them per camera (``skipped_behind``);
+it then fetches many frames per batch (skipping one costs a header check, not a decode) and does
+not prefetch the next batch while the model runs (a prefetched batch would wait out a whole model
+run and pick frames a batch old), so the queue never grows and latency stays near one batch's
+model time. When more cameras are waiting than one model
 batch holds, cameras take turns (round-robin), so a 30 fps camera cannot starve a 1 fps one. The age
 limit (``worker_max_frame_age_ms``) stays a backstop; every frame is validated before any of this,
 so a poison frame always reaches the dead-letter topic.
@@ -18,6 +21,8 @@ from dataclasses import dataclass, field
 
 #: A behind worker fetches this many model batches at a time (skipping is cheap).
 CATCH_UP_FACTOR = 16
+#: Weight of the newest batch in the running model time per frame.
+EWMA_WEIGHT = 0.3
 
 
 @dataclass(slots=True)
@@ -37,6 +42,14 @@ class FrameScheduler:
     skipped: Counter[str] = field(default_factory=Counter)
     _turn: dict[str, int] = field(default_factory=dict)  # camera -> batch it was last served
     _batches: int = 0
+    ms_per_frame: float = 0.0  # running estimate of the model's time per frame
+
+    def observe(self, model_ms: float, frames: int) -> None:
+        """One model batch's time, for the estimate of what the next one would take."""
+        if frames:
+            per = model_ms / frames
+            old = self.ms_per_frame
+            self.ms_per_frame = per if not old else old + EWMA_WEIGHT * (per - old)
 
     def fetch_limit(self) -> int:
         return self.model_batch * (CATCH_UP_FACTOR if self.behind else 1)
@@ -52,8 +65,9 @@ class FrameScheduler:
             j = newest.get(f.camera)
             if j is None or f.seq >= frames[j].seq:
                 newest[f.camera] = i
-        late = any(frames[i].age_ns > budget_ns for i in newest.values())
-        self.behind = bool(self.budget_ms) and late
+        oldest_ns = max((f.age_ns for f in frames), default=0)
+        done_ns = oldest_ns + self.ms_per_frame * len(frames) * 1_000_000
+        self.behind = bool(self.budget_ms) and bool(frames) and done_ns > budget_ns
         if not self.behind:
             return [True] * len(frames)
         # the least recently served first; among equals the camera with fewer frames waiting

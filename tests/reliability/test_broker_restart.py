@@ -93,7 +93,12 @@ def test_broker_restart_mid_stream_loses_nothing(own_kafka: OwnKafka) -> None:
         resume_s = time.monotonic() - back
         producer.join(120)
         assert not producer.is_alive()
-        wait_for(lambda: loop.processed >= TOTAL, 60, "every record processed")
+        try:
+            wait_for(lambda: loop.processed >= TOTAL, 60, "every record processed")
+        except pytest.fail.Exception as exc:  # say where the loop stands, not only that it hung
+            ok, detail = loop.health()
+            msg = f"{exc}; processed {loop.processed}; health {ok}: {detail}"
+            raise AssertionError(msg) from exc
     finally:
         loop.stop()
         consumer.join(60)

@@ -63,3 +63,17 @@ def test_a_budget_of_zero_turns_the_policy_off() -> None:
     s = FrameScheduler(model_batch=1, budget_ms=0)
     assert s.choose(frames({"a": 5}, age_ms=10_000)) == [True] * 5
     assert not s.behind
+
+
+def test_fresh_frames_are_behind_when_modelling_them_all_would_miss_the_budget() -> None:
+    """The newest frames are young, but the model's recent time per frame says serving the
+    whole fetch would finish after the budget: newest per camera instead."""
+    s = FrameScheduler(model_batch=8, budget_ms=500)
+    s.observe(model_ms=960, frames=4)  # 240 ms a frame
+    batch = frames({"a": 4, "b": 4}, age_ms=20)  # oldest 152 ms: 152 + 8 * 240 > 500
+    assert sum(s.choose(batch)) == 2 and s.behind
+    for _ in range(5):  # the model got fast (10 ms a frame); the estimate follows
+        s.observe(model_ms=40, frames=4)
+    assert 10 < s.ms_per_frame < 50
+    assert s.choose(frames({"a": 2, "b": 2}, age_ms=20)) == [True] * 4
+    assert not s.behind
