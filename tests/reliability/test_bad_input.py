@@ -178,7 +178,7 @@ def test_every_bad_input_is_dead_lettered_with_its_reason_and_good_ones_flow(
             r.close()
         for loop, t in running.values():
             assert t.thread.is_alive() and not t.errors, (t.name, t.errors)
-            assert loop.health()[0], t.name
+            assert loop.health()[0], (t.name, loop.health()[1])
 
     assert len(refused) == 1 and refused[0].code() == KafkaError.MSG_SIZE_TOO_LARGE
     assert (stats.sent, stats.truncated) == (2, 1)
