@@ -73,14 +73,21 @@ def group_id() -> str:
     return f"g-{uuid.uuid4().hex[:10]}"
 
 
-def wait_for(check: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> None:
-    """Poll ``check`` until it returns truthy; fail with ``what`` after ``timeout`` seconds."""
+def wait_for(
+    check: Callable[[], object],
+    timeout: float = 30.0,
+    what: str = "condition",
+    state: Callable[[], object] | None = None,
+) -> None:
+    """Poll ``check`` until it returns truthy; fail with ``what`` after ``timeout`` seconds,
+    and with what ``state`` says at that moment (where things stand, not only that they hang)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+    now = f"; {state()}" if state is not None else ""
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}{now}")
 
 
 @pytest.fixture(scope="session")

@@ -105,7 +105,7 @@ class BatchLoop(Generic[P]):
         self.delivery = self._new_delivery()
         dlqs = [self._dlq.topic_for(t) for t in config.topics]
         self.watchdog = Watchdog(
-            self._consumer,
+            settings.librdkafka_config(),
             config.group_id,
             config.topics,
             [*config.output_topics, *dlqs],

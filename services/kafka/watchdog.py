@@ -16,8 +16,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 
 from streamsense.services.kafka.clientlog import ClientState
 
@@ -30,7 +32,7 @@ METADATA_TIMEOUT_S = 5.0
 class Watchdog:
     def __init__(
         self,
-        consumer: Consumer,
+        client_config: dict[str, Any],
         group_id: str,
         inputs: Sequence[str],
         outputs: Sequence[str],
@@ -38,7 +40,9 @@ class Watchdog:
         assignment: Callable[[], list[tuple[str, int]]],
         every_s: float = CHECK_EVERY_S,
     ) -> None:
-        self._consumer = consumer
+        # its own client: on the consumer's connection a metadata request waits behind a
+        # pending JoinGroup (seconds to minutes, exactly when the answer matters)
+        self._admin = AdminClient(client_config)
         self.group_id = group_id
         self.inputs = list(inputs)
         self.outputs = [t for t in outputs if t not in self.inputs]
@@ -73,7 +77,7 @@ class Watchdog:
 
     def check(self) -> None:
         try:
-            md = self._consumer.list_topics(timeout=METADATA_TIMEOUT_S)
+            md = self._admin.list_topics(timeout=METADATA_TIMEOUT_S)
         except KafkaException as exc:
             self.state.unreachable(f"metadata request failed: {exc.args[0].str()}")
             return

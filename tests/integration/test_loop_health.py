@@ -49,7 +49,10 @@ def test_an_unreachable_broker_is_red_after_the_grace_and_logged_once_per_change
         service_name="health-unreachable",
     )
     loop = BatchLoop(
-        settings, LoopConfig(["t"], "g-unreachable"), EchoHandler("o"), Producer(settings)
+        settings,
+        LoopConfig(["t"], "g-unreachable", delivery="at-least-once"),
+        EchoHandler("o"),
+        Producer(settings),
     )
     caplog.set_level(logging.INFO)
     with running(loop):
@@ -72,7 +75,12 @@ def test_a_missing_input_topic_is_red_with_the_fix_until_it_exists(
     settings: StreamsenseSettings, stack: dict[str, str], group_id: str
 ) -> None:
     topic = f"missing.{group_id}"
-    loop = BatchLoop(settings, LoopConfig([topic], group_id), EchoHandler("o"), Producer(settings))
+    loop = BatchLoop(
+        settings,
+        LoopConfig([topic], group_id, delivery="at-least-once"),
+        EchoHandler("o"),
+        Producer(settings),
+    )
     with running(loop):
         wait_for(lambda: f"topic(s) {topic}" in _problems(loop), 20, "the missing topic")
         assert "streamsense topics create" in _problems(loop)
@@ -81,7 +89,7 @@ def test_a_missing_input_topic_is_red_with_the_fix_until_it_exists(
         new = [NewTopic(topic, 1, 1), NewTopic(topic + ".dlq", 1, 1)]
         for fut in admin.create_topics(new).values():
             fut.result()
-        wait_for(lambda: loop.health()[0], 30, "health once the topic exists and is assigned")
+        wait_for(lambda: loop.health()[0], 30, "health once the topic exists", loop.health)
 
 
 def test_no_partitions_is_red_while_a_dead_member_still_holds_them(
@@ -93,7 +101,7 @@ def test_no_partitions_is_red_while_a_dead_member_still_holds_them(
     base = settings.model_copy(update={"kafka_session_timeout_ms": 6000})
     first = BatchLoop(
         base.model_copy(update={"kafka_group_instance_id": "first"}),
-        LoopConfig([src], group_id),
+        LoopConfig([src], group_id, delivery="at-least-once"),
         EchoHandler("o"),
         Producer(base),
     )
@@ -101,7 +109,7 @@ def test_no_partitions_is_red_while_a_dead_member_still_holds_them(
         wait_for(lambda: first.assignment, 20, "the first member's assignment")
     second = BatchLoop(
         base.model_copy(update={"kafka_group_instance_id": "second"}),
-        LoopConfig([src], group_id),
+        LoopConfig([src], group_id, delivery="at-least-once"),
         EchoHandler("o"),
         Producer(base),
     )
@@ -131,7 +139,12 @@ def test_a_dead_letter_that_cannot_be_written_is_retried_never_skipped_never_a_c
         p.produce(src, v, key="k")
     assert p.flush(30) == 0
     p.close()
-    loop = BatchLoop(settings, LoopConfig([src], group_id), EchoHandler(out), Producer(settings))
+    loop = BatchLoop(
+        settings,
+        LoopConfig([src], group_id, delivery="at-least-once"),
+        EchoHandler(out),
+        Producer(settings),
+    )
     with running(loop):
         wait_for(lambda: "not delivered" in _problems(loop), 30, "red with the reason")
         assert f"{src}.dlq" in _problems(loop) and "nothing past it is committed" in _problems(loop)
@@ -172,7 +185,12 @@ def test_a_consuming_service_logs_a_one_line_summary(
     assert p.flush(30) == 0
     p.close()
     quick = settings.model_copy(update={"log_summary_s": 0.5})
-    loop = BatchLoop(quick, LoopConfig([src], group_id), EchoHandler(out), Producer(quick))
+    loop = BatchLoop(
+        quick,
+        LoopConfig([src], group_id, delivery="at-least-once"),
+        EchoHandler(out),
+        Producer(quick),
+    )
     caplog.set_level(logging.INFO)
     with running(loop):
         wait_for(lambda: loop.processed >= 20, 30, "20 processed")
