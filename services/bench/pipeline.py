@@ -103,7 +103,10 @@ def _input(task: str, i: int, frames: list[bytes]) -> tuple[bytes, list[tuple[st
 
 
 def _settings(base: WorkerSettings, prefix: str, **kw: Any) -> WorkerSettings:
-    return base.model_copy(update={"topic_prefix": prefix, "worker_max_frame_age_ms": 0, **kw})
+    """A backlog is the point here: frames are not too old, and the worker never skips frames
+    to catch up (``bench overload`` measures that)."""
+    update = {"topic_prefix": prefix, "worker_max_frame_age_ms": 0, "worker_latency_budget_ms": 0}
+    return base.model_copy(update={**update, **kw})
 
 
 def _topics(s: WorkerSettings, partitions: int) -> None:

@@ -72,7 +72,12 @@ def pipeline(
         help="exactly-once | at-least-once (default: STREAMSENSE_DELIVERY), or both: what "
         "exactly-once costs (throughput and p99 of each, alternating rounds)",
     ),
-    messages: int = typer.Option(3000, min=50, help="--delivery both: backlog per round"),
+    messages: int = typer.Option(
+        None,
+        min=50,
+        help="--delivery both: backlog per round (default: 120000 lines, 300 frames: several "
+        "seconds each, so start and drain do not weigh on the ratio)",
+    ),
     rate: float = typer.Option(200.0, min=1.0, help="--delivery both: latency load, msg/s"),
     json_path: Path = typer.Option(None, "--json", help="write the result here"),
 ) -> None:
@@ -91,7 +96,8 @@ def pipeline(
     if delivery == "both":
         from streamsense.services.bench import delivery as compare
 
-        result = compare.run(settings, messages, rate, seconds, progress=console.log)
+        backlog = messages or (120_000 if settings.task == "sentiment" else 300)
+        result = compare.run(settings, backlog, rate, seconds, progress=console.log)
     else:
         result = bench.run(settings, seconds, progress=console.log)
     write_json(json_path, result)
