@@ -75,9 +75,7 @@ def smoke(messages: int = typer.Option(200, min=1)) -> None:
     if producer.flush(30):
         msg = "Kafka did not acknowledge every message"
         raise fail(msg)
-    loop = BatchLoop(
-        settings, LoopConfig([topic], f"demo-smoke-{run_id}"), _Lengths(out), Producer(settings)
-    )
+    loop = BatchLoop(settings, LoopConfig([topic], f"demo-smoke-{run_id}"), _Lengths(out))
     loop.run(max_messages=messages + 1)
     elapsed = time.perf_counter() - start
     table = Table("produced", "consumed", "dead-lettered", "seconds")

@@ -65,7 +65,10 @@ def test_round_trip_with_headers_and_keys(
     _produce(settings, src, [f"msg-{i}".encode() for i in range(50)])
     handler = EchoHandler(out)
     loop = BatchLoop(
-        settings, LoopConfig([src], group_id, max_batch=16), handler, Producer(settings)
+        settings,
+        LoopConfig([src], group_id, max_batch=16, delivery="at-least-once"),
+        handler,
+        Producer(settings),
     )
     loop.run(max_messages=50)
     got = read_all(settings.kafka_bootstrap, out, 50)
@@ -83,7 +86,12 @@ def test_handler_error_goes_to_dlq_with_reason_and_the_loop_goes_on(
 ) -> None:
     src, out = make_topic("in"), make_topic("out")
     _produce(settings, src, [b"ok-1", b"bad-2", b"ok-3"])
-    loop = BatchLoop(settings, LoopConfig([src], group_id), EchoHandler(out), Producer(settings))
+    loop = BatchLoop(
+        settings,
+        LoopConfig([src], group_id, delivery="at-least-once"),
+        EchoHandler(out),
+        Producer(settings),
+    )
     loop.run(max_messages=3)
     assert sorted(m.value() for m in read_all(settings.kafka_bootstrap, out, 2)) == [
         b"OK-1",
@@ -115,7 +123,10 @@ def test_a_raising_handler_is_retried_one_by_one(
 
     _produce(settings, src, [b"a", b"boom", b"c", b"d"])
     loop = BatchLoop(
-        settings, LoopConfig([src], group_id, max_batch=10), Fragile(out), Producer(settings)
+        settings,
+        LoopConfig([src], group_id, max_batch=10, delivery="at-least-once"),
+        Fragile(out),
+        Producer(settings),
     )
     loop.run(max_messages=4)
     assert sorted(m.value() for m in read_all(settings.kafka_bootstrap, out, 3)) == [
@@ -146,7 +157,12 @@ def _child(
         cwd=root,
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        env={
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "STREAMSENSE_DELIVERY": "at-least-once",  # these tests are about at-least-once
+            **(env or {}),
+        },
     )
 
 
@@ -171,7 +187,12 @@ def test_consumer_killed_before_committing_re_reads(
     committed_before = _committed(settings.kafka_bootstrap, group_id, src, 1)
     assert committed_before < seen, "the kill should have lost uncommitted progress"
     # a new consumer in the same group picks up from the last commit
-    loop = BatchLoop(settings, LoopConfig([src], group_id), EchoHandler(out), Producer(settings))
+    loop = BatchLoop(
+        settings,
+        LoopConfig([src], group_id, delivery="at-least-once"),
+        EchoHandler(out),
+        Producer(settings),
+    )
     loop.run(max_messages=n - committed_before)
     got = read_all(settings.kafka_bootstrap, out, n + seen - committed_before, timeout=15)
     offsets = [int(dict(m.headers())["src-offset"]) for m in got]
@@ -204,7 +225,12 @@ def test_a_static_member_killed_gets_its_partitions_back_before_its_session_expi
     restarted = settings.model_copy(
         update={"kafka_group_instance_id": "worker-0", "kafka_session_timeout_ms": session_ms}
     )
-    loop = BatchLoop(restarted, LoopConfig([src], group_id), EchoHandler(out), Producer(restarted))
+    loop = BatchLoop(
+        restarted,
+        LoopConfig([src], group_id, delivery="at-least-once"),
+        EchoHandler(out),
+        Producer(restarted),
+    )
     start = time.monotonic()
     t, errors = _start_loop(restarted, loop)
     try:
@@ -249,8 +275,18 @@ def test_two_consumers_split_partitions_and_hand_over(
     settings: StreamsenseSettings, make_topic: Callable[..., str], group_id: str
 ) -> None:
     src, out = make_topic("in", partitions=4), make_topic("out")
-    a = BatchLoop(settings, LoopConfig([src], group_id), EchoHandler(out), Producer(settings))
-    b = BatchLoop(settings, LoopConfig([src], group_id), EchoHandler(out), Producer(settings))
+    a = BatchLoop(
+        settings,
+        LoopConfig([src], group_id, delivery="at-least-once"),
+        EchoHandler(out),
+        Producer(settings),
+    )
+    b = BatchLoop(
+        settings,
+        LoopConfig([src], group_id, delivery="at-least-once"),
+        EchoHandler(out),
+        Producer(settings),
+    )
     ta, ea = _start_loop(settings, a)
     wait_for(lambda: len(a.assignment) == 4, 30, "first consumer owning all 4 partitions")
     tb, eb = _start_loop(settings, b)
@@ -339,7 +375,9 @@ def test_slow_handler_does_not_trip_the_poll_interval(
     """max.poll.interval.ms of 6 s, 15 batches of 0.5 s: the loop polls often enough to stay in."""
     src, out = make_topic("in"), make_topic("out")
     _produce(settings, src, [f"m{i}".encode() for i in range(30)])
-    cfg = LoopConfig([src], group_id, max_batch=2, max_poll_interval_ms=6000)
+    cfg = LoopConfig(
+        [src], group_id, max_batch=2, max_poll_interval_ms=6000, delivery="at-least-once"
+    )
     settings = settings.model_copy(update={"kafka_session_timeout_ms": 6000})
     loop = BatchLoop(settings, cfg, EchoHandler(out, delay_s=0.5), Producer(settings))
     start = time.monotonic()

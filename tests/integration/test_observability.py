@@ -33,7 +33,12 @@ def test_health_reflects_the_loop_and_metrics_count_messages(
     for i in range(7):
         p.produce(src, b"bad" if i == 3 else b"ok")
     p.flush(10)
-    loop = BatchLoop(settings, LoopConfig([src], group_id), EchoHandler(out), Producer(settings))
+    loop = BatchLoop(
+        settings,
+        LoopConfig([src], group_id, delivery="at-least-once"),
+        EchoHandler(out),
+        Producer(settings),
+    )
     with HealthServer(loop.health, port=0) as hs:
         base = f"http://127.0.0.1:{hs.port}"
         code, body = _get(base + "/healthz")

@@ -109,7 +109,12 @@ def test_produce_and_consume_over_sasl_ssl_scram_sha_512(
     assert p.flush(30) == 0 and p.failed == 0 and p.acked == n
 
     group = f"g-{uuid.uuid4().hex[:8]}"
-    loop = BatchLoop(settings, LoopConfig([src], group), EchoHandler(out), Producer(settings))
+    loop = BatchLoop(
+        settings,
+        LoopConfig([src], group, delivery="at-least-once"),
+        EchoHandler(out),
+        Producer(settings),
+    )
     loop.run(max_messages=n)
     assert loop.dead_lettered == 1
 
@@ -344,7 +349,12 @@ def test_a_loop_that_cannot_authenticate_reports_unhealthy(secure: SecureBroker)
     """A worker with a wrong password polls fine and has nothing assigned, so only the client's
     own error tells: /healthz turns red with librdkafka's reason (and no password in it)."""
     s = secure.settings(password="not-the-password", service_name="bad-creds")
-    loop = BatchLoop(s, LoopConfig(["anything"], "g-bad-creds"), EchoHandler("out"), Producer(s))
+    loop = BatchLoop(
+        s,
+        LoopConfig(["anything"], "g-bad-creds", delivery="at-least-once"),
+        EchoHandler("out"),
+        Producer(s),
+    )
     t = threading.Thread(target=loop.run, daemon=True)
     t.start()
     try:
