@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from streamsense.models.card import NAME_PATTERN, ModelCard
+from streamsense.models.card import ModelCard
 from streamsense.models.exceptions import ModelError, ModelIntegrityError, ModelNotFoundError
+from streamsense.schemas.fields import NAME_PATTERN
 
 if TYPE_CHECKING:
     from streamsense.models.base import ModelAdapter
