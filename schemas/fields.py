@@ -12,6 +12,7 @@ exported JSON Schema) read the same way.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import Field
@@ -57,3 +58,22 @@ Label = Annotated[
 ]
 TraceId = Annotated[str, Field(min_length=1, max_length=MAX_TRACE_CHARS, pattern=SAFE_TEXT_PATTERN)]
 TopicName = Annotated[str, Field(min_length=1, max_length=249, pattern=TOPIC_PATTERN)]
+
+
+_SAFE_TEXT = re.compile(SAFE_TEXT_PATTERN)
+_UNSAFE_CHAR = re.compile(f"[{_UNSAFE}]")
+
+
+def source_id_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a source id, in words for a user; None when it can."""
+    if not 1 <= len(value) <= MAX_ID_CHARS:
+        return f"must have 1 to {MAX_ID_CHARS} characters"
+    if not _SAFE_TEXT.match(value):
+        return "must be printable text without control characters or any of < > & \" ' ` \\"
+    return None
+
+
+def source_id_from(name: str) -> str:
+    """A valid source id made from a name that is not one (a file name): each character the
+    contracts refuse becomes ``_``, and the result is cut to the longest id."""
+    return (_UNSAFE_CHAR.sub("_", name) or "_")[:MAX_ID_CHARS]

@@ -227,3 +227,15 @@ def test_ordinary_ids_and_labels_pass(value: str) -> None:
     res = _result(source_id=value, detections=[_detection(value)])
     back = decode(json.dumps(res).encode(), DetectionResult)
     assert back.source_id == value and back.detections[0].label == value
+
+
+def test_ids_made_from_file_names_are_valid_and_explained_when_not() -> None:
+    from streamsense.schemas.fields import source_id_from, source_id_problem
+
+    assert source_id_from("app.log") == "app.log"
+    made = source_id_from("it's <b>&\x1b\u202e.log")
+    assert made == "it_s _b____.log" and source_id_problem(made) is None
+    assert len(source_id_from("x" * 400)) == 256 and source_id_from("") == "_"
+    assert source_id_problem("cam 1") is None
+    assert "1 to 256" in (source_id_problem("") or "")
+    assert "control characters" in (source_id_problem("a<b") or "")
