@@ -15,18 +15,20 @@ def feedback(
     """Send labeled feedback for the online learner (waits for Kafka's acknowledgement)."""
     from pydantic import ValidationError
 
-    from streamsense.schemas.catalog import Topic
+    from streamsense.services.kafka.exceptions import KafkaIOError
+    from streamsense.services.kafka.feedback import make_feedback, send_feedback
     from streamsense.services.kafka.producer import Producer
-    from streamsense.services.learner.exceptions import LearnerError
-    from streamsense.services.learner.feedback import send_feedback
     from streamsense.services.settings import StreamsenseSettings
 
     settings = StreamsenseSettings(service_name="feedback-cli")
-    producer = Producer(settings)
     err = Console(stderr=True)
     try:
-        send_feedback(producer, settings, text, label, source_id, model)
-    except (LearnerError, ValidationError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        example = make_feedback(text, label, source_id, model)
+        producer = Producer(settings)
+        topic = send_feedback(producer, settings, example)
+    except (KafkaIOError, ValidationError) as exc:
+        err.print(
+            f"[bold red]error:[/] feedback not delivered: {exc}", highlight=False, soft_wrap=True
+        )
         raise typer.Exit(1) from exc
-    Console().print(f"sent {label!r} for {model} to {settings.topic(Topic.LABELS_TEXT)}")
+    Console().print(f"sent {label!r} for {model} to {topic}")

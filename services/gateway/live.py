@@ -1,8 +1,15 @@
-"""Live fan-out: one Redis pub/sub subscriber per process, one bounded queue per client.
+"""Live fan-out: one Redis pub/sub subscriber per process, one bounded backlog per client.
 
-The subscriber reads every ``<prefix>:live:*`` message once and offers it to the queue of each
-client whose filter matches. A full queue drops its oldest message (counted), so a slow client
-only ever loses its own backlog and never delays the others or the subscriber.
+The subscriber reads every ``<prefix>:live:*`` message once, frames it once, and offers the
+frame to each client whose filter matches. Offers are flushed together once per turn of the
+event loop: each client gets what accumulated in one write, so a burst costs one write per
+client, not one per message and client.
+
+A client whose socket does not take data keeps a backlog of at most
+``gateway_client_queue`` frames; past that its oldest frames are dropped (counted). A client
+whose socket has taken nothing for ``gateway_slow_client_s`` while frames wait is closed with
+1013 ("try again later") and counted: it holds no memory and costs nothing from then on, and
+never delays the others or the subscriber.
 """
 
 from __future__ import annotations
@@ -10,16 +17,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import redis.asyncio as aioredis
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from prometheus_client import Counter, Gauge
 
-from streamsense.schemas.catalog import Task
-from streamsense.services.gateway.auth import websocket_allowed
+from streamsense.services.gateway.wsconn import text_frame
 from streamsense.services.serving.clients import TRANSIENT
 from streamsense.services.serving.keys import RedisKeys
 
@@ -31,26 +39,78 @@ SENT = Counter("streamsense_gateway_ws_sent", "Messages sent to WebSocket client
 DROPPED = Counter(
     "streamsense_gateway_ws_dropped", "Messages dropped for slow WebSocket clients (oldest first)"
 )
+EVICTED = Counter(
+    "streamsense_gateway_ws_evicted", "WebSocket clients closed (1013) for taking nothing"
+)
+#: Close code for an evicted client: "try again later".
+TOO_SLOW = 1013
+#: Dispatch this many buffered pub/sub messages, then let the flush and the clients run.
+BURST = 64
+SWEEP_S = 0.25
+
+
+class Connection(Protocol):
+    """What the hub needs of a client's socket (:class:`~.wsconn.LiveConnection`)."""
+
+    on_writable: Any
+
+    @property
+    def open(self) -> bool: ...
+    @property
+    def can_write(self) -> bool: ...
+    def write(self, frames: bytes) -> None: ...
+    def close_now(self, code: int, reason: str) -> None: ...
 
 
 @dataclass(eq=False)
 class LiveClient:
+    """A client's filter and backlog. An offer is one append to a bounded deque (the oldest
+    falls out): a stalled client costs next to nothing per message until it is closed."""
+
     task: str | None
     source: str | None
-    queue: asyncio.Queue[str]
-    dropped: int = 0
+    conn: Connection
+    limit: int
+    backlog: deque[bytes] = field(init=False)
+    offered: int = 0
+    written: int = 0
+    counted_drops: int = 0
+    stalled_since: float | None = None
+
+    def __post_init__(self) -> None:
+        self.backlog = deque(maxlen=self.limit)
+
+    @property
+    def dropped(self) -> int:
+        return self.offered - self.written - len(self.backlog)
 
     def wants(self, task: str, source: str) -> bool:
         return (self.task is None or self.task == task) and (
             self.source is None or self.source == source
         )
 
-    def offer(self, message: str) -> None:
-        if self.queue.full():
-            self.queue.get_nowait()
-            self.dropped += 1
-            DROPPED.inc()
-        self.queue.put_nowait(message)
+    def offer(self, frame: bytes) -> None:
+        self.backlog.append(frame)
+        self.offered += 1
+
+    def flush(self, now: float) -> None:
+        if not self.backlog:
+            self.stalled_since = None
+        elif self.conn.can_write:
+            self.conn.write(b"".join(self.backlog))
+            self.written += len(self.backlog)
+            SENT.inc(len(self.backlog))
+            self.backlog.clear()
+            self.stalled_since = None
+        elif self.stalled_since is None:
+            self.stalled_since = now
+        self.count_drops()
+
+    def count_drops(self) -> None:
+        """Bring the drop metric up to date (once per flush, not once per message)."""
+        if (new := self.dropped - self.counted_drops) > 0:
+            DROPPED.inc(new)
+            self.counted_drops += new
 
 
 @dataclass(eq=False)
@@ -58,18 +118,25 @@ class LiveHub:
     redis: aioredis.Redis
     keys: RedisKeys
     queue_size: int = 256
+    slow_client_s: float = 5.0
+    clock: Callable[[], float] = time.monotonic
     clients: set[LiveClient] = field(default_factory=set)
     connected: bool = False
     received: int = 0
     dropped_gone: int = 0
+    evicted: int = 0
+    _dirty: set[LiveClient] = field(default_factory=set)
+    _flush_handle: asyncio.Handle | None = None
+    _announced: bool | None = None
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def dropped(self) -> int:
         return self.dropped_gone + sum(c.dropped for c in self.clients)
 
-    def register(self, task: str | None, source: str | None) -> LiveClient:
-        client = LiveClient(task, source, asyncio.Queue(self.queue_size))
+    def register(self, task: str | None, source: str | None, conn: Connection) -> LiveClient:
+        client = LiveClient(task, source, conn, self.queue_size)
+        conn.on_writable = lambda: self._mark(client)
         self.clients.add(client)
         CLIENTS.set(len(self.clients))
         return client
@@ -77,6 +144,9 @@ class LiveHub:
     def unregister(self, client: LiveClient) -> None:
         if client in self.clients:
             self.clients.discard(client)
+            self._dirty.discard(client)
+            client.conn.on_writable = None
+            client.count_drops()
             self.dropped_gone += client.dropped
             CLIENTS.set(len(self.clients))
 
@@ -85,6 +155,8 @@ class LiveHub:
             await asyncio.wait_for(self._ready.wait(), timeout)
         return self.connected
 
+    # -- fan-out --------------------------------------------------------------------------------
+
     def dispatch(self, channel: str, data: bytes | str) -> None:
         parsed = self.keys.parse_channel(channel)
         if parsed is None:
@@ -92,43 +164,97 @@ class LiveHub:
         task, source = parsed
         self.received += 1
         RECEIVED.inc()
-        message: str | None = None
+        frame: bytes | None = None
         for client in self.clients:
             if client.wants(task, source):
-                if message is None:  # built once, shared by every client
-                    message = (
+                if frame is None:  # framed once, the same bytes for every client
+                    frame = text_frame(
                         f'{{"type":"result","task":{orjson.dumps(task).decode()},'
                         f'"source":{orjson.dumps(source).decode()},'
                         f'"result":{_text(data)}}}'
                     )
-                client.offer(message)
+                client.offer(frame)
+                self._mark(client)
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        frame = text_frame(orjson.dumps(message).decode())
+        for client in self.clients:
+            client.offer(frame)
+            self._mark(client)
+
+    def _mark(self, client: LiveClient) -> None:
+        self._dirty.add(client)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write every marked client's backlog; close the ones stalled for too long."""
+        self._flush_handle = None
+        now = self.clock()
+        dirty, self._dirty = self._dirty, set()
+        for client in dirty:
+            if client not in self.clients:
+                continue
+            if not client.conn.open:
+                self.unregister(client)
+                continue
+            client.flush(now)
+            if client.stalled_since is not None:
+                self._dirty.add(client)  # looked at again by the sweep
+                if now - client.stalled_since >= self.slow_client_s:
+                    self.evict(client, now - client.stalled_since)
+
+    def evict(self, client: LiveClient, stalled_s: float) -> None:
+        log.debug("live: closing a client that took nothing for %.1f s", stalled_s)
+        client.conn.close_now(TOO_SLOW, f"too slow: nothing read for {stalled_s:.0f} s")
+        self.evicted += 1
+        EVICTED.inc()
+        self.unregister(client)
+
+    async def sweep(self) -> None:
+        """Stalled clients are closed on time even when no results arrive."""
+        while True:
+            await asyncio.sleep(SWEEP_S)  # a period, not a wait for a condition
+            if self._dirty and self._flush_handle is None:
+                self.flush()
+
+    # -- the subscriber -------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Subscribe and dispatch until cancelled; reconnect with backoff when Redis is gone."""
+        sweeper = asyncio.create_task(self.sweep(), name="live-sweep")
+        try:
+            await self._subscribe_forever()
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+
+    async def _subscribe_forever(self) -> None:
         delay = 0.1
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.psubscribe(self.keys.channel_pattern)
-                self.connected = True
-                self._ready.set()
+                self._set_connected(True)
                 delay = 0.1
                 log.info("live: subscribed to %s", self.keys.channel_pattern)
+                n = 0
                 while True:
                     msg: dict[str, Any] | None = await pubsub.get_message(timeout=None)
                     if msg is not None and msg.get("type") == "pmessage":
                         self.dispatch(_text(msg["channel"]), msg["data"])
-                        # Buffered pub/sub messages are returned without suspending; yield so
-                        # the clients' send loops drain their queues during a burst instead of
-                        # overflowing them before they ever run.
-                        await asyncio.sleep(0)
+                        n += 1
+                        if n % BURST == 0:
+                            # Buffered messages are returned without suspending: let the flush
+                            # and the sockets run during a long burst.
+                            await asyncio.sleep(0)
             except Exception as exc:  # the subscriber must outlive any Redis trouble
                 if not isinstance(exc, TRANSIENT):
                     log.exception("live: unexpected pub/sub error; reconnecting")
                 elif self.connected:
                     log.warning("live: redis pub/sub lost (%s); reconnecting", exc)
-                self.connected = False
-                self._ready.set()
+                self._set_connected(False)
                 await asyncio.sleep(delay)  # backoff between reconnects, not a test wait
                 delay = min(delay * 2, 5.0)
             finally:
@@ -136,55 +262,13 @@ class LiveHub:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
 
+    def _set_connected(self, up: bool) -> None:
+        self.connected = up
+        self._ready.set()
+        if self._announced is not None and self._announced != up:
+            self.broadcast({"type": "status", "redis": up, "server_ms": time.time_ns() // 10**6})
+        self._announced = up
+
 
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
-router = APIRouter()
-
-
-@router.websocket("/ws/live")
-async def live(ws: WebSocket, task: Task | None = None, source: str | None = None) -> None:
-    """Results as they arrive, as ``{"type": "result", "task", "source", "result"}`` texts;
-    the first message is ``{"type": "hello"}`` once the client is subscribed."""
-    if not websocket_allowed(ws):
-        await ws.close(code=1008, reason="missing or wrong token")
-        return
-    hub: LiveHub = ws.app.state.hub
-    await ws.accept()
-    client = hub.register(task, source)
-    try:
-        hello = {"type": "hello", "task": task, "source": source, "queue": hub.queue_size}
-        await ws.send_text(orjson.dumps(hello).decode())
-        sender = asyncio.create_task(_send_loop(ws, client))
-        receiver = asyncio.create_task(_until_disconnect(ws))
-        done, pending = await asyncio.wait({sender, receiver}, return_when="FIRST_COMPLETED")
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        for t in done:
-            if (exc := t.exception()) is not None and not _is_disconnect(exc):
-                log.warning("live client ended: %r", exc)
-    except WebSocketDisconnect:
-        pass
-    finally:
-        hub.unregister(client)
-
-
-async def _send_loop(ws: WebSocket, client: LiveClient) -> None:
-    while True:
-        message = await client.queue.get()
-        await ws.send_text(message)
-        SENT.inc()
-
-
-async def _until_disconnect(ws: WebSocket) -> None:
-    while True:
-        msg = await ws.receive()
-        if msg["type"] == "websocket.disconnect":
-            return
-
-
-def _is_disconnect(exc: BaseException) -> bool:
-    return isinstance(exc, WebSocketDisconnect | ConnectionError) or "close" in str(exc).lower()

@@ -1,0 +1,122 @@
+"""The WebSocket connection under uvicorn, with what the live fan-out needs from it.
+
+uvicorn's sans-I/O protocol, plus:
+
+- a small kernel send buffer and transport high-water mark (``gateway_ws_send_buffer``): by
+  default Linux grows a socket's send buffer to 4 MB, so a client that never reads absorbs
+  ~14,000 results before anything notices, each one a send costing the fan-out CPU;
+- frames written straight to the transport (``LiveConnection.write``): a result is framed once
+  and the same bytes go to every client, several queued frames in one write, instead of one
+  ASGI send per message and client (a server frame is unmasked, so it is the same for all);
+- a close that cannot hang: ``transport.close()`` waits for the buffer to drain, which never
+  happens when the peer stopped reading, so after the close frame the socket is reset once
+  ``CLOSE_GRACE_S`` has passed (a slow client that still reads gets the close code in time).
+
+The app reaches a connection through ``scope["extensions"][EXTENSION]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame, Opcode
+
+EXTENSION = "streamsense.live"
+#: How long a closed client may take to read what is still buffered before its socket is cut.
+CLOSE_GRACE_S = 2.0
+
+
+def text_frame(payload: str) -> bytes:
+    """The wire form of one unmasked text message, shared by every client."""
+    return Frame(Opcode.TEXT, payload.encode()).serialize(mask=False)
+
+
+class LiveConnection(WebSocketsSansIOProtocol):
+    """One WebSocket connection; ``send_buffer`` is set per server by :func:`protocol`."""
+
+    send_buffer: int = 65536
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_writable: Callable[[], None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):  # not a TCP socket (tests over pipes)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
+        self.transport.set_write_buffer_limits(high=self.send_buffer)
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:  # the handshake went on to the app
+            scope["extensions"][EXTENSION] = self
+
+    # -- what the fan-out uses ----------------------------------------------------------------
+
+    @property
+    def open(self) -> bool:
+        return not (self.close_sent or self.disconnected or self.transport.is_closing())
+
+    @property
+    def can_write(self) -> bool:
+        """The transport takes more without buffering past the high-water mark."""
+        return self.open and self.writable.is_set()
+
+    def write(self, frames: bytes) -> None:
+        """Whole frames, in order, after the handshake (callers check ``open`` first)."""
+        self.transport.write(frames)
+
+    def close_now(self, code: int, reason: str) -> None:
+        """Send a close frame and make sure the socket goes, read or not."""
+        if not self.open:
+            return
+        self.conn.send_close(code, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        if self.read_paused:  # so the peer's close reply can still arrive
+            self.read_paused = False
+            self.transport.resume_reading()
+        self.close_timer = self.loop.call_later(CLOSE_GRACE_S, self.cut)
+
+    def cut(self) -> None:
+        """Drop the connection now, unsent data and all: a reset, not a FIN queued behind
+        data the peer will never read (the kernel would keep the socket and its buffer)."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
+
+    # -- uvicorn's hooks ------------------------------------------------------------------------
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.on_writable is not None:
+            self.on_writable()
+
+    def handle_ping(self) -> None:
+        # A client may ping without reading the pongs: past a few buffers' worth it is cut
+        # rather than buffered without end.
+        if self.transport.get_write_buffer_size() > 4 * self.send_buffer:
+            self.cut()
+            return
+        super().handle_ping()
+
+    def keepalive_timeout(self) -> None:
+        super().keepalive_timeout()  # close frame, then transport.close(), which may hang
+        self.loop.call_later(CLOSE_GRACE_S, self.cut)
+
+
+def protocol(send_buffer: int) -> type[LiveConnection]:
+    """The connection class for uvicorn's ``ws=`` with this server's send buffer."""
+    return type("LiveConnection", (LiveConnection,), {"send_buffer": send_buffer})
