@@ -57,7 +57,7 @@ class Producers:
     def close(self) -> None:
         with self._lock:
             if self._producer is not None:
-                self._producer.close(5)
+                self._producer.close(2)  # a caller without an ack was told so (503)
                 self._producer = None
 
 
