@@ -109,7 +109,11 @@ class IdleClients:
         if not self._conn.poll(60):
             msg = f"{self.n} idle clients did not connect within 60 s"
             raise ServiceError(msg)
-        kind, detail = self._conn.recv()
+        try:
+            kind, detail = self._conn.recv()
+        except EOFError as exc:
+            msg = f"the idle clients' process exited (code {self._proc.exitcode})"
+            raise ServiceError(msg) from exc
         if kind != "ready":
             msg = f"idle clients could not connect: {detail}"
             raise ServiceError(msg)

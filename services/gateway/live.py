@@ -46,6 +46,9 @@ EVICTED = Counter(
 TOO_SLOW = 1013
 #: Dispatch this many buffered pub/sub messages, then let the flush and the clients run.
 BURST = 64
+#: Socket writes a second for the whole fan-out, at most (one write holds all a client's
+#: waiting results); see :meth:`LiveHub.flush`.
+WRITES_PER_S = 20_000.0
 SWEEP_S = 0.25
 
 
@@ -76,6 +79,7 @@ class LiveClient:
     written: int = 0
     counted_drops: int = 0
     stalled_since: float | None = None
+    next_write: float = 0.0
 
     def __post_init__(self) -> None:
         self.backlog = deque(maxlen=self.limit)
@@ -93,18 +97,26 @@ class LiveClient:
         self.backlog.append(frame)
         self.offered += 1
 
-    def flush(self, now: float) -> None:
+    def flush(self, now: float, interval: float) -> bool:
+        """Write the backlog if the socket takes it and the client's last write was at least
+        ``interval`` ago; False when it had to wait for that interval."""
+        wrote = True
         if not self.backlog:
             self.stalled_since = None
-        elif self.conn.can_write:
+        elif not self.conn.can_write:
+            if self.stalled_since is None:
+                self.stalled_since = now
+        elif now < self.next_write:
+            wrote = False
+        else:
             self.conn.write(b"".join(self.backlog))
             self.written += len(self.backlog)
             SENT.inc(len(self.backlog))
             self.backlog.clear()
             self.stalled_since = None
-        elif self.stalled_since is None:
-            self.stalled_since = now
+            self.next_write = now + interval
         self.count_drops()
+        return wrote
 
     def count_drops(self) -> None:
         """Bring the drop metric up to date (once per flush, not once per message)."""
@@ -119,14 +131,18 @@ class LiveHub:
     keys: RedisKeys
     queue_size: int = 256
     slow_client_s: float = 5.0
+    writes_per_s: float = WRITES_PER_S
     clock: Callable[[], float] = time.monotonic
     clients: set[LiveClient] = field(default_factory=set)
+    stalled: set[LiveClient] = field(default_factory=set)
     connected: bool = False
     received: int = 0
     dropped_gone: int = 0
     evicted: int = 0
     _dirty: set[LiveClient] = field(default_factory=set)
     _flush_handle: asyncio.Handle | None = None
+    _timer: asyncio.TimerHandle | None = None
+    _timer_at: float = 0.0
     _announced: bool | None = None
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -145,6 +161,7 @@ class LiveHub:
         if client in self.clients:
             self.clients.discard(client)
             self._dirty.discard(client)
+            self.stalled.discard(client)
             client.conn.on_writable = None
             client.count_drops()
             self.dropped_gone += client.dropped
@@ -174,13 +191,15 @@ class LiveHub:
                         f'"result":{_text(data)}}}'
                     )
                 client.offer(frame)
-                self._mark(client)
+                if client.stalled_since is None:  # a stalled one waits for its socket
+                    self._mark(client)
 
     def broadcast(self, message: dict[str, Any]) -> None:
         frame = text_frame(orjson.dumps(message).decode())
         for client in self.clients:
             client.offer(frame)
-            self._mark(client)
+            if client.stalled_since is None:
+                self._mark(client)
 
     def _mark(self, client: LiveClient) -> None:
         self._dirty.add(client)
@@ -188,9 +207,18 @@ class LiveHub:
             self._flush_handle = asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        """Write every marked client's backlog; close the ones stalled for too long."""
+        """Write every marked client's backlog.
+
+        Each client gets at most one write per ``active clients / writes_per_s`` seconds, so
+        the whole fan-out makes at most ``writes_per_s`` writes a second however many clients
+        there are: while clients that never read still take data into their socket buffers
+        (a few hundred kB each), they cost one write per interval, not one per result. With
+        few clients the interval is microseconds and every result goes out at once. A client
+        whose socket takes nothing is set aside (``stalled``) until it drains or is closed."""
         self._flush_handle = None
         now = self.clock()
+        interval = max(1, len(self.clients) - len(self.stalled)) / self.writes_per_s
+        waiting_until: float | None = None
         dirty, self._dirty = self._dirty, set()
         for client in dirty:
             if client not in self.clients:
@@ -198,11 +226,40 @@ class LiveHub:
             if not client.conn.open:
                 self.unregister(client)
                 continue
-            client.flush(now)
-            if client.stalled_since is not None:
-                self._dirty.add(client)  # looked at again by the sweep
+            if not client.flush(now, interval):
+                self._dirty.add(client)
+                waiting_until = min(waiting_until or client.next_write, client.next_write)
+            elif client.stalled_since is not None:
+                self.stalled.add(client)
+            else:
+                self.stalled.discard(client)
+        if waiting_until is not None:
+            self._flush_at(waiting_until, now)
+
+    def check_stalled(self) -> None:
+        """Close the clients whose socket has taken nothing for ``slow_client_s``."""
+        now = self.clock()
+        for client in list(self.stalled):
+            if not client.conn.open:
+                self.unregister(client)
+            elif client.conn.can_write:
+                self._mark(client)  # it drained; the flush takes it back
+            elif client.stalled_since is not None:
                 if now - client.stalled_since >= self.slow_client_s:
                     self.evict(client, now - client.stalled_since)
+
+    def _flush_at(self, when: float, now: float) -> None:
+        if self._timer is not None and self._timer_at <= when:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, when - now), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._flush_handle is None:
+            self.flush()
 
     def evict(self, client: LiveClient, stalled_s: float) -> None:
         log.debug("live: closing a client that took nothing for %.1f s", stalled_s)
@@ -212,11 +269,10 @@ class LiveHub:
         self.unregister(client)
 
     async def sweep(self) -> None:
-        """Stalled clients are closed on time even when no results arrive."""
+        """Stalled clients are looked at every ``SWEEP_S``, results or not."""
         while True:
             await asyncio.sleep(SWEEP_S)  # a period, not a wait for a condition
-            if self._dirty and self._flush_handle is None:
-                self.flush()
+            self.check_stalled()
 
     # -- the subscriber -------------------------------------------------------------------------
 

@@ -159,27 +159,72 @@ class FakeConnection:
 
 def test_hub_drops_oldest_per_stalled_client_writes_once_per_flush_and_counts() -> None:
     async def scenario() -> None:
-        hub = LiveHub(redis=None, keys=RedisKeys("p"), queue_size=3)  # type: ignore[arg-type]
+        now = [0.0]
+        hub = LiveHub(
+            redis=None,  # type: ignore[arg-type]
+            keys=RedisKeys("p"),
+            queue_size=3,
+            clock=lambda: now[0],
+        )
         stalled, reader = FakeConnection(can_write=False), FakeConnection()
         slow = hub.register("sentiment", None, stalled)
         other = hub.register(None, "s1", reader)
         for i in range(10):
             hub.dispatch("p:live:sentiment:s1", orjson.dumps({"i": i}))
             if i % 3 == 2:
+                now[0] += 1.0
                 hub.flush()  # what a turn of the event loop does
         hub.dispatch("p:live:detect:s2", b"{}")
         hub.dispatch("elsewhere", b"{}")
+        now[0] += 1.0
         hub.flush()
         # The reader got all ten, three per write; the stalled client keeps the newest three.
         assert [m["result"]["i"] for m in reader.messages()] == list(range(10))
         assert reader.writes == 4
         assert slow.dropped == 7 and other.dropped == 0 and stalled.written == b""
         stalled.can_write = True
+        now[0] += 1.0
         stalled.on_writable()  # the transport drained: what waits goes out
         await asyncio.sleep(0)  # one turn of the loop runs the scheduled flush
         assert [m["result"]["i"] for m in stalled.messages()] == [7, 8, 9]
         hub.unregister(slow)
         assert hub.dropped == 7 and hub.received == 11
+
+    asyncio.run(scenario())
+
+
+def test_many_clients_get_one_write_per_interval_not_one_per_result() -> None:
+    """200 clients at 20,000 writes/s: one write per client every 10 ms; what arrives in
+    between goes out with the next write, nothing is lost."""
+
+    async def scenario() -> None:
+        now = [0.0]
+        hub = LiveHub(
+            redis=None,  # type: ignore[arg-type]
+            keys=RedisKeys("p"),
+            writes_per_s=20_000,
+            clock=lambda: now[0],
+        )
+        conns = [FakeConnection() for _ in range(200)]
+        for c in conns:
+            hub.register(None, None, c)
+        for i in range(50):  # 50 results, 1 ms apart: 5 write slots of 10 ms
+            hub.dispatch("p:live:sentiment:s1", orjson.dumps({"i": i}))
+            hub.flush()
+            now[0] += 0.001
+        now[0] += 0.01
+        hub.flush()
+        for c in conns:
+            assert [m["result"]["i"] for m in c.messages()] == list(range(50))
+            assert c.writes <= 6, c.writes
+        one = LiveHub(redis=None, keys=RedisKeys("p"), clock=lambda: now[0])  # type: ignore[arg-type]
+        single = FakeConnection()
+        one.register(None, None, single)
+        for i in range(5):
+            one.dispatch("p:live:sentiment:s1", orjson.dumps({"i": i}))
+            one.flush()
+            now[0] += 0.001
+        assert single.writes == 5, "a lone client gets each result at once"
 
     asyncio.run(scenario())
 
@@ -199,12 +244,14 @@ def test_hub_closes_a_client_that_takes_nothing_for_the_limit_with_1013() -> Non
         hub.register(None, None, reader)
         hub.dispatch("p:live:sentiment:s1", b'{"i": 0}')
         hub.flush()
+        assert hub.stalled == {c for c in hub.clients if c.conn is stalled}
         now[0] += 4.9
         hub.dispatch("p:live:sentiment:s1", b'{"i": 1}')
         hub.flush()
+        hub.check_stalled()
         assert stalled.closed is None, "not yet: 4.9 s < 5 s"
-        now[0] += 0.2  # no result arrives; the sweep's flush looks at stalled clients
-        hub.flush()
+        now[0] += 0.2  # the sweep looks at stalled clients, results or not
+        hub.check_stalled()
         assert stalled.closed is not None and stalled.closed[0] == 1013
         assert "too slow" in stalled.closed[1]
         assert hub.evicted == 1 and len(hub.clients) == 1
