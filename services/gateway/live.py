@@ -3,7 +3,8 @@
 The subscriber reads every ``<prefix>:live:*`` message once, frames it once, and offers the
 frame to each client whose filter matches. Offers are flushed together once per turn of the
 event loop: each client gets what accumulated in one write, so a burst costs one write per
-client, not one per message and client.
+client, not one per message and client; and the whole fan-out makes at most
+``WRITES_PER_S`` writes a second (see :meth:`LiveHub.flush`).
 
 A client whose socket does not take data keeps a backlog of at most
 ``gateway_client_queue`` frames; past that its oldest frames are dropped (counted). A client
@@ -61,6 +62,8 @@ class Connection(Protocol):
     def open(self) -> bool: ...
     @property
     def can_write(self) -> bool: ...
+    @property
+    def room(self) -> int: ...
     def write(self, frames: bytes) -> None: ...
     def close_now(self, code: int, reason: str) -> None: ...
 
@@ -99,7 +102,8 @@ class LiveClient:
 
     def flush(self, now: float, interval: float) -> bool:
         """Write the backlog if the socket takes it and the client's last write was at least
-        ``interval`` ago; False when it had to wait for that interval."""
+        ``interval`` ago. False when some of it waits for a later flush: for that interval,
+        or for room in the client's window."""
         wrote = True
         if not self.backlog:
             self.stalled_since = None
@@ -109,14 +113,20 @@ class LiveClient:
         elif now < self.next_write:
             wrote = False
         else:
-            self.conn.write(b"".join(self.backlog))
-            self.written += len(self.backlog)
-            SENT.inc(len(self.backlog))
-            self.backlog.clear()
+            # As much as the client's window has room for (one frame at least); the rest
+            # goes once the client confirms reading.
+            room, size = self.conn.room, 0
+            frames: list[bytes] = []
+            while self.backlog and (not frames or size + len(self.backlog[0]) <= room):
+                frames.append(self.backlog.popleft())
+                size += len(frames[-1])
+            self.conn.write(b"".join(frames))
+            self.written += len(frames)
+            SENT.inc(len(frames))
             self.stalled_since = None
             self.next_write = now + interval
         self.count_drops()
-        return wrote
+        return wrote and not self.backlog
 
     def count_drops(self) -> None:
         """Bring the drop metric up to date (once per flush, not once per message)."""
@@ -226,13 +236,14 @@ class LiveHub:
             if not client.conn.open:
                 self.unregister(client)
                 continue
-            if not client.flush(now, interval):
+            done = client.flush(now, interval)
+            if client.stalled_since is not None:
+                self.stalled.add(client)
+                continue
+            self.stalled.discard(client)
+            if not done:
                 self._dirty.add(client)
                 waiting_until = min(waiting_until or client.next_write, client.next_write)
-            elif client.stalled_since is not None:
-                self.stalled.add(client)
-            else:
-                self.stalled.discard(client)
         if waiting_until is not None:
             self._flush_at(waiting_until, now)
 

@@ -88,8 +88,9 @@ class GatewaySettings(StreamsenseSettings):
         default=65536,
         ge=4096,
         le=16 << 20,
-        description="per WebSocket client: kernel send buffer and the transport's high-water "
-        "mark (bytes); what a client that stops reading can hold before it counts as stalled",
+        description="per WebSocket client: what may be sent before the client confirms reading "
+        "(a pong), the kernel send buffer and the transport's high-water mark (bytes); what a "
+        "client that stops reading takes before it counts as stalled",
     )
     gateway_ticket_ttl_s: float = Field(
         default=30.0, gt=0, le=600, description="life of a /ws/live ticket (single use)"

@@ -2,9 +2,14 @@
 
 uvicorn's sans-I/O protocol, plus:
 
-- a small kernel send buffer and transport high-water mark (``gateway_ws_send_buffer``): by
-  default Linux grows a socket's send buffer to 4 MB, so a client that never reads absorbs
-  ~14,000 results before anything notices, each one a send costing the fan-out CPU;
+- a window on what the client has not confirmed reading: the gateway pings once half of
+  ``gateway_ws_send_buffer`` (64 KiB) is unconfirmed and sends no more than the whole of it
+  until the pong comes back. Every WebSocket client answers pings by itself (RFC 6455;
+  browsers and client libraries do it below the application), and a pong means everything
+  before the ping was read. A client that never reads takes at most that window: without it,
+  its kernel's receive buffer and ours (Linux grows a send buffer to 4 MB) took ~14,000
+  results, each one a send costing the fan-out CPU, before anything noticed;
+- a kernel send buffer and transport high-water mark of the same size;
 - frames written straight to the transport (``LiveConnection.write``): a result is framed once
   and the same bytes go to every client, several queued frames in one write, instead of one
   ASGI send per message and client (a server frame is unmasked, so it is the same for all);
@@ -30,6 +35,8 @@ from websockets.frames import Frame, Opcode
 EXTENSION = "streamsense.live"
 #: How long a closed client may take to read what is still buffered before its socket is cut.
 CLOSE_GRACE_S = 2.0
+#: Our pings' payloads start with this (uvicorn's keepalive pings are 4 random bytes).
+PING_TAG = b"ss-window:"
 
 
 def text_frame(payload: str) -> bytes:
@@ -45,6 +52,11 @@ class LiveConnection(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.on_writable: Callable[[], None] | None = None
+        self.sent = 0  # bytes of frames written by the fan-out
+        self.confirmed = 0  # of which the client confirmed reading (a pong came back)
+        self._ping: bytes | None = None  # the payload of our ping in flight
+        self._ping_at = 0  # what ``sent`` was when it went out
+        self._pings = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -68,12 +80,32 @@ class LiveConnection(WebSocketsSansIOProtocol):
 
     @property
     def can_write(self) -> bool:
-        """The transport takes more without buffering past the high-water mark."""
-        return self.open and self.writable.is_set()
+        """The client is within its window and the transport takes more without buffering
+        past the high-water mark."""
+        return (
+            self.open and self.writable.is_set() and self.sent - self.confirmed < self.send_buffer
+        )
+
+    @property
+    def room(self) -> int:
+        """Bytes the client's window has left."""
+        return self.send_buffer - (self.sent - self.confirmed)
 
     def write(self, frames: bytes) -> None:
-        """Whole frames, in order, after the handshake (callers check ``open`` first)."""
-        self.transport.write(frames)
+        """Whole frames, in order, after the handshake (callers check ``open`` first); a ping
+        goes with them once half the window is unconfirmed."""
+        self.sent += len(frames)
+        self.transport.write(frames + self._ping_if_due())
+
+    def _ping_if_due(self) -> bytes:
+        """A ping frame once half the window is unconfirmed and none is out, else nothing."""
+        if self._ping is not None or self.sent - self.confirmed < self.send_buffer // 2:
+            return b""
+        self._pings += 1
+        self._ping = PING_TAG + self._pings.to_bytes(8, "big")
+        self._ping_at = self.sent
+        self.conn.send_ping(self._ping)
+        return b"".join(self.conn.data_to_send())
 
     def close_now(self, code: int, reason: str) -> None:
         """Send a close frame and make sure the socket goes, read or not."""
@@ -103,6 +135,18 @@ class LiveConnection(WebSocketsSansIOProtocol):
         super().resume_writing()
         if self.on_writable is not None:
             self.on_writable()
+
+    def handle_pong(self, event: Any) -> None:
+        if self._ping is not None and bytes(event.data) == self._ping:
+            self.confirmed, self._ping = self._ping_at, None
+            # What was sent after that ping needs a ping of its own, or a full window would
+            # wait for a pong that nobody asked for.
+            if ping := self._ping_if_due():
+                self.transport.write(ping)
+            if self.on_writable is not None:  # the window moved: what waits can go
+                self.on_writable()
+            return
+        super().handle_pong(event)  # uvicorn's keepalive
 
     def handle_ping(self) -> None:
         # A client may ping without reading the pongs: past a few buffers' worth it is cut

@@ -131,6 +131,7 @@ class FakeConnection:
 
     def __init__(self, can_write: bool = True) -> None:
         self.can_write = can_write
+        self.room = 1 << 20
         self.open = True
         self.on_writable: Any = None
         self.written = bytearray()
@@ -225,6 +226,27 @@ def test_many_clients_get_one_write_per_interval_not_one_per_result() -> None:
             one.flush()
             now[0] += 0.001
         assert single.writes == 5, "a lone client gets each result at once"
+
+    asyncio.run(scenario())
+
+
+def test_a_write_takes_what_the_clients_window_has_room_for() -> None:
+    async def scenario() -> None:
+        now = [0.0]
+        hub = LiveHub(redis=None, keys=RedisKeys("p"), clock=lambda: now[0])  # type: ignore[arg-type]
+        conn = FakeConnection()
+        client = hub.register(None, None, conn)
+        for i in range(5):
+            hub.dispatch("p:live:sentiment:s1", orjson.dumps({"i": i, "pad": "x" * 100}))
+        frame = len(client.backlog[0])
+        conn.room = 2 * frame + 1  # room for two
+        hub.flush()
+        assert [m["result"]["i"] for m in conn.messages()] == [0, 1]
+        assert client in hub._dirty, "the rest waits for a later flush"
+        conn.room = 1  # no room: one frame still goes, so a big result is never stuck
+        now[0] += 1.0
+        hub.flush()
+        assert [m["result"]["i"] for m in conn.messages()] == [0, 1, 2]
 
     asyncio.run(scenario())
 

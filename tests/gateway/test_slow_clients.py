@@ -6,9 +6,12 @@ their header, before their payload is read. Bounded in count and time."""
 from __future__ import annotations
 
 import base64
+import fcntl
 import os
 import socket
 import struct
+import sys
+import termios
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -60,6 +63,16 @@ def _tcp_state(sock: socket.socket) -> int:
     return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
 
 
+def _queued(sock: socket.socket) -> int:
+    """Bytes waiting in the socket's receive queue (what the gateway sent and nobody read)."""
+    buf = bytearray(4)
+    try:
+        fcntl.ioctl(sock.fileno(), termios.FIONREAD, buf)
+    except OSError:  # reset already
+        return 0
+    return int.from_bytes(buf, sys.byteorder)
+
+
 def _stats(p: Pipeline) -> dict[str, Any]:
     return httpx.get(f"{p.url}/api/stats", timeout=10).json()
 
@@ -87,15 +100,18 @@ def test_two_hundred_clients_that_never_read_are_closed_while_a_reader_keeps_up(
                 while len(got) < n:
                     got.append(orjson.loads(reader.recv(timeout=60))["result"]["source"]["seq"])
 
+            held = [0] * IDLE
+
+            def evicted() -> bool:
+                for i, s in enumerate(idle):  # what each idle client was made to take
+                    held[i] = max(held[i], _queued(s))
+                return bool(_stats(pipeline)["live_evicted"] - base["live_evicted"] == IDLE)
+
             with ThreadPoolExecutor(1) as pool:
                 reading = pool.submit(read, 600)
                 started = time.monotonic()
                 pipeline.produce(_results(600, 0))
-                wait_for(
-                    lambda: _stats(pipeline)["live_evicted"] - base["live_evicted"] == IDLE,
-                    60,
-                    f"{IDLE} idle clients closed",
-                )
+                wait_for(evicted, 60, f"{IDLE} idle clients closed")
                 evicted_after = time.monotonic() - started
                 reading.result(timeout=60)
         # Every idle socket was cut (the server aborts after the close grace).
@@ -106,6 +122,10 @@ def test_two_hundred_clients_that_never_read_are_closed_while_a_reader_keeps_up(
         for s in idle:
             s.close()
     assert got == list(range(600)), "the reader got every result, in order"
+    # No idle client was made to take more than its window (64 KiB) and one result: the
+    # gateway waits for a pong (which never comes) before it sends more.
+    window = pipeline.gateway_settings.gateway_ws_send_buffer
+    assert 0 < max(held) <= window + 4096, max(held)
     stats = _stats(pipeline)
     assert stats["live_clients"] == 0 or stats["live_clients"] < IDLE
     # Loose bound for a loaded 2-core machine; `streamsense bench fanout --idle-clients`
