@@ -41,8 +41,8 @@ from websockets.asyncio.client import connect
 from streamsense.schemas.catalog import Topic, results_topics
 from streamsense.schemas.registry import encode
 from streamsense.schemas.results import ModelRef, SentimentResult, SourceRef, Timings
-from streamsense.services.bench import fanout_report, hostile_clients
-from streamsense.services.bench.fanout_report import compare, report
+from streamsense.services.bench import fanout_idle, fanout_report
+from streamsense.services.bench.fanout_report import report
 from streamsense.services.exceptions import ServiceError
 from streamsense.services.kafka.producer import Producer
 from streamsense.services.kafka.topics import TopicSpec, ensure_topics
@@ -226,6 +226,7 @@ def run(  # noqa: PLR0913 - the benchmark's options
     messages: int = 1000,
     rate: float = 100.0,
     idle_clients: int = 0,
+    rounds: int = 3,
     progress: Progress = lambda _m: None,
 ) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
@@ -269,9 +270,9 @@ def run(  # noqa: PLR0913 - the benchmark's options
             url = f"ws://127.0.0.1:{gw_port}/ws/live?task=sentiment&source={SOURCE}"
 
             gw_proc = psutil.Process(gateway.proc.pid)
-            cpu_s: list[float] = []
+            stats_url = f"http://127.0.0.1:{gw_port}/api/stats"
 
-            def phase(seqs: range) -> tuple[_Acks, list[dict[int, int]]]:
+            def phase(seqs: range) -> fanout_idle.Phase:
                 acks = _Acks()
                 before = sum(gw_proc.cpu_times()[:2])
                 received = asyncio.run(
@@ -282,71 +283,36 @@ def run(  # noqa: PLR0913 - the benchmark's options
                         seqs,
                     )
                 )
-                cpu_s.append(round(sum(gw_proc.cpu_times()[:2]) - before, 2))
-                return acks, received
+                cpu = round(sum(gw_proc.cpu_times()[:2]) - before, 2)
+                return fanout_idle.Phase(seqs, acks, received, cpu, round(os.getloadavg()[0], 2))
 
             progress(f"{clients} clients; {total} results at {rate:g}/s ({WARMUP} warm-up)")
-            stats_url = f"http://127.0.0.1:{gw_port}/api/stats"
-            acks, received = phase(range(total))
-            load = round(os.getloadavg()[0], 2)
+            first = phase(range(total))
             stats = _get_json(stats_url)
             stream_ms = _stream_times(settings, redis_prefix)
             idle: dict[str, Any] = {}
             if idle_clients:
-                progress(f"again with {idle_clients} clients that never read")
-                with hostile_clients.IdleClients("127.0.0.1", gw_port, idle_clients) as watch:
-                    idle_acks, idle_received = phase(range(total, 2 * total))
-                    idle["load_average_1m"] = round(os.getloadavg()[0], 2)
-                    idle["stream_ms"] = _stream_times(settings, redis_prefix)
-                    _wait(
-                        lambda: _get_json(stats_url)["live_evicted"] >= idle_clients,
-                        IDLE_CLOSE_WAIT_S,
-                    )
-                    watch.stop()
-                flow_start = min(idle_acks.mono.values(), default=0) / 1e9
-                idle["eviction"] = watch.report(flow_start)
-                progress("oversized messages: 30 of 15 MB from one client")
-                idle["oversized"] = hostile_clients.oversized(
-                    "127.0.0.1", gw_port, gateway.proc.pid, 30, 15 * 1024 * 1024
+                idle = fanout_idle.compare(
+                    first,
+                    phase,
+                    rounds,
+                    idle_clients,
+                    gw_port,
+                    gateway.proc.pid,
+                    lambda: int(_get_json(stats_url)["live_evicted"]),
+                    progress,
                 )
-            final = _get_json(stats_url)
         finally:
             for stage in reversed(stages):
                 stage.stop()
             _cleanup(settings, scoped, specs, redis_prefix)
-    out = report(clients, messages, rate, acks, received, stream_ms, range(total))
+    out = report(clients, messages, rate, first.acks, first.received, stream_ms, first.seqs)
     out["dropped_for_slow_clients"] = stats.get("live_dropped")
-    out["gateway_cpu_s"] = cpu_s[0]
-    out["load_average_1m"] = load
-    if idle_clients:
-        with_idle = report(
-            clients,
-            messages,
-            rate,
-            idle_acks,
-            idle_received,
-            idle["stream_ms"],
-            range(total, 2 * total),
-        )
-        # what the gateway sends per result: the result, its envelope, a 4-byte frame header
-        frame_bytes = (
-            len(_result(0))
-            + len(f'{{"type":"result","task":"sentiment","source":"{SOURCE}","result":}}')
-            + 4
-        )
-        out["with_idle_clients"] = compare(out, with_idle, idle, final, rate * frame_bytes)
-        out["with_idle_clients"]["gateway_cpu_s"] = cpu_s[1]
+    out["gateway_cpu_s"] = first.gateway_cpu_s
+    out["load_average_1m"] = first.load_average_1m
+    if idle:
+        out["with_idle_clients"] = idle
     return out
-
-
-#: How long the benchmark waits, after its flow, for the idle clients to be closed.
-IDLE_CLOSE_WAIT_S = 60.0
-
-
-def _wait(check: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check() and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def _get_json(url: str) -> dict[str, Any]:

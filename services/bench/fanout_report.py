@@ -31,6 +31,30 @@ def pct(values: np.ndarray) -> dict[str, float]:
     }
 
 
+def latencies(acks: Acks, received: list[dict[int, int]], seqs: range) -> np.ndarray:
+    """Every (client, result) latency of a phase after its warm-up, ms."""
+    measured = [s for s in seqs[WARMUP:] if s in acks.mono]
+    lat = [(r[s] - acks.mono[s]) / 1e6 for s in measured for r in received if s in r]
+    return np.array(lat)
+
+
+def by_second(acks: Acks, received: list[dict[int, int]], seqs: range) -> list[list[float]]:
+    """The time course: per second of the flow (by ack time), that second's p50 and p99."""
+    measured = [s for s in seqs[WARMUP:] if s in acks.mono]
+    if not measured:
+        return []
+    t0 = acks.mono[measured[0]]
+    rows: dict[int, list[float]] = {}
+    for s in measured:
+        sec = (acks.mono[s] - t0) // 1_000_000_000
+        rows.setdefault(sec, []).extend((r[s] - acks.mono[s]) / 1e6 for r in received if s in r)
+    return [
+        [sec, *np.round(np.percentile(v, [50, 99]), 1).tolist()]
+        for sec, v in sorted(rows.items())
+        if v
+    ]
+
+
 def report(  # noqa: PLR0913
     clients: int,
     messages: int,
@@ -53,14 +77,6 @@ def report(  # noqa: PLR0913
         [stream_ms[s] - acks.wall[s] / 1e6 for s in measured if s in stream_ms and s in acks.wall]
     )
     expected = clients * messages
-    # the time course: per second of the flow (by ack time), the p50 and p99 of that second
-    t0 = acks.mono[measured[0]] if measured else 0
-    second = np.array([(acks.mono[s] - t0) // 1_000_000_000 for s in measured])
-    by_second = [
-        [int(sec), *np.round(np.nanpercentile(grid[second == sec], [50, 99]), 1).tolist()]
-        for sec in np.unique(second)
-        if not np.isnan(grid[second == sec]).all()
-    ]
     return {
         "benchmark": "fanout",
         "path": "Kafka ack -> sink -> Redis pub/sub -> gateway -> WebSocket client",
@@ -78,49 +94,8 @@ def report(  # noqa: PLR0913
             "ack_to_first_client": pct(first),
             "first_to_last_client": pct(spread),
         },
-        "latency_by_second_ms": by_second,
+        "latency_by_second_ms": by_second(acks, received, seqs),
         "target_p99_ms": 50,
         "meets_target": bool(lat.size and np.percentile(lat, 99) < 50),
         "cpus": os.cpu_count(),
-    }
-
-
-def compare(
-    alone: dict[str, Any],
-    with_idle: dict[str, Any],
-    idle: dict[str, Any],
-    stats: dict[str, Any],
-    bytes_per_s: float,
-) -> dict[str, Any]:
-    """The readers' latency with the idle clients next to the run without them.
-
-    An idle client looks stalled from outside once its own receive buffer is full; the gateway
-    counts from when its buffers for the client are full too (kernel send buffer, doubled by
-    Linux, plus the transport's high-water mark), which takes ``3 * send_buffer / bytes_per_s``
-    longer. The close limit is the gateway's setting plus the close grace, and the gateway
-    looks at stalled clients every ``SWEEP_S`` (or on each result)."""
-    from streamsense.services.gateway.live import SWEEP_S
-    from streamsense.services.gateway.settings import GatewaySettings
-    from streamsense.services.gateway.wsconn import CLOSE_GRACE_S
-
-    p99, p99_idle = alone["latency_ms"].get("p99"), with_idle["latency_ms"].get("p99")
-    ratio = round(p99_idle / p99, 2) if p99 and p99_idle else None
-    gw = GatewaySettings()
-    limit = gw.gateway_slow_client_s + CLOSE_GRACE_S + SWEEP_S
-    fill_s = round(3 * gw.gateway_ws_send_buffer / bytes_per_s, 2)
-    after_stall = idle["eviction"]["closed_s_after_stall"]
-    return {
-        "idle_clients": idle["eviction"]["clients"],
-        "latency_ms": with_idle["latency_ms"],
-        "latency_by_second_ms": with_idle["latency_by_second_ms"],
-        "lost": with_idle["lost"],
-        "p99_ratio_to_without": ratio,
-        "meets_target_2x": ratio is not None and ratio <= 2.0,
-        "eviction": idle["eviction"],
-        "evicted_by_gateway": stats.get("live_evicted"),
-        "close_limit_s": limit,
-        "gateway_buffer_fill_s": fill_s,
-        "closed_within_limit": bool(after_stall) and after_stall["max"] <= limit + fill_s,
-        "load_average_1m": idle["load_average_1m"],
-        "oversized": idle["oversized"],
     }

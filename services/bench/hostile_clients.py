@@ -29,6 +29,8 @@ from streamsense.services.exceptions import ServiceError
 
 POLL_S = 0.05
 TCP_ESTABLISHED = 1
+#: A receive queue that grew by less (a ping, a close frame) did not get results.
+GREW = 128
 
 
 def upgrade(host: str, port: int, path: str = "/ws/live") -> socket.socket:
@@ -82,8 +84,9 @@ def _watch(host: str, port: int, n: int, conn: Connection) -> None:
                 continue
             fcntl.ioctl(c.sock.fileno(), termios.FIONREAD, buf)
             queued = struct.unpack("i", buf)[0]
-            if queued > c.queued:
-                c.queued, c.grew_at = queued, now
+            if queued >= c.queued + GREW:  # results, not the pings and close frame after them
+                c.grew_at = now
+            c.queued = max(c.queued, queued)
     conn.recv()
     conn.send(("done", [(c.queued, c.grew_at, c.closed_at) for c in clients]))
     for c in clients:

@@ -109,13 +109,18 @@ def fanout(
         help="measure again with this many clients connected that never read; then 30 "
         "oversized messages (gateway memory)",
     ),
+    rounds: int = typer.Option(
+        3, min=1, help="with --idle-clients: rounds of without/with, alternating"
+    ),
     json_path: Path = typer.Option(None, "--json", help="write the result here"),
 ) -> None:
     """Kafka ack -> sink -> Redis pub/sub -> gateway -> WebSocket latency, p50/p99."""
     from streamsense.services.bench import fanout as bench
 
     settings = StreamsenseSettings(service_name="bench-fanout")
-    result = bench.run(settings, clients, messages, rate, idle_clients, progress=console.log)
+    result = bench.run(
+        settings, clients, messages, rate, idle_clients, rounds, progress=console.log
+    )
     write_json(json_path, result)
 
 

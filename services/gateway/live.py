@@ -91,11 +91,6 @@ class LiveClient:
     def dropped(self) -> int:
         return self.offered - self.written - len(self.backlog)
 
-    def wants(self, task: str, source: str) -> bool:
-        return (self.task is None or self.task == task) and (
-            self.source is None or self.source == source
-        )
-
     def offer(self, frame: bytes) -> None:
         self.backlog.append(frame)
         self.offered += 1
@@ -192,15 +187,20 @@ class LiveHub:
         self.received += 1
         RECEIVED.inc()
         frame: bytes | None = None
+        # The hot loop (results x clients): the filter and the offer are written out here, a
+        # method call each cost as much as the rest of the loop.
         for client in self.clients:
-            if client.wants(task, source):
+            if (client.task is None or client.task == task) and (
+                client.source is None or client.source == source
+            ):
                 if frame is None:  # framed once, the same bytes for every client
                     frame = text_frame(
                         f'{{"type":"result","task":{orjson.dumps(task).decode()},'
                         f'"source":{orjson.dumps(source).decode()},'
                         f'"result":{_text(data)}}}'
                     )
-                client.offer(frame)
+                client.backlog.append(frame)  # a full deque drops its oldest by itself
+                client.offered += 1
                 if client.stalled_since is None:  # a stalled one waits for its socket
                     self._mark(client)
 

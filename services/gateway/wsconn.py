@@ -6,9 +6,10 @@ uvicorn's sans-I/O protocol, plus:
   ``gateway_ws_send_buffer`` (64 KiB) is unconfirmed and sends no more than the whole of it
   until the pong comes back. Every WebSocket client answers pings by itself (RFC 6455;
   browsers and client libraries do it below the application), and a pong means everything
-  before the ping was read. A client that never reads takes at most that window: without it,
-  its kernel's receive buffer and ours (Linux grows a send buffer to 4 MB) took ~14,000
-  results, each one a send costing the fan-out CPU, before anything noticed;
+  before the ping was read. A new client starts with ``FIRST_WINDOW`` (8 KiB) until its first
+  pong, so a client that never reads takes 8 KiB and is then treated as stalled. Without the
+  window, its kernel's receive buffer and ours (Linux grows a send buffer to 4 MB) took
+  ~14,000 results, each one a send costing the fan-out CPU, before anything noticed;
 - a kernel send buffer and transport high-water mark of the same size;
 - frames written straight to the transport (``LiveConnection.write``): a result is framed once
   and the same bytes go to every client, several queued frames in one write, instead of one
@@ -37,6 +38,8 @@ EXTENSION = "streamsense.live"
 CLOSE_GRACE_S = 2.0
 #: Our pings' payloads start with this (uvicorn's keepalive pings are 4 random bytes).
 PING_TAG = b"ss-window:"
+#: The window of a client that has not answered a ping yet.
+FIRST_WINDOW = 8192
 
 
 def text_frame(payload: str) -> bytes:
@@ -57,6 +60,9 @@ class LiveConnection(WebSocketsSansIOProtocol):
         self._ping: bytes | None = None  # the payload of our ping in flight
         self._ping_at = 0  # what ``sent`` was when it went out
         self._pings = 0
+        # Until the first pong, a client has shown nothing: it starts with a small window, so
+        # hundreds of clients that never read cost 8 KiB each, not the full window.
+        self.window = min(FIRST_WINDOW, self.send_buffer)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -82,14 +88,12 @@ class LiveConnection(WebSocketsSansIOProtocol):
     def can_write(self) -> bool:
         """The client is within its window and the transport takes more without buffering
         past the high-water mark."""
-        return (
-            self.open and self.writable.is_set() and self.sent - self.confirmed < self.send_buffer
-        )
+        return self.open and self.writable.is_set() and self.sent - self.confirmed < self.window
 
     @property
     def room(self) -> int:
         """Bytes the client's window has left."""
-        return self.send_buffer - (self.sent - self.confirmed)
+        return self.window - (self.sent - self.confirmed)
 
     def write(self, frames: bytes) -> None:
         """Whole frames, in order, after the handshake (callers check ``open`` first); a ping
@@ -99,7 +103,7 @@ class LiveConnection(WebSocketsSansIOProtocol):
 
     def _ping_if_due(self) -> bytes:
         """A ping frame once half the window is unconfirmed and none is out, else nothing."""
-        if self._ping is not None or self.sent - self.confirmed < self.send_buffer // 2:
+        if self._ping is not None or self.sent - self.confirmed < self.window // 2:
             return b""
         self._pings += 1
         self._ping = PING_TAG + self._pings.to_bytes(8, "big")
@@ -139,6 +143,7 @@ class LiveConnection(WebSocketsSansIOProtocol):
     def handle_pong(self, event: Any) -> None:
         if self._ping is not None and bytes(event.data) == self._ping:
             self.confirmed, self._ping = self._ping_at, None
+            self.window = self.send_buffer
             # What was sent after that ping needs a ping of its own, or a full window would
             # wait for a pong that nobody asked for.
             if ping := self._ping_if_due():

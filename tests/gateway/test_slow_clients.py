@@ -23,6 +23,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from streamsense.services.gateway.wsconn import FIRST_WINDOW
 from tests.conftest import wait_for
 from tests.gateway.conftest import Pipeline
 from tests.sink import factory
@@ -122,10 +123,9 @@ def test_two_hundred_clients_that_never_read_are_closed_while_a_reader_keeps_up(
         for s in idle:
             s.close()
     assert got == list(range(600)), "the reader got every result, in order"
-    # No idle client was made to take more than its window (64 KiB) and one result: the
-    # gateway waits for a pong (which never comes) before it sends more.
-    window = pipeline.gateway_settings.gateway_ws_send_buffer
-    assert 0 < max(held) <= window + 4096, max(held)
+    # No idle client was made to take more than a new client's window (8 KiB) and one result:
+    # the gateway waits for a pong (which never comes) before it sends more.
+    assert 0 < max(held) <= FIRST_WINDOW + 4096, max(held)
     stats = _stats(pipeline)
     assert stats["live_clients"] == 0 or stats["live_clients"] < IDLE
     # Loose bound for a loaded 2-core machine; `streamsense bench fanout --idle-clients`
