@@ -117,13 +117,25 @@ def fanout(
     clients: int = typer.Option(50, min=1, help="concurrent WebSocket clients"),
     messages: int = typer.Option(1000, min=1, help="results to measure (after 20 warm-up)"),
     rate: float = typer.Option(100.0, min=1.0, help="results per second"),
+    idle_clients: int = typer.Option(
+        0,
+        "--idle-clients",
+        min=0,
+        help="measure again with this many clients connected that never read; then 30 "
+        "oversized messages (gateway memory)",
+    ),
+    rounds: int = typer.Option(
+        3, min=1, help="with --idle-clients: rounds of without/with, alternating"
+    ),
     json_path: Path = typer.Option(None, "--json", help="write the result here"),
 ) -> None:
     """Kafka ack -> sink -> Redis pub/sub -> gateway -> WebSocket latency, p50/p99."""
     from streamsense.services.bench import fanout as bench
 
     settings = StreamsenseSettings(service_name="bench-fanout")
-    result = bench.run(settings, clients, messages, rate, progress=console.log)
+    result = bench.run(
+        settings, clients, messages, rate, idle_clients, rounds, progress=console.log
+    )
     write_json(json_path, result)
 
 

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import typer
 
+from streamsense.schemas.fields import source_id_problem
 from streamsense.services.cli.entry import console as entry_console
 from streamsense.services.cli.entry import fail, settings_from
 from streamsense.services.exceptions import ServiceError
@@ -76,8 +77,8 @@ def camera(
         "camera_topic": ("--topic", topic),
         "camera_kafka_timeout_s": ("--kafka-timeout", kafka_timeout),
     })  # fmt: skip
-    if not 1 <= len(camera_id) <= 256:
-        raise _fail(2, "--camera-id must have 1 to 256 characters")
+    if why := source_id_problem(camera_id):
+        raise _fail(2, f"--camera-id {why}")
     try:
         frames = open_source(source)
         frames.open()  # fail fast on an unreadable source, before touching Kafka
@@ -137,8 +138,8 @@ def text(
 
     if (path is None) == (not stdin):
         raise _fail(2, "give exactly one of --path GLOB and --stdin")
-    if source_id is not None and not 1 <= len(source_id) <= 256:
-        raise _fail(2, "--source-id must have 1 to 256 characters")
+    if source_id is not None and (why := source_id_problem(source_id)):
+        raise _fail(2, f"--source-id {why}")
     settings = settings_from(TextProducerSettings, {
         "text_checkpoint": ("--checkpoint", checkpoint),
         "text_max_line_bytes": ("--max-line-bytes", max_line_bytes),

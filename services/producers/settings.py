@@ -19,6 +19,7 @@ class CameraProducerSettings(StreamsenseSettings):
     """``streamsense produce camera``: one camera (or file, folder) to ``frames``."""
 
     service_name: str = "producer-camera"
+    """name in logs and metrics, and the Kafka client id"""
     camera_topic: str = Field(default=Topic.FRAMES, description="logical topic (prefix is added)")
     camera_fps: float | None = Field(
         default=None, gt=0, le=1000, description="target rate; default: the source's own pace"
@@ -64,6 +65,7 @@ class TextProducerSettings(StreamsenseSettings):
     """``streamsense produce text``: log files followed like ``tail -F`` (or stdin) to ``text``."""
 
     service_name: str = "producer-text"
+    """name in logs and metrics, and the Kafka client id"""
     text_topic: str = Field(default=Topic.TEXT, description="logical topic (prefix is added)")
     text_max_line_bytes: int = Field(default=MAX_TEXT_BYTES, ge=16, le=MAX_TEXT_BYTES)
     """longer lines are truncated to this many bytes and flagged `truncated`"""

@@ -29,14 +29,12 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
+from streamsense.schemas.fields import MAX_ID_CHARS
 from streamsense.services.serving.exceptions import SourceIdError
 from streamsense.services.settings import REDIS_PREFIX_PATTERN
 
 #: The field that holds the result JSON in stream entries and in the latest hash.
 JSON_FIELD = "json"
-#: Longest source id a key is made for (the contracts allow 256 characters).
-MAX_ID_CHARS = 256
-
 _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
