@@ -87,7 +87,8 @@ def camera(
     settings.apply_ffmpeg_options()
     try:
         frames = open_source(source, open_timeout_s=settings.camera_open_timeout_s,
-                             read_timeout_s=settings.camera_read_timeout_s)  # fmt: skip
+                             read_timeout_s=settings.camera_read_timeout_s,
+                             decode_threads=settings.camera_decode_threads)  # fmt: skip
         frames.open()  # fail fast on an unreadable source, before touching Kafka
     except SourceError as exc:
         raise _fail(2, str(exc)) from exc

@@ -33,12 +33,6 @@ log = logging.getLogger(__name__)
 TICK_S = 0.01
 
 
-def _source(spec: CameraSpec) -> FrameSource:
-    return open_source(
-        spec.source, open_timeout_s=spec.open_timeout_s, read_timeout_s=spec.read_timeout_s
-    )
-
-
 class CameraFleet:
     def __init__(
         self,
@@ -56,7 +50,7 @@ class CameraFleet:
         self.stop_event = stop or threading.Event()
         self.watch = KafkaWatch(settings.kafka_bootstrap, settings.camera_kafka_timeout_s)
         given = sources or {}
-        self.cameras = [Camera(s, given.get(s.camera_id) or _source(s)) for s in specs]
+        self.cameras = [Camera(s, given.get(s.camera_id) or self._source(s)) for s in specs]
         per_camera = settings.camera_max_in_flight
         self.producer = Producer(
             settings,
@@ -80,6 +74,11 @@ class CameraFleet:
         self.kafka_error: KafkaUnavailableError | None = None
         #: the run ended on a stop request (SIGTERM), not because every camera ended
         self.stop_requested = False
+
+    def _source(self, spec: CameraSpec) -> FrameSource:
+        return open_source(spec.source, open_timeout_s=spec.open_timeout_s,
+                           read_timeout_s=spec.read_timeout_s,
+                           decode_threads=self.settings.camera_decode_threads)  # fmt: skip
 
     # -- observability ------------------------------------------------------------------------
 

@@ -63,6 +63,10 @@ class CameraProducerSettings(StreamsenseSettings):
     """streams: how long opening may take before the attempt fails (s)"""
     camera_read_timeout_s: float = Field(default=5.0, gt=0, le=300)
     """streams: a source that delivers no frame for this long is lost (a stalled server) (s)"""
+    camera_decode_threads: int = Field(default=1, ge=0, le=64)
+    """FFmpeg decoding threads per video file or stream (0: one per core). One keeps a fleet at
+    one thread per camera (FFmpeg's default started three per camera here, for the same CPU),
+    and frame-threaded decoding holds back a frame per extra thread, which a live camera feels"""
     camera_ffmpeg_options: str = Field(
         default="rtsp_transport;tcp|analyzeduration;500000",
         max_length=4096,

@@ -135,9 +135,15 @@ class CaptureSource(FrameSource):
 class VideoFileSource(CaptureSource):
     kind: ClassVar[str] = "file"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, decode_threads: int = 1) -> None:
         super().__init__(str(path), f"video file {path}")
         self.path = path
+        self.decode_threads = decode_threads
+
+    def _capture(self) -> cv2.VideoCapture:
+        return cv2.VideoCapture(
+            str(self.path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, self.decode_threads]
+        )
 
     def _unreadable(self) -> str:
         return f"{self.path} is not a video OpenCV can decode"
@@ -152,16 +158,19 @@ class StreamSource(CaptureSource):
         url: str,
         open_timeout_s: float = STREAM_TIMEOUT_S,
         read_timeout_s: float = STREAM_TIMEOUT_S,
+        decode_threads: int = 1,
     ) -> None:
         self.url = url  # with its credentials: only for FFmpeg
         self.shown = redact_url(url)
         super().__init__(url, f"stream {self.shown}")
         self.open_timeout_ms = round(open_timeout_s * 1000)
         self.read_timeout_ms = round(read_timeout_s * 1000)
+        self.decode_threads = decode_threads
 
     def _capture(self) -> cv2.VideoCapture:
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.open_timeout_ms,
-                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.read_timeout_ms]  # fmt: skip
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.read_timeout_ms,
+                  cv2.CAP_PROP_N_THREADS, self.decode_threads]  # fmt: skip
         return cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
 
     def _unreadable(self) -> str:
@@ -249,13 +258,15 @@ def open_source(
     base: Path | None = None,
     open_timeout_s: float = STREAM_TIMEOUT_S,
     read_timeout_s: float = STREAM_TIMEOUT_S,
+    decode_threads: int = 1,
 ) -> FrameSource:
     """The source a ``--source`` string names (not opened yet).
 
     ``0``, ``1``... a capture device; ``rtsp://``, ``http(s)://``... a stream (one of
     :data:`STREAM_SCHEMES`); a directory or a glob (``frames/*.jpg``) an image folder; an image
     file a one-image folder; any other file a video. A relative path is taken from ``base``
-    (default: the working directory). A missing path raises :class:`SourceError`.
+    (default: the working directory); files and streams decode with ``decode_threads`` FFmpeg
+    threads. A missing path raises :class:`SourceError`.
     """
     spec = spec.strip()
     if not spec:
@@ -271,7 +282,7 @@ def open_source(
                 f"{', '.join(sorted(STREAM_SCHEMES))} (give files as paths)"
             )
             raise SourceError(msg)
-        return StreamSource(spec, open_timeout_s, read_timeout_s)
+        return StreamSource(spec, open_timeout_s, read_timeout_s, decode_threads)
     path = Path(spec).expanduser()
     if base is not None and not path.is_absolute():
         path = base / path
@@ -280,7 +291,7 @@ def open_source(
     if path.is_file():
         if path.suffix.lower() in IMAGE_SUFFIXES:
             return ImageFolderSource([path], f"image {path}")
-        return VideoFileSource(path)
+        return VideoFileSource(path, decode_threads)
     if _GLOB_CHARS & set(spec):
         return ImageFolderSource(_images_in(glob.glob(str(path), recursive=True)), f"glob {spec}")
     msg = f"no such file or folder: {spec}"
