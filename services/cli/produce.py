@@ -162,7 +162,10 @@ def cameras(
         return
     settings.apply_ffmpeg_options()
     stop = threading.Event()
-    fleet = CameraFleet(settings, specs, stop=stop)
+    try:
+        fleet = CameraFleet(settings, specs, stop=stop)
+    except SourceError as exc:  # a file that went away since the check
+        raise _fail(2, str(exc)) from exc
     for cam in fleet.cameras:  # files and folders must be readable now; streams may come later
         if not cam.source.live:
             try:

@@ -98,7 +98,7 @@ class CameraReader:
             if source.live and not pacer.take():
                 cam.stats.skipped += 1
                 continue
-            if not cam.slot.put(RawFrame(image, capture_ns), self.stop):
+            if not cam.slot.put(RawFrame(image, capture_ns), self.stop) and not self.stop.is_set():
                 cam.stats.behind += 1
             self.taken += 1
         return "stopped"

@@ -89,15 +89,13 @@ class FrameSender:
         cam.stats.sent += 1
         cam.stats.bytes += len(data)
         cam.last_frame_ns, cam.last_seq = frame.capture_ns, seq
-        with self.lock:
-            if cam.in_flight < self.max_in_flight:
-                self._produce(cam, data, headers)
-                return
+        with self.lock:  # behind older waiting frames, so the camera's frames stay in order
             if len(cam.pending) >= self.pending_limit:
                 cam.pending.popleft()
                 cam.stats.dropped += 1
                 self._dropped.inc()
             cam.pending.append(PendingFrame(data, headers, seq))
+            self._pump_camera(cam)
 
     # -- Kafka (callers hold the lock) --------------------------------------------------------
 
@@ -117,11 +115,14 @@ class FrameSender:
                               on_delivery=delivered)  # fmt: skip
         cam.in_flight += 1
 
+    def _pump_camera(self, cam: Camera) -> None:
+        while cam.pending and cam.in_flight < self.max_in_flight:
+            p = cam.pending.popleft()
+            self._produce(cam, p.value, p.headers)
+
     def _pump(self) -> None:
         for cam in self.cameras:
-            while cam.pending and cam.in_flight < self.max_in_flight:
-                p = cam.pending.popleft()
-                self._produce(cam, p.value, p.headers)
+            self._pump_camera(cam)
 
     def poll(self) -> None:
         """Serve delivery reports, then hand waiting frames over as room frees up."""
