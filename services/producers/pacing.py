@@ -1,11 +1,11 @@
-"""Frame pacing: keep a source's own rate (or a target rate) without bursting to catch up."""
+"""Frame pacing: keep a source's own rate (or a target rate) without bursting to catch up
+(a live source catches up the slots a short stall missed, at most one frame per slot)."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
-
 
 #: A live source behind by less than this catches up its missed slots with the frames it
 #: delivers late; further behind, the grid starts afresh at the next frame.
