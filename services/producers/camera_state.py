@@ -68,7 +68,9 @@ class Camera:
         self.state: CameraState = "reconnecting"
         self.since_ns = time.time_ns()
         self.reason: str | None = "not connected yet"
-        self.changed = True  # a status is due
+        # the first status waits for the reader's first open (or the first heartbeat), so a
+        # dashboard does not see every camera "reconnecting" for the moment it takes to start
+        self.changed = False
         self.error: BaseException | None = None
         self.finished = False
 

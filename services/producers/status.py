@@ -43,8 +43,8 @@ class _CameraBook:
         self.fps = 0.0
         self.synced = CameraStats()
         self.in_flight = False
-        self.due = True
-        self.sent_at = 0.0
+        self.due = False
+        self.sent_at = time.monotonic()
         label = (service, cam.camera_id)
         self.frames = {o: metrics.CAMERA_FRAMES.labels(*label, o) for o in _OUTCOMES}
         self.reconnects = metrics.CAMERA_RECONNECTS.labels(*label)
