@@ -3,8 +3,9 @@
 Load: the sample video (1280x720, composed from scikit-image photos, mp4v) is decoded with
 ``cv2.VideoCapture``, resized to the target width (a no-op at 1280) and JPEG-encoded at quality
 80, as fast as possible (no pacing), looping over the file. "bare" runs only that loop; "ours"
-runs :class:`~streamsense.services.producers.camera.CameraProducer` (headers, drop-oldest producer,
-key, ``poll(0)``) into a fresh one-partition topic on the configured broker, final flush included.
+runs :class:`~streamsense.services.producers.camera.CameraProducer` (a reader thread, the shared
+encoder threads, headers, the drop-oldest gate) into a fresh one-partition topic on the
+configured broker, final flush included.
 Rounds alternate (bare, ours, bare, ...) so both see the same machine state; medians are reported.
 """
 
@@ -164,7 +165,8 @@ def run(
         "load": (
             "sample.mp4 (1280x720 mp4v, composed from scikit-image photos) decoded with "
             "cv2.VideoCapture, looped, resized to the width (no-op at 1280), JPEG q80, no "
-            "pacing; ours = CameraProducer (headers, drop-oldest producer, flush) into a "
+            "pacing; ours = CameraProducer (reader thread + encoder pool, headers, drop-oldest "
+            "gate, flush) into a "
             "fresh 1-partition topic; bare = the same loop without Kafka; rounds alternate, "
             "medians; ours_unreachable_broker = the same producer loop with the broker "
             "unreachable (frames queued and dropped): our code's cost without the broker's "

@@ -16,6 +16,7 @@ from streamsense.models.exceptions import BadImageError
 from streamsense.schemas.catalog import FRAME_MAX_PIXELS
 from streamsense.services.producers.base import FrameSource, Image
 from streamsense.services.producers.exceptions import SourceError
+from streamsense.services.producers.probe import probe_stream
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,11 @@ class StreamSource(CaptureSource):
         self.open_timeout_ms = round(open_timeout_s * 1000)
         self.read_timeout_ms = round(read_timeout_s * 1000)
         self.decode_threads = decode_threads
+
+    def open(self) -> None:
+        # a server that does not answer must not hold OpenCV's open lock (probe.py)
+        probe_stream(self.url, self.shown, self.open_timeout_ms / 1000)
+        super().open()
 
     def _capture(self) -> cv2.VideoCapture:
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.open_timeout_ms,

@@ -242,7 +242,7 @@ def test_a_live_source_that_stays_away_ends_with_a_clear_error(
     ("source", "message"),
     [
         ("/no/such/file.mp4", "no such file or folder: /no/such/file.mp4"),
-        ("http://127.0.0.1:1/cam.mjpg", "cannot open stream http://127.0.0.1:1/cam.mjpg"),
+        ("http://127.0.0.1:1/cam.mjpg", "cannot connect to http://127.0.0.1:1/cam.mjpg: Conn"),
         ("57", "cannot open capture device 57"),
         ("EMPTY", "no images in folder"),
         ("TEXT", "is not a video OpenCV can decode"),

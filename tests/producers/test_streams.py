@@ -5,6 +5,7 @@ by one ``produce cameras`` fleet through OpenCV's FFmpeg backend. The servers ar
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -254,3 +255,43 @@ def test_a_fleet_whose_only_camera_is_lost_for_good_exits_3(
     line = " ".join(out.split())
     assert "every camera ended; lost: doomed (stream http://127.0.0.1:" in line
     assert "lost and not back after 2 attempts" in line and "Traceback" not in line
+
+
+def test_a_hung_camera_does_not_hold_up_the_others(
+    stack: dict[str, str], frames_topic: Callable[[], str], tmp_path: Path
+) -> None:
+    """A server that accepts connections and never answers (a hung camera) is found out by
+    the reader's own probe, not inside OpenCV's open, which holds a process-wide lock for the
+    whole open timeout: without the probe the healthy camera below waited those 4 s."""
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)  # the kernel accepts connections; nobody ever answers them
+    mjpeg = StreamServer("mjpeg", tmp_path)
+    mjpeg.start()
+    frames = frames_topic()
+    config = tmp_path / "cameras.yaml"
+    config.write_text(
+        "defaults: {open_timeout_s: 4, read_timeout_s: 4}\n"
+        "cameras:\n"
+        f"  - id: hung\n    source: rtsp://viewer:pw@127.0.0.1:{hung.getsockname()[1]}/s\n"
+        f"  - id: healthy\n    source: {mjpeg.url}\n"
+    )
+    settings = CameraProducerSettings(
+        kafka_bootstrap=stack["bootstrap"], camera_topic=frames, camera_status_topic=None,
+        service_name=f"test-hung-{uuid.uuid4().hex[:6]}",
+    )  # fmt: skip
+    fleet = CameraFleet(settings, load_fleet(config, settings))
+    run = RunningFleet(fleet)
+    try:
+        started = time.monotonic()
+        wait_for(lambda: run.camera("healthy").stats.sent > 0, 10, "the healthy camera's frame")
+        first_frame_s = time.monotonic() - started
+        wait_for(lambda: "did not answer" in (run.camera("hung").reason or ""), 15, "the probe")
+        hung_state, hung_reason = run.camera("hung").state, run.camera("hung").reason or ""
+    finally:
+        run.stop()
+        mjpeg.kill()
+        hung.close()
+    assert first_frame_s < 2.0, f"the healthy camera waited {first_frame_s:.2f} s"
+    assert hung_state == "reconnecting"
+    assert "rtsp://viewer:***@127.0.0.1:" in hung_reason and "pw" not in hung_reason
