@@ -113,6 +113,27 @@ def produce_camera(
 
 
 @app.command()
+def cameras(
+    cameras: int = typer.Option(16, min=1, max=256, help="cameras in the one process"),
+    fps: float = typer.Option(5.0, min=0.1, help="frames per second per camera"),
+    seconds: float = typer.Option(60.0, min=5.0, help="measured window after the warm-up"),
+    width: int = typer.Option(640, min=16, help="frames resized to this width"),
+    encoders: int = typer.Option(None, min=1, help="encoder threads (default: the setting, 2)"),
+    source: str = typer.Option(None, help="a stream URL for every camera (default: the sample)"),
+    json_path: Path = typer.Option(None, "--json", help="write the result here"),
+) -> None:
+    """`produce cameras` at scale: frames delivered per camera against the target, and CPU."""
+    from streamsense.services.bench import cameras as bench
+    from streamsense.services.producers.settings import CameraProducerSettings
+
+    settings = CameraProducerSettings(service_name="bench-cameras")
+    if encoders is not None:
+        settings = settings.model_copy(update={"camera_encoders": encoders})
+    result = bench.run(settings, cameras, fps, seconds, width, source, progress=console.log)
+    write_json(json_path, result)
+
+
+@app.command()
 def fanout(
     clients: int = typer.Option(50, min=1, help="concurrent WebSocket clients"),
     messages: int = typer.Option(1000, min=1, help="results to measure (after 20 warm-up)"),
