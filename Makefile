@@ -33,9 +33,21 @@ system-deps: ## Debian packages when missing: redis-server, Java 17, Maven, Node
 	  $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
 
-test-deps: ## Debian's chromium for the dashboard's browser test (never a downloaded browser)
-	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -q && \
-	  $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+# gst-rtsp-server through PyGObject (the system Python) serves the RTSP camera of the tests:
+# videotestsrc (plugins-base), jpegenc and rtpjpegpay (plugins-good)
+GST_TEST_PKGS := python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 \
+                 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+
+test-deps: ## Debian packages the tests use: chromium (never a downloaded browser), GStreamer's RTSP server
+	@missing=""; \
+	test -x /usr/bin/chromium || missing="chromium"; \
+	for p in $(GST_TEST_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
 
 python-deps: $(STAMP) ## virtualenv with streamsense and its dependencies (pip cache is outside the repo)
 

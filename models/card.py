@@ -7,11 +7,11 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from streamsense.schemas.fields import Label, ModelName, VersionTag
 from streamsense.schemas.model_updates import Task
 
 #: How an artifact is stored; decides which runtime loads it.
 ArtifactFormat = Literal["tflite", "saved_model", "keras"]
-NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 
 
 class _Frozen(BaseModel):
@@ -44,8 +44,8 @@ class InputSpec(_Frozen):
 class ModelCard(_Frozen):
     """Everything needed to load, verify, serve and attribute one model version."""
 
-    name: str = Field(min_length=1, max_length=128, pattern=NAME_PATTERN)
-    version: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN)
+    name: ModelName
+    version: VersionTag
     task: Task
     adapter: str = Field(description="adapter kind, see streamsense.models.registry.ADAPTERS")
     format: ArtifactFormat
@@ -57,7 +57,10 @@ class ModelCard(_Frozen):
     licence: str
     source: Source
     input: InputSpec
-    labels: list[str] = Field(description="class names, indexed by the class id the model emits")
+    labels: list[Label] = Field(
+        description="class names, indexed by the class id the model emits (they travel in "
+        "results, so the results' label bounds apply)"
+    )
     metrics: dict[str, float] = Field(default_factory=dict)
     params: dict[str, float | int | str | bool] = Field(
         default_factory=dict, description="adapter settings, e.g. score_threshold"

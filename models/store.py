@@ -32,13 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from streamsense.models.card import NAME_PATTERN, ModelCard
+from streamsense.models.card import ModelCard
 from streamsense.models.exceptions import (
     ModelError,
     ModelIntegrityError,
     ModelNotFoundError,
     UnsafeModelError,
 )
+from streamsense.schemas.fields import NAME_PATTERN
 
 if TYPE_CHECKING:
     from streamsense.models.base import ModelAdapter

@@ -39,6 +39,7 @@ class Topic(StrEnum):
     SEGMENTS = "results.segments"
     SENTIMENT = "results.sentiment"
     MODEL_UPDATES = "models.updates"
+    CAMERAS_STATUS = "cameras.status"
     ANALYTICS_CAMERA = "analytics.camera"
     ANALYTICS_TEXT = "analytics.text"
     ALERTS = "alerts"

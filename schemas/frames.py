@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from streamsense.schemas.exceptions import SchemaError
+from streamsense.schemas.fields import SourceId, TraceId
 
 HeaderList = Sequence[tuple[str, bytes | str | None]] | Mapping[str, bytes | str | None]
 
@@ -23,13 +24,13 @@ class FrameHeaders(BaseModel):
     SCHEMA: ClassVar[str] = "streamsense.frame"
     VERSION: ClassVar[int] = 1
 
-    camera_id: str = Field(min_length=1, max_length=256)
+    camera_id: SourceId
     seq: int = Field(ge=0, description="monotonic per camera, from 0")
     capture_ns: int = Field(ge=0, description="capture time, ns since the Unix epoch")
     width: int = Field(gt=0, le=16384)
     height: int = Field(gt=0, le=16384)
     encoding: Literal["jpeg", "png"] = "jpeg"
-    trace_id: str = Field(min_length=1, max_length=64)
+    trace_id: TraceId
 
     def to_kafka_headers(self) -> list[tuple[str, bytes]]:
         """Headers for ``Producer.produce``; schema and version first."""

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from streamsense.schemas.base import Message
 from streamsense.schemas.catalog import Task
+from streamsense.schemas.fields import ModelName, VersionTag
 
 Stage = Literal["candidate", "champion", "rejected", "archived"]
 
@@ -16,8 +17,8 @@ class ModelVersion(Message):
     SCHEMA = "streamsense.model_version"
     VERSION = 1
 
-    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
-    model_version: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: ModelName
+    model_version: VersionTag
     task: Task
     uri: str = Field(description="location of the artifact in the model store")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")

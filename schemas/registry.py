@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from streamsense.schemas.analytics import Alert, WindowStat
 from streamsense.schemas.base import Message
+from streamsense.schemas.cameras import CameraStatus
 from streamsense.schemas.exceptions import SchemaError, UnknownSchemaError
 from streamsense.schemas.model_updates import ModelVersion
 from streamsense.schemas.results import DetectionResult, SegmentResult, SentimentResult
@@ -28,6 +29,7 @@ REGISTRY: dict[tuple[str, int], type[Message]] = {
         ModelVersion,
         WindowStat,
         Alert,
+        CameraStatus,
     )
 }
 

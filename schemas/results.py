@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from streamsense.schemas.base import Message
+from streamsense.schemas.fields import Label, ModelName, SourceId, TopicName, TraceId, VersionTag
 
 
 class _Part(BaseModel):
@@ -12,14 +13,14 @@ class _Part(BaseModel):
 
 
 class ModelRef(_Part):
-    name: str
-    version: str
+    name: ModelName
+    version: VersionTag
 
 
 class SourceRef(_Part):
     """Where the input came from; duplicates after a redelivery share the same reference."""
 
-    topic: str
+    topic: TopicName
     partition: int = Field(ge=0)
     offset: int = Field(ge=0)
     seq: int | None = Field(default=None, ge=0)
@@ -42,7 +43,7 @@ class Box(_Part):
 
 
 class Detection(_Part):
-    label: str
+    label: Label
     class_id: int
     score: float = Field(ge=0, le=1)
     box: Box = Field(description="normalized xyxy in [0, 1]")
@@ -50,11 +51,11 @@ class Detection(_Part):
 
 
 class _Result(Message):
-    source_id: str
+    source_id: SourceId
     model: ModelRef
     source: SourceRef
     timings: Timings
-    trace_id: str | None = None
+    trace_id: TraceId | None = None
 
 
 class DetectionResult(_Result):
@@ -80,13 +81,13 @@ class SegmentResult(_Result):
     width: int = Field(gt=0)
     height: int = Field(gt=0)
     mask: RleMask
-    class_areas: dict[str, float] = Field(description="fraction of the image per class")
+    class_areas: dict[Label, float] = Field(description="fraction of the image per class")
 
 
 class SentimentResult(_Result):
     SCHEMA = "streamsense.result.sentiment"
     VERSION = 1
 
-    label: str
-    probs: dict[str, float]
+    label: Label
+    probs: dict[Label, float]
     text: str = Field(max_length=65536)

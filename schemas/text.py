@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from streamsense.schemas.base import Message
+from streamsense.schemas.fields import Label, ModelName, SourceId, TraceId
 
 SentimentLabel = Literal["negative", "neutral", "positive"]
 
@@ -17,15 +18,18 @@ class TextEvent(Message):
     SCHEMA = "streamsense.text"
     VERSION = 1
 
-    source_id: str = Field(min_length=1, max_length=256)
+    source_id: SourceId
     text: str = Field(max_length=65536)
     ts_ns: int = Field(ge=0, description="time the line was read, ns since the Unix epoch")
     seq: int = Field(ge=0, description="monotonic per source")
-    trace_id: str = Field(min_length=1, max_length=64)
-    path: str | None = Field(default=None, description="file the line came from, if any")
+    trace_id: TraceId
+    path: str | None = Field(
+        default=None, max_length=4096, description="file the line came from, if any"
+    )
     position: int | None = Field(default=None, ge=0, description="byte offset of the line")
-    flags: list[str] = Field(
+    flags: list[Label] = Field(
         default_factory=list,
+        max_length=16,
         description="quality flags, e.g. 'invalid-utf8-replaced', 'truncated'",
     )
 
@@ -36,8 +40,8 @@ class LabeledText(Message):
     SCHEMA = "streamsense.labeled_text"
     VERSION = 1
 
-    source_id: str = Field(min_length=1, max_length=256)
+    source_id: SourceId
     text: str = Field(min_length=1, max_length=65536)
-    label: str = Field(min_length=1, max_length=64)
-    model: str = Field(default="sentiment", min_length=1, max_length=128)
+    label: Label
+    model: ModelName = "sentiment"
     ts_ns: int = Field(ge=0)

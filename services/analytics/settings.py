@@ -72,8 +72,14 @@ def faust_extra(extra: dict[str, str | int | float | bool]) -> dict[str, Any]:
 
 class AnalyticsSettings(StreamsenseSettings):
     service_name: str = "analytics"
-    #: Faust's own default; the batch loop's services wait 45 s
-    kafka_session_timeout_ms: int = Field(default=30_000, ge=6_000, le=300_000)
+    """name in logs and metrics, and the Kafka client id"""
+    kafka_session_timeout_ms: int = Field(
+        default=30_000,
+        ge=6_000,
+        le=300_000,
+        description="how long the group waits for a silent Faust worker before it reassigns "
+        "its partitions (ms; Faust's own default, the batch loop's services wait 10 s)",
+    )
 
     analytics_app_id: str | None = Field(
         default=None,

@@ -8,6 +8,11 @@ read from the Redis stream ids afterwards. The producer process is connected and
 (``GENERATOR_SETTLE_S``) before its first record, and the first ``WARMUP`` results are not
 measured. The Kafka broker and Redis must be running
 (``streamsense local up``).
+
+With ``idle_clients`` the same measurement runs a second time with that many WebSocket clients
+connected that never read (raw sockets, :mod:`.hostile_clients`): the readers' latency with and
+without them, and when each idle client was closed. Then one client sends oversized messages
+while the gateway's memory is sampled.
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
+import psutil
 import redis
 from confluent_kafka import KafkaError, Message
 from confluent_kafka.admin import AdminClient
@@ -36,6 +41,8 @@ from websockets.asyncio.client import connect
 from streamsense.schemas.catalog import Topic, results_topics
 from streamsense.schemas.registry import encode
 from streamsense.schemas.results import ModelRef, SentimentResult, SourceRef, Timings
+from streamsense.services.bench import fanout_idle, fanout_report
+from streamsense.services.bench.fanout_report import report
 from streamsense.services.exceptions import ServiceError
 from streamsense.services.kafka.producer import Producer
 from streamsense.services.kafka.topics import TopicSpec, ensure_topics
@@ -45,7 +52,7 @@ from streamsense.services.settings import StreamsenseSettings
 
 Progress = Callable[[str], None]
 SOURCE = "bench-text"
-WARMUP = 20
+WARMUP = fanout_report.WARMUP
 
 
 class _Stage:
@@ -125,7 +132,7 @@ GENERATOR_SETTLE_S = 1.0
 
 
 def _produce(
-    settings: StreamsenseSettings, topic: str, total: int, rate: float, conn: Connection
+    settings: StreamsenseSettings, topic: str, seqs: range, rate: float, conn: Connection
 ) -> None:
     """Runs in its own process (no GIL shared with the clients); sends the ack times back."""
     acks = _Acks()
@@ -144,13 +151,13 @@ def _produce(
     producer.list_topics(timeout=10)
     time.sleep(GENERATOR_SETTLE_S)
     start = time.monotonic()
-    for seq in range(total):
-        delay = start + seq / rate - time.monotonic()
+    for i, seq in enumerate(seqs):
+        delay = start + i / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)  # pacing the load, not waiting for a condition
         producer.produce(topic, _result(seq), key=SOURCE, on_delivery=acks.callback(seq))
     deadline = time.monotonic() + 30
-    while len(acks.mono) + acks.failed < total and time.monotonic() < deadline:
+    while len(acks.mono) + acks.failed < len(seqs) and time.monotonic() < deadline:
         time.sleep(0.01)
     stop.set()
     poller.join()
@@ -160,12 +167,12 @@ def _produce(
 
 
 def _produce_in_process(
-    settings: StreamsenseSettings, topic: str, total: int, rate: float, acks: _Acks
+    settings: StreamsenseSettings, topic: str, seqs: range, rate: float, acks: _Acks
 ) -> None:
     """CLOCK_MONOTONIC is system-wide, so the child's ack times compare with our receive times."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_produce, args=(settings, topic, total, rate, child), daemon=True)
+    proc = ctx.Process(target=_produce, args=(settings, topic, seqs, rate, child), daemon=True)
     proc.start()
     child.close()
     try:
@@ -194,7 +201,7 @@ async def _client(
 
 
 async def _measure(
-    url: str, clients: int, start_producing: Callable[[], None], expected: int
+    url: str, clients: int, start_producing: Callable[[], None], seqs: range
 ) -> list[dict[int, int]]:
     received: list[dict[int, int]] = [{} for _ in range(clients)]
     readies = [asyncio.Event() for _ in range(clients)]
@@ -206,31 +213,20 @@ async def _measure(
     producing = asyncio.get_running_loop().run_in_executor(None, start_producing)
     await producing
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and any(len(r) < expected for r in received):
+    while time.monotonic() < deadline and any(len(r) < len(seqs) for r in received):
         await asyncio.sleep(0.05)
     done.set()
     await asyncio.gather(*tasks, return_exceptions=True)
     return received
 
 
-def _pct(values: np.ndarray) -> dict[str, float]:
-    if values.size == 0:
-        return {}
-    p = np.percentile(values, [50, 90, 99])
-    return {
-        "p50": round(float(p[0]), 2),
-        "p90": round(float(p[1]), 2),
-        "p99": round(float(p[2]), 2),
-        "max": round(float(values.max()), 2),
-        "mean": round(float(values.mean()), 2),
-    }
-
-
-def run(
+def run(  # noqa: PLR0913 - the benchmark's options
     settings: StreamsenseSettings,
     clients: int = 50,
     messages: int = 1000,
     rate: float = 100.0,
+    idle_clients: int = 0,
+    rounds: int = 3,
     progress: Progress = lambda _m: None,
 ) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
@@ -249,7 +245,6 @@ def run(
         "STREAMSENSE_LOG_LEVEL": "WARNING",
     }
     stages: list[_Stage] = []
-    acks = _Acks()
     total = WARMUP + messages
     with tempfile.TemporaryDirectory(prefix="ss-fanout-") as tmp:
         try:
@@ -273,23 +268,57 @@ def run(
             )
             gateway.wait_healthy(f"http://127.0.0.1:{gw_port}/healthz", lambda h: h["ok"], 30)
             url = f"ws://127.0.0.1:{gw_port}/ws/live?task=sentiment&source={SOURCE}"
-            progress(f"{clients} clients; {total} results at {rate:g}/s ({WARMUP} warm-up)")
-            received = asyncio.run(
-                _measure(
-                    url,
-                    clients,
-                    lambda: _produce_in_process(scoped, topic, total, rate, acks),
-                    total,
+
+            gw_proc = psutil.Process(gateway.proc.pid)
+            stats_url = f"http://127.0.0.1:{gw_port}/api/stats"
+
+            def phase(seqs: range) -> fanout_idle.Phase:
+                acks = _Acks()
+                before = sum(gw_proc.cpu_times()[:2])
+                received = asyncio.run(
+                    _measure(
+                        url,
+                        clients,
+                        lambda: _produce_in_process(scoped, topic, seqs, rate, acks),
+                        seqs,
+                    )
                 )
-            )
-            with urllib.request.urlopen(f"http://127.0.0.1:{gw_port}/api/stats", timeout=10) as res:  # noqa: S310
-                stats = orjson.loads(res.read())
+                cpu = round(sum(gw_proc.cpu_times()[:2]) - before, 2)
+                return fanout_idle.Phase(seqs, acks, received, cpu, round(os.getloadavg()[0], 2))
+
+            progress(f"{clients} clients; {total} results at {rate:g}/s ({WARMUP} warm-up)")
+            first = phase(range(total))
+            stats = _get_json(stats_url)
             stream_ms = _stream_times(settings, redis_prefix)
+            idle: dict[str, Any] = {}
+            if idle_clients:
+                idle = fanout_idle.compare(
+                    first,
+                    phase,
+                    rounds,
+                    idle_clients,
+                    gw_port,
+                    gateway.proc.pid,
+                    lambda: int(_get_json(stats_url)["live_evicted"]),
+                    progress,
+                )
         finally:
             for stage in reversed(stages):
                 stage.stop()
             _cleanup(settings, scoped, specs, redis_prefix)
-    return _report(clients, messages, rate, acks, received, stream_ms, stats)
+    out = report(clients, messages, rate, first.acks, first.received, stream_ms, first.seqs)
+    out["dropped_for_slow_clients"] = stats.get("live_dropped")
+    out["gateway_cpu_s"] = first.gateway_cpu_s
+    out["load_average_1m"] = first.load_average_1m
+    if idle:
+        out["with_idle_clients"] = idle
+    return out
+
+
+def _get_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=10) as res:  # noqa: S310 - our loopback URL
+        out: dict[str, Any] = orjson.loads(res.read())
+    return out
 
 
 def _stream_times(settings: StreamsenseSettings, prefix: str) -> dict[int, int]:
@@ -325,50 +354,3 @@ def _cleanup(
             client.delete(*keys)
     finally:
         client.close()
-
-
-def _report(
-    clients: int,
-    messages: int,
-    rate: float,
-    acks: _Acks,
-    received: list[dict[int, int]],
-    stream_ms: dict[int, int],
-    stats: dict[str, Any],
-) -> dict[str, Any]:
-    measured = [s for s in range(WARMUP, WARMUP + messages) if s in acks.mono]
-    # per message (rows) and client (columns); NaN where a client did not get it
-    grid = np.array(
-        [[(r[s] - acks.mono[s]) / 1e6 if s in r else np.nan for r in received] for s in measured]
-    ).reshape(len(measured), clients)
-    lat = grid[~np.isnan(grid)]
-    got = ~np.isnan(grid).all(axis=1)
-    first = np.nanmin(grid[got], axis=1) if got.any() else np.array([])
-    spread = (np.nanmax(grid[got], axis=1) - first) if got.any() else np.array([])
-    to_redis = np.array(
-        [stream_ms[s] - acks.wall[s] / 1e6 for s in measured if s in stream_ms and s in acks.wall]
-    )
-    expected = clients * messages
-    return {
-        "benchmark": "fanout",
-        "path": "Kafka ack -> sink -> Redis pub/sub -> gateway -> WebSocket client",
-        "clients": clients,
-        "messages": messages,
-        "rate_per_s": rate,
-        "warmup_messages": WARMUP,
-        "deliveries_expected": expected,
-        "deliveries_received": int(lat.size),
-        "lost": expected - int(lat.size),
-        "produce_failed": acks.failed,
-        "dropped_for_slow_clients": stats.get("live_dropped"),
-        "latency_ms": _pct(lat),
-        "breakdown_ms": {
-            "ack_to_redis": _pct(to_redis),
-            "ack_to_first_client": _pct(first),
-            "first_to_last_client": _pct(spread),
-        },
-        "target_p99_ms": 50,
-        "meets_target": bool(lat.size and np.percentile(lat, 99) < 50),
-        "cpus": os.cpu_count(),
-        "load_average_1m": round(os.getloadavg()[0], 2),
-    }

@@ -3,8 +3,9 @@
 Load: the sample video (1280x720, composed from scikit-image photos, mp4v) is decoded with
 ``cv2.VideoCapture``, resized to the target width (a no-op at 1280) and JPEG-encoded at quality
 80, as fast as possible (no pacing), looping over the file. "bare" runs only that loop; "ours"
-runs :class:`~streamsense.services.producers.camera.CameraProducer` (headers, drop-oldest producer,
-key, ``poll(0)``) into a fresh one-partition topic on the configured broker, final flush included.
+runs :class:`~streamsense.services.producers.camera.CameraProducer` (a reader thread, the shared
+encoder threads, headers, the drop-oldest gate) into a fresh one-partition topic on the
+configured broker, final flush included.
 Rounds alternate (bare, ours, bare, ...) so both see the same machine state; medians are reported.
 """
 
@@ -23,7 +24,6 @@ import cv2
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streamsense.services.exceptions import ServiceError
-from streamsense.services.kafka.producer import BackpressurePolicy, Producer
 from streamsense.services.producers.camera import CameraProducer
 from streamsense.services.producers.encode import FrameEncoder
 from streamsense.services.producers.settings import CameraProducerSettings
@@ -67,41 +67,33 @@ def run_bare(video: Path, frames: int, width: int, quality: int) -> dict[str, fl
 def run_ours(
     settings: CameraProducerSettings, video: Path, frames: int, topic: str, reachable: bool = True
 ) -> dict[str, float]:
+    # no statuses: this measures the frames' path
     update: dict[str, Any] = {"camera_topic": topic, "camera_max_frames": frames,
-                              "camera_loop": True}  # fmt: skip
+                              "camera_loop": True, "camera_status_topic": None}  # fmt: skip
     config: dict[str, Any] | None = None
     if not reachable:  # the loop's own cost: records are queued and dropped, nothing is sent
         update |= {"kafka_bootstrap": "127.0.0.1:1", "camera_flush_timeout_s": 0.0}
         config = {"log_level": 0}
     s = settings.model_copy(update=update)
-    producer = Producer(
-        s,
-        policy=BackpressurePolicy.DROP_OLDEST,
-        max_in_flight=s.camera_max_in_flight,
-        pending_limit=s.camera_pending_limit,
-        compression="none",
-        linger_ms=s.camera_linger_ms,
-        config=config,
-    )
     cam = CameraProducer(
         s,
         VideoFileSource(video),
         "bench-cam",
-        producer=producer,
         stop=threading.Event(),
         pace=False,
+        kafka_config=config,
     )
     start = time.perf_counter()
     stats = cam.run()
     elapsed = time.perf_counter() - start
-    p = cam.producer
     if not reachable:
         return {"fps": stats.sent / elapsed}
-    if p.failed or p.in_flight or p.waiting:
-        msg = f"camera producer: {p.failed} failed, {p.in_flight + p.waiting} undelivered"
+    left = cam.snapshot()["in_flight"]
+    if stats.failed or left:
+        msg = f"camera producer: {stats.failed} failed, {left} undelivered"
         raise ServiceError(msg)
-    return {"fps": stats.sent / elapsed, "delivered_fps": p.acked / elapsed,
-            "dropped": float(p.dropped), "acked": float(p.acked)}  # fmt: skip
+    return {"fps": stats.sent / elapsed, "delivered_fps": stats.acked / elapsed,
+            "dropped": float(stats.dropped), "acked": float(stats.acked)}  # fmt: skip
 
 
 def run(
@@ -173,7 +165,8 @@ def run(
         "load": (
             "sample.mp4 (1280x720 mp4v, composed from scikit-image photos) decoded with "
             "cv2.VideoCapture, looped, resized to the width (no-op at 1280), JPEG q80, no "
-            "pacing; ours = CameraProducer (headers, drop-oldest producer, flush) into a "
+            "pacing; ours = CameraProducer (reader thread + encoder pool, headers, drop-oldest "
+            "gate, flush) into a "
             "fresh 1-partition topic; bare = the same loop without Kafka; rounds alternate, "
             "medians; ours_unreachable_broker = the same producer loop with the broker "
             "unreachable (frames queued and dropped): our code's cost without the broker's "

@@ -119,17 +119,50 @@ def produce_camera(
 
 
 @app.command()
+def cameras(
+    cameras: int = typer.Option(16, min=1, max=256, help="cameras in the one process"),
+    fps: float = typer.Option(5.0, min=0.1, help="frames per second per camera"),
+    seconds: float = typer.Option(60.0, min=5.0, help="measured window after the warm-up"),
+    width: int = typer.Option(640, min=16, help="frames resized to this width"),
+    encoders: int = typer.Option(None, min=1, help="encoder threads (default: the setting, 2)"),
+    source: str = typer.Option(None, help="a stream URL for every camera (default: the sample)"),
+    json_path: Path = typer.Option(None, "--json", help="write the result here"),
+) -> None:
+    """`produce cameras` at scale: frames delivered per camera against the target, and CPU."""
+    from streamsense.services.bench import cameras as bench
+    from streamsense.services.producers.settings import CameraProducerSettings
+
+    settings = CameraProducerSettings(service_name="bench-cameras")
+    if encoders is not None:
+        settings = settings.model_copy(update={"camera_encoders": encoders})
+    result = bench.run(settings, cameras, fps, seconds, width, source, progress=console.log)
+    write_json(json_path, result)
+
+
+@app.command()
 def fanout(
     clients: int = typer.Option(50, min=1, help="concurrent WebSocket clients"),
     messages: int = typer.Option(1000, min=1, help="results to measure (after 20 warm-up)"),
     rate: float = typer.Option(100.0, min=1.0, help="results per second"),
+    idle_clients: int = typer.Option(
+        0,
+        "--idle-clients",
+        min=0,
+        help="measure again with this many clients connected that never read; then 30 "
+        "oversized messages (gateway memory)",
+    ),
+    rounds: int = typer.Option(
+        3, min=1, help="with --idle-clients: rounds of without/with, alternating"
+    ),
     json_path: Path = typer.Option(None, "--json", help="write the result here"),
 ) -> None:
     """Kafka ack -> sink -> Redis pub/sub -> gateway -> WebSocket latency, p50/p99."""
     from streamsense.services.bench import fanout as bench
 
     settings = StreamsenseSettings(service_name="bench-fanout")
-    result = bench.run(settings, clients, messages, rate, progress=console.log)
+    result = bench.run(
+        settings, clients, messages, rate, idle_clients, rounds, progress=console.log
+    )
     write_json(json_path, result)
 
 

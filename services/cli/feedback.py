@@ -16,16 +16,17 @@ def feedback(
     """Send labeled feedback for the online learner (waits for Kafka's acknowledgement)."""
     from pydantic import ValidationError
 
-    from streamsense.schemas.catalog import Topic
+    from streamsense.services.kafka.exceptions import KafkaIOError
+    from streamsense.services.kafka.feedback import make_feedback, send_feedback
     from streamsense.services.kafka.producer import Producer
-    from streamsense.services.learner.exceptions import LearnerError
-    from streamsense.services.learner.feedback import send_feedback
     from streamsense.services.settings import StreamsenseSettings
 
     settings = StreamsenseSettings(service_name="feedback-cli")
-    producer = Producer(settings)
     try:
-        send_feedback(producer, settings, text, label, source_id, model)
-    except (LearnerError, ValidationError) as exc:
-        raise fail(str(exc)) from exc
-    console().print(f"sent {label!r} for {model} to {settings.topic(Topic.LABELS_TEXT)}")
+        example = make_feedback(text, label, source_id, model)
+        producer = Producer(settings)
+        topic = send_feedback(producer, settings, example)
+    except (KafkaIOError, ValidationError) as exc:
+        msg = f"feedback not delivered: {exc}"
+        raise fail(msg) from exc
+    console().print(f"sent {label!r} for {model} to {topic}")

@@ -1,9 +1,10 @@
-"""``streamsense produce camera | text``: push camera frames or text lines into Kafka.
+"""``streamsense produce camera | cameras | text``: push camera frames or text lines into Kafka.
 
 Exit codes: 0 done (source ended, ``--max-frames`` reached, or stopped by SIGTERM/SIGINT after
 flushing); 1 Kafka problem (unreachable or silent for ``--kafka-timeout`` seconds, topic missing,
-records refused: the message counts what was not acknowledged); 2 bad options or an unreadable
-source; 3 a live source was lost and did not come back.
+records refused: the message counts what was not acknowledged); 2 bad options, an invalid fleet
+file or an unreadable source; 3 a live source was lost and did not come back (a fleet: every
+camera ended and one of them was lost).
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ import logging
 import sys
 import threading
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
+from streamsense.schemas.fields import source_id_problem
 from streamsense.services.cli.entry import console as entry_console
 from streamsense.services.cli.entry import fail, settings_from
 from streamsense.services.exceptions import ServiceError
 from streamsense.services.kafka.exceptions import KafkaIOError
 from streamsense.services.producers.exceptions import (
+    FleetConfigError,
     KafkaUnavailableError,
     SourceError,
     SourceLostError,
@@ -28,6 +31,10 @@ from streamsense.services.producers.exceptions import (
 )
 from streamsense.services.producers.settings import CameraProducerSettings, TextProducerSettings
 from streamsense.services.settings import StreamsenseSettings
+
+if TYPE_CHECKING:
+    from streamsense.services.kafka.producer import Producer
+    from streamsense.services.producers.kafka_watch import KafkaWatch
 
 app = typer.Typer(help="Producers: camera frames and text lines into Kafka.", no_args_is_help=True)
 console = entry_console(stderr=True)
@@ -76,10 +83,13 @@ def camera(
         "camera_topic": ("--topic", topic),
         "camera_kafka_timeout_s": ("--kafka-timeout", kafka_timeout),
     })  # fmt: skip
-    if not 1 <= len(camera_id) <= 256:
-        raise _fail(2, "--camera-id must have 1 to 256 characters")
+    if why := source_id_problem(camera_id):
+        raise _fail(2, f"--camera-id {why}")
+    settings.apply_ffmpeg_options()
     try:
-        frames = open_source(source)
+        frames = open_source(source, open_timeout_s=settings.camera_open_timeout_s,
+                             read_timeout_s=settings.camera_read_timeout_s,
+                             decode_threads=settings.camera_decode_threads)  # fmt: skip
         frames.open()  # fail fast on an unreadable source, before touching Kafka
     except SourceError as exc:
         raise _fail(2, str(exc)) from exc
@@ -88,7 +98,7 @@ def camera(
     producer = cam.producer
     health: HealthServer | None = None
     try:
-        cam.watch.check_topic(producer, settings.topic_name)
+        _check_topics(cam.watch, producer, settings)
         health = start_health(settings, cam.health)
         title = f"camera {camera_id} -> {settings.topic_name}"
         rates = {"fps": ("sent", 1.0), "MB/s": ("bytes", 1e-6)}
@@ -105,8 +115,87 @@ def camera(
         frames.close()
         if health is not None:
             health.stop()
-    if producer.failed:
-        raise _fail(1, f"Kafka refused {producer.failed} frames")
+    if cam.stats.failed:
+        raise _fail(1, f"Kafka refused {cam.stats.failed} frames")
+
+
+def _check_topics(watch: KafkaWatch, producer: Producer, settings: CameraProducerSettings) -> None:
+    """Kafka answers and has the frames topic and, unless disabled, the statuses topic."""
+    watch.check_topic(producer, settings.topic_name)
+    if settings.status_topic_name is not None:
+        watch.check_topic(producer, settings.status_topic_name)
+
+
+@app.command()
+def cameras(
+    config: Path = typer.Option(
+        ..., "--config", help="the fleet file (YAML): cameras and defaults"
+    ),
+    encoders: int = typer.Option(None, "--encoders", help="encoder threads shared by the cameras"),
+    check: bool = typer.Option(False, "--check", help="validate the file, print the cameras, exit"),
+    topic: str = typer.Option(None, help="logical topic (default frames; prefix is added)"),
+    kafka_timeout: float = _KAFKA_TIMEOUT,
+) -> None:
+    """Run every camera of a fleet file in this process; each camera's state goes to
+    `cameras.status`."""
+    from streamsense.services.observability.health import HealthServer
+    from streamsense.services.producers.fleet import CameraFleet
+    from streamsense.services.producers.fleet_config import load_fleet
+    from streamsense.services.producers.live import LiveProgress
+    from streamsense.services.producers.sources import redact_url
+    from streamsense.services.runner import start_health, stop_on_signals
+
+    settings = settings_from(CameraProducerSettings, {
+        "camera_encoders": ("--encoders", encoders),
+        "camera_topic": ("--topic", topic),
+        "camera_kafka_timeout_s": ("--kafka-timeout", kafka_timeout),
+    })  # fmt: skip
+    try:
+        specs = load_fleet(config, settings)
+    except FleetConfigError as exc:
+        raise _fail(2, str(exc)) from exc
+    if check:
+        for s in specs:
+            rate = f"{s.fps:g} fps" if s.fps else "own pace"
+            console.print(f"{s.camera_id}: {redact_url(s.source)} at {rate}, width "
+                          f"{s.width or 'as read'}, quality {s.jpeg_quality}")  # fmt: skip
+        console.print(f"{len(specs)} camera(s): {config} is valid")
+        return
+    settings.apply_ffmpeg_options()
+    stop = threading.Event()
+    try:
+        fleet = CameraFleet(settings, specs, stop=stop)
+    except SourceError as exc:  # a file that went away since the check
+        raise _fail(2, str(exc)) from exc
+    for cam in fleet.cameras:  # files and folders must be readable now; streams may come later
+        if not cam.source.live:
+            try:
+                cam.source.open()
+            except SourceError as exc:
+                raise _fail(2, f"camera {cam.camera_id!r}: {exc}") from exc
+    health: HealthServer | None = None
+    try:
+        _check_topics(fleet.watch, fleet.producer, settings)
+        health = start_health(settings, fleet.health)
+        title = f"{len(specs)} cameras -> {settings.topic_name}"
+        rates = {"fps": ("sent", 1.0), "MB/s": ("bytes", 1e-6)}
+        with stop_on_signals(stop.set), LiveProgress(title, fleet.snapshot, rates, console,
+                                                 hidden=frozenset({"bytes"})):  # fmt: skip
+            fleet.run()
+    except (KafkaIOError, KafkaUnavailableError, TopicMissingError) as exc:
+        raise _fail(1, str(exc)) from exc
+    finally:
+        for cam in fleet.cameras:
+            cam.source.close()
+        if health is not None:
+            health.stop()
+    failed = sum(c.stats.failed for c in fleet.cameras)
+    if failed:
+        raise _fail(1, f"Kafka refused {failed} frames")
+    lost = fleet.lost()
+    if lost and not fleet.stop_requested:
+        names = ", ".join(f"{c.camera_id} ({c.error})" for c in lost)
+        raise _fail(3, f"every camera ended; lost: {names}")
 
 
 @app.command()
@@ -137,8 +226,8 @@ def text(
 
     if (path is None) == (not stdin):
         raise _fail(2, "give exactly one of --path GLOB and --stdin")
-    if source_id is not None and not 1 <= len(source_id) <= 256:
-        raise _fail(2, "--source-id must have 1 to 256 characters")
+    if source_id is not None and (why := source_id_problem(source_id)):
+        raise _fail(2, f"--source-id {why}")
     settings = settings_from(TextProducerSettings, {
         "text_checkpoint": ("--checkpoint", checkpoint),
         "text_max_line_bytes": ("--max-line-bytes", max_line_bytes),

@@ -1,4 +1,4 @@
-"""REST routes over the Redis layout written by the sink (see ``services/sink/keys.py``).
+"""REST routes over the Redis layout of the serving layer (``services/serving/keys.py``).
 
 Results are stored as validated JSON by the sink, so routes return those bytes as they are
 (no re-serialization); the declared response models document and test the shape.
@@ -13,8 +13,10 @@ import orjson
 import redis.asyncio as aioredis
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel
+from starlette.convertors import Convertor, register_url_convertor
 
 from streamsense.schemas.catalog import TASK_NAMES, Task
+from streamsense.schemas.fields import MAX_ID_CHARS, SAFE_TEXT_PATTERN
 from streamsense.services.gateway import stats as stats_mod
 from streamsense.services.gateway.responses import LatestResult, Models, ResultPage, Sources, Stats
 from streamsense.services.gateway.store import list_models
@@ -23,7 +25,25 @@ from streamsense.services.serving.keys import JSON_FIELD, RedisKeys
 MAX_LIMIT = 1000
 MAX_IN_SERVICE_SOURCES = 200
 
-SourceId = Annotated[str, Path(min_length=1, max_length=256)]
+
+class _AnyId(Convertor[str]):
+    """The rest of the path, any character (``path`` stops at a newline): an id the contracts
+    refuse gets a 422 that says why, not a 404 from the router."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("source_id", _AnyId())
+
+#: What the contracts allow as a source id (anything else can have no results); ids may hold
+#: ``/``, hence routes that take the rest of the path.
+SourceId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS, pattern=SAFE_TEXT_PATTERN)]
 
 
 class ErrorBody(BaseModel):
@@ -65,14 +85,14 @@ async def sources(request: Request) -> Sources:
     pipe.smembers(k.cameras)
     *per_task, thumbs = await pipe.execute()
     tasks: dict[Any, list[str]] = {
-        task: sorted(_b(s).decode() for s in members)
+        task: stats_mod.source_ids(members)
         for task, members in zip(TASK_NAMES, per_task, strict=True)
     }
-    cameras = {_b(c).decode() for c in thumbs} | set(tasks["detect"]) | set(tasks["segment"])
+    cameras = set(stats_mod.source_ids(thumbs)) | set(tasks["detect"]) | set(tasks["segment"])
     return Sources(tasks=tasks, cameras=sorted(cameras))
 
 
-@router.get("/latest/{task}/{source}", response_model=LatestResult, responses=_404)
+@router.get("/latest/{task}/{source:source_id}", response_model=LatestResult, responses=_404)
 async def latest(request: Request, task: Task, source: SourceId) -> Response:
     """The newest result of one source."""
     fields: dict[Any, Any] = await _redis(request).hgetall(_keys(request).latest(task, source))
@@ -85,7 +105,7 @@ async def latest(request: Request, task: Task, source: SourceId) -> Response:
     return _json(head[:-1] + b',"result":' + _b(fields[JSON_FIELD.encode()]) + b"}")
 
 
-@router.get("/results/{task}/{source}", response_model=ResultPage)
+@router.get("/results/{task}/{source:source_id}", response_model=ResultPage)
 async def results(
     request: Request,
     task: Task,
@@ -121,7 +141,7 @@ async def results(
 
 
 @router.get(
-    "/thumbnail/{camera}",
+    "/thumbnail/{camera:source_id}",
     response_class=Response,
     responses={
         200: {
@@ -143,7 +163,8 @@ async def thumbnail(request: Request, camera: SourceId) -> Response:
         raise HTTPException(404, f"no thumbnail for {camera!r}")
     headers = {"Cache-Control": "no-store"}
     for name in ("seq", "capture_ns", "width", "height"):
-        if (value := meta.get(name.encode())) is not None:
+        value = meta.get(name.encode())
+        if value is not None and _b(value).isdigit():  # numbers, never text into a header
             headers[f"X-Frame-{name.replace('_', '-')}"] = _b(value).decode()
     return Response(jpeg, media_type="image/jpeg", headers=headers)
 
@@ -157,10 +178,11 @@ async def models(request: Request) -> Models:
     r, k = _redis(request), _keys(request)
     seen: dict[tuple[str, str, str], int] = {}
     for task in TASK_NAMES:
-        members = sorted(await r.smembers(k.sources(task)))[:MAX_IN_SERVICE_SOURCES]
+        members = stats_mod.source_ids(await r.smembers(k.sources(task)))
+        members = members[:MAX_IN_SERVICE_SOURCES]
         pipe = r.pipeline(transaction=False)
         for s in members:
-            pipe.hget(k.latest(task, _b(s).decode()), JSON_FIELD)
+            pipe.hget(k.latest(task, s), JSON_FIELD)
         for raw in await pipe.execute() if members else []:
             if raw is None:
                 continue
@@ -171,11 +193,7 @@ async def models(request: Request) -> Models:
         {"task": t, "name": n, "version": v, "sources": c} for (t, n, v), c in sorted(seen.items())
     ]
     return Models.model_validate(
-        {
-            "store": str(root) if root.is_dir() else None,
-            "models": stored,
-            "in_service": in_service,
-        }
+        {"store_found": root.is_dir(), "models": stored, "in_service": in_service}
     )
 
 
@@ -184,6 +202,4 @@ async def stats(request: Request) -> Stats:
     """Throughput, end-to-end and sink latency per task over the recent window, sink lag."""
     hub = request.app.state.hub
     window = request.app.state.settings.gateway_stats_window_s
-    return await stats_mod.compute(
-        _redis(request), _keys(request), window, len(hub.clients), hub.dropped
-    )
+    return await stats_mod.compute(_redis(request), _keys(request), window, hub)

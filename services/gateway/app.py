@@ -1,4 +1,9 @@
-"""The gateway's FastAPI application: REST, WebSocket fan-out, dashboard, health and metrics."""
+"""The gateway's FastAPI application: REST, WebSocket fan-out, dashboard, health and metrics.
+
+What is open and what needs the token (when one is set): ``/healthz`` and the static dashboard
+(``/``, ``/static``) are open, they hold no data; everything else, ``/docs``, ``/openapi.json``
+and ``/metrics`` included, needs ``Authorization: Bearer <token>``.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.params import Depends as DependsParam
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from streamsense.services.gateway import api, live
-from streamsense.services.gateway.auth import require_token
+from streamsense.services.gateway import api, errors, feedback, redact, security, ws
+from streamsense.services.gateway.auth import Tickets, require_token
+from streamsense.services.gateway.feedback import Producers
 from streamsense.services.gateway.live import LiveHub
 from streamsense.services.gateway.responses import Health
 from streamsense.services.gateway.settings import GatewaySettings
@@ -27,15 +34,22 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 VERSION = "1"
+#: An API call gives up on a Redis that accepted the connection but does not answer.
+API_REDIS_TIMEOUT_S = 2.0
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
     """A gateway app over the Redis at ``settings.redis_url`` with ``settings.redis_prefix``."""
+    redact.install()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        r = async_client(settings.redis_url.get_secret_value())
-        hub = LiveHub(r, app.state.keys, settings.gateway_client_queue)
+        url = settings.redis_url.get_secret_value()
+        r = async_client(url, read_timeout=API_REDIS_TIMEOUT_S, name="gateway-api")
+        sub = async_client(url, name="gateway-live")  # pub/sub reads block: no read timeout
+        hub = LiveHub(
+            sub, app.state.keys, settings.gateway_client_queue, settings.gateway_slow_client_s
+        )
         app.state.redis, app.state.hub = r, hub
         task = asyncio.create_task(hub.run(), name="live-hub")
         if not await hub.wait_connected(5.0):
@@ -47,6 +61,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await r.aclose()
+            await sub.aclose()
+            await asyncio.to_thread(app.state.producers.close)
 
     app = FastAPI(
         title="streamsense gateway",
@@ -54,19 +70,38 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         description="Results of the streamsense workers from the Redis serving layer: REST for "
         "history and the latest result, WebSocket `/ws/live` for results as they arrive.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # served below, behind the token
     )
     app.state.settings = settings
     app.state.keys = RedisKeys(settings.redis_prefix)
+    app.state.tickets = Tickets(settings.gateway_ticket_ttl_s)
+    app.state.producers = Producers()
+    security.install(app, settings)
+    errors.install(app)
+
+    guarded: list[DependsParam] = []
+    unauthorized: dict[int | str, dict[str, Any]] = {}
     if settings.gateway_token is not None:
-        unauthorized: dict[int | str, dict[str, Any]] = {
-            401: {"model": api.ErrorBody, "description": "missing or wrong token"}
-        }
-        app.include_router(
-            api.router, dependencies=[Depends(require_token)], responses=unauthorized
-        )
-    else:
-        app.include_router(api.router)
-    app.include_router(live.router)
+        guarded = [Depends(require_token)]
+        unauthorized[401] = {"model": api.ErrorBody, "description": "missing or wrong token"}
+    Responses = dict[int | str, dict[str, Any]]
+    redis_down: Responses = {
+        503: {"model": errors.Unavailable, "description": "Redis is unavailable"}
+    }
+    forbidden: Responses = {403: {"model": api.ErrorBody, "description": "cross-origin request"}}
+    posting = [*guarded, Depends(security.require_same_origin)]
+    app.include_router(
+        api.router,
+        dependencies=[*guarded, Depends(errors.track_redis)],
+        responses={**unauthorized, **redis_down},
+    )
+    app.include_router(ws.tickets, dependencies=posting, responses={**unauthorized, **forbidden})
+    app.include_router(
+        feedback.router, dependencies=posting, responses={**unauthorized, **forbidden}
+    )
+    app.include_router(ws.router)
     app.add_api_route(
         "/healthz",
         healthz,
@@ -75,7 +110,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         responses={503: {"model": Health}},
         tags=["ops"],
     )
-    app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+    for path, endpoint in (("/metrics", metrics), ("/openapi.json", openapi), ("/docs", docs)):
+        app.add_api_route(
+            path, endpoint, methods=["GET"], include_in_schema=False, dependencies=guarded
+        )
     app.add_api_route("/", index, methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
@@ -95,6 +133,15 @@ async def healthz(request: Request, response: Response) -> Health:
 
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(request.app.openapi())
+
+
+async def docs() -> FileResponse:
+    """Swagger UI; its script is ours (``static/docs.js``), the UI comes from jsDelivr."""
+    return FileResponse(STATIC / "docs.html", headers={"Cache-Control": "no-cache"})
 
 
 async def index() -> FileResponse:

@@ -62,7 +62,7 @@ class InService(BaseModel):
 
 
 class Models(BaseModel):
-    store: str | None = Field(description="the model store directory, None when absent")
+    store_found: bool = Field(description="the model store exists (its path is not shown)")
     models: list[StoredModel]
     in_service: list[InService] = Field(description="from the latest result of each source")
 
@@ -88,6 +88,8 @@ class Stats(BaseModel):
     total_lag: int
     live_clients: int
     live_dropped: int = Field(description="messages dropped for slow WebSocket clients")
+    live_evicted: int = Field(description="WebSocket clients closed (1013) for taking nothing")
+    now_ms: int = Field(description="the serving layer's clock (ms since the epoch)")
 
 
 class Health(BaseModel):

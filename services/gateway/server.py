@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from streamsense.services.exceptions import ServiceError
 from streamsense.services.gateway.app import create_app
 from streamsense.services.gateway.settings import GatewaySettings
+from streamsense.services.gateway.wsconn import protocol
 from streamsense.services.serving.clients import TRANSIENT, sync_client
 
 log = logging.getLogger(__name__)
@@ -25,10 +26,11 @@ def uvicorn_config(settings: GatewaySettings, app: FastAPI | None = None) -> uvi
         app or create_app(settings),
         host=settings.gateway_host,
         port=settings.gateway_port,
-        ws="websockets-sansio",
+        ws=protocol(settings.gateway_ws_send_buffer),
+        ws_max_size=settings.gateway_ws_max_message,  # checked on the frame header, unread
         lifespan="on",
         log_config=None,  # logging is configured by the entry point
-        access_log=False,
+        access_log=settings.gateway_access_log,  # token parameters redacted (redact.py)
         ws_ping_interval=settings.gateway_ws_ping_s,
         ws_ping_timeout=settings.gateway_ws_ping_s,
         ws_per_message_deflate=False,  # compressing per client costs the fan-out 50x CPU
@@ -75,7 +77,14 @@ class GatewayService:
     def run(self) -> None:
         s = self.settings
         auth = "token required" if s.gateway_token else "no token (loopback only)"
-        log.info("gateway on http://%s:%d (%s)", s.gateway_host, s.gateway_port, auth)
+        hosts = ", ".join(s.served_hosts)
+        log.info(
+            "gateway on http://%s:%d (%s; Host names served: %s)",
+            s.gateway_host,
+            s.gateway_port,
+            auth,
+            hosts,
+        )
         try:
             self.server.run()
         finally:

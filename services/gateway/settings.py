@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import ipaddress
+import re
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from streamsense.services.exceptions import ConfigError
 from streamsense.services.settings import StreamsenseSettings
 
 MIN_TOKEN_CHARS = 12
+#: Host names a browser uses for this machine; the default Host allowlist.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
+_HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9.\-]+|\[[0-9a-f:.]+\])$")
 
 
 def is_loopback(host: str) -> bool:
@@ -21,24 +28,119 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _split(value: Any) -> Any:
+    """Comma-separated in the environment (``a,b``); a list or tuple from Python."""
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return value
+
+
+def _host_form(host: str) -> str:
+    """How a Host header names ``host``: IPv6 literals in brackets, lower case."""
+    host = host.strip().lower()
+    try:
+        if ipaddress.ip_address(host.strip("[]")).version == 6:
+            return f"[{host.strip('[]')}]"
+    except ValueError:
+        pass
+    return host
+
+
 class GatewaySettings(StreamsenseSettings):
     """Bound to loopback the gateway needs no token; bound anywhere else it refuses to start
-    without ``STREAMSENSE_GATEWAY_TOKEN``. When a token is set, every REST and WebSocket call
-    needs it (``Authorization: Bearer <token>`` or ``?token=<token>``)."""
+    without ``STREAMSENSE_GATEWAY_TOKEN``. When a token is set, every API route, ``/ws/live``,
+    ``/docs``, ``/openapi.json`` and ``/metrics`` need it as ``Authorization: Bearer <token>``
+    (the dashboard's WebSocket uses a single-use ticket fetched with that header)."""
 
     service_name: str = "gateway"
+    """name in logs and metrics, and the Kafka client id"""
     gateway_host: str = "127.0.0.1"
-    gateway_port: int = Field(default=8000, ge=0, le=65535)
-    gateway_token: SecretStr | None = None
+    """the interface the gateway listens on (anything but loopback needs a token)"""
+    gateway_port: int = Field(default=8000, ge=0, le=65535, description="its TCP port")
+    gateway_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token for every route but /healthz (unset: allowed on loopback only)",
+    )
+    gateway_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=LOOPBACK_HOSTS,
+        description="Host header names served (comma-separated; '*.example.com' matches "
+        "subdomains, '*' any); the bind address is added when it is a specific one",
+    )
+    gateway_allowed_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="other origins (scheme://host[:port]) allowed to open /ws/live, post and "
+        "call the API from a browser (CORS); empty = same origin only",
+    )
+    gateway_access_log: bool = Field(default=False, description="uvicorn's access log")
     gateway_client_queue: int = Field(
         default=256, ge=1, description="messages buffered per WebSocket client before dropping"
     )
-    gateway_stats_window_s: float = Field(default=10.0, gt=0, le=3600)
+    gateway_slow_client_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="a WebSocket client whose socket has taken nothing for this long while "
+        "messages wait for it is closed with code 1013",
+    )
+    gateway_ws_max_message: int = Field(
+        default=4096,
+        ge=125,
+        le=1 << 20,
+        description="largest message a WebSocket client may send (bytes); larger ones close "
+        "the socket (1009) before they are buffered",
+    )
+    gateway_ws_send_buffer: int = Field(
+        default=65536,
+        ge=4096,
+        le=16 << 20,
+        description="per WebSocket client: what may be sent before the client confirms reading "
+        "(a pong), the kernel send buffer and the transport's high-water mark (bytes); what a "
+        "client that stops reading takes before it counts as stalled",
+    )
+    gateway_ticket_ttl_s: float = Field(
+        default=30.0, gt=0, le=600, description="life of a /ws/live ticket (single use)"
+    )
+    gateway_stale_after_s: float = Field(
+        default=10.0, gt=0, description="the dashboard marks a tile stale after this age"
+    )
+    gateway_feedback_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="how long POST /api/feedback waits for Kafka"
+    )
+    gateway_stats_window_s: float = Field(
+        default=10.0, gt=0, le=3600, description="the window /api/stats measures rates over (s)"
+    )
     gateway_ws_ping_s: float = Field(
         default=20.0,
         gt=0,
         description="WebSocket keepalive: ping every N s; a client silent for N s more is closed",
     )
+
+    @field_validator("gateway_allowed_hosts", mode="before")
+    @classmethod
+    def _hosts(cls, value: Any) -> Any:
+        value = _split(value)
+        hosts = tuple(_host_form(h) for h in value)
+        for h in hosts:
+            if not _HOST.match(h):
+                msg = (
+                    f"STREAMSENSE_GATEWAY_ALLOWED_HOSTS: {h!r} is not a host name, "
+                    "'*.domain' or '*'"
+                )
+                raise ValueError(msg)
+        return hosts
+
+    @field_validator("gateway_allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        origins = tuple(o.rstrip("/").lower() for o in _split(value))
+        for o in origins:
+            if not _ORIGIN.match(o):
+                msg = (
+                    f"STREAMSENSE_GATEWAY_ALLOWED_ORIGINS: {o!r} is not an origin "
+                    "(scheme://host[:port], no path)"
+                )
+                raise ValueError(msg)
+        return origins
 
     @model_validator(mode="after")
     def _check_token(self) -> GatewaySettings:
@@ -49,7 +151,15 @@ class GatewaySettings(StreamsenseSettings):
         if token is None and not is_loopback(self.gateway_host):
             msg = (
                 f"the gateway binds to {self.gateway_host}, which is not loopback: set "
-                "STREAMSENSE_GATEWAY_TOKEN (clients send it as a bearer token or ?token=)"
+                "STREAMSENSE_GATEWAY_TOKEN (clients send it as a bearer token)"
             )
             raise ConfigError(msg)
         return self
+
+    @property
+    def served_hosts(self) -> tuple[str, ...]:
+        """The Host allowlist: the configured names plus a specific bind address."""
+        bound = _host_form(self.gateway_host)
+        wildcard = bound in ("0.0.0.0", "[::]", "")  # noqa: S104 - compared, not bound
+        extra = () if wildcard or bound in self.gateway_allowed_hosts else (bound,)
+        return (*self.gateway_allowed_hosts, *extra)

@@ -6,6 +6,7 @@ latency up to the serving layer and ``id - produced`` the sink's share of it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,8 @@ import orjson
 import redis.asyncio as aioredis
 
 from streamsense.schemas.catalog import TASK_NAMES
+from streamsense.schemas.fields import MAX_ID_CHARS, SAFE_TEXT_PATTERN
+from streamsense.services.gateway.live import LiveHub
 from streamsense.services.gateway.responses import Percentiles, Stats, TaskStats
 from streamsense.services.serving.keys import JSON_FIELD, RedisKeys
 
@@ -30,21 +33,30 @@ def _percentiles(values: list[float]) -> Percentiles | None:
     )
 
 
-async def compute(
-    r: aioredis.Redis, keys: RedisKeys, window_s: float, clients: int, dropped: int
-) -> Stats:
+_VALID_ID = re.compile(SAFE_TEXT_PATTERN)
+
+
+def source_ids(members: set[Any]) -> list[str]:
+    """Set members as sorted ids, without any the contracts refuse (an older writer may have
+    stored one): every id listed can be asked for by the routes."""
+    out = []
+    for m in members:
+        source = m.decode("utf-8", "replace") if isinstance(m, bytes) else str(m)
+        if len(source) <= MAX_ID_CHARS and _VALID_ID.match(source):
+            out.append(source)
+    return sorted(out)
+
+
+async def compute(r: aioredis.Redis, keys: RedisKeys, window_s: float, hub: LiveHub) -> Stats:
     sec, usec = await r.time()
     now_ms = int(sec) * 1000 + int(usec) // 1000
     start = now_ms - int(window_s * 1000)
     tasks: dict[Any, TaskStats] = {}
     for task in TASK_NAMES:
-        members: set[Any] = await r.smembers(keys.sources(task))
-        sources = sorted(members)[:MAX_SOURCES]
+        sources = source_ids(await r.smembers(keys.sources(task)))[:MAX_SOURCES]
         pipe = r.pipeline(transaction=False)
         for s in sources:
-            pipe.xrevrange(
-                keys.stream(task, s.decode()), max="+", min=str(start), count=SAMPLE_PER_SOURCE
-            )
+            pipe.xrevrange(keys.stream(task, s), max="+", min=str(start), count=SAMPLE_PER_SOURCE)
         replies = await pipe.execute() if sources else []
         e2e: list[float] = []
         sink: list[float] = []
@@ -73,6 +85,8 @@ async def compute(
         tasks=tasks,
         consumer_lag=lag,
         total_lag=sum(lag.values()),
-        live_clients=clients,
-        live_dropped=dropped,
+        live_clients=len(hub.clients),
+        live_dropped=hub.dropped,
+        live_evicted=hub.evicted,
+        now_ms=now_ms,
     )

@@ -1,13 +1,28 @@
-"""The models of the model store, read defensively: a broken card is reported, not fatal."""
+"""The models of the model store, read defensively: a broken card is reported, not fatal.
+
+Nothing here names a filesystem path to API clients: errors are reported relative to the
+store (``<store>/name/version/card.json``), other absolute paths as ``<path>``; the full
+message goes to the gateway's log.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from streamsense.services.gateway.responses import ModelVersionInfo, StoredModel
 
 log = logging.getLogger(__name__)
+
+_ABSOLUTE = re.compile(r"(?<![\w<>:/.~])/[^\s'\":,;()]+")
+
+
+def without_paths(message: str, root: Path) -> str:
+    """``message`` with the store's location and any other absolute path taken out."""
+    for form in {str(root), str(root.resolve())}:
+        message = message.replace(form, "<store>")
+    return _ABSOLUTE.sub("<path>", message)
 
 
 def list_models(root: Path) -> list[StoredModel]:
@@ -34,7 +49,9 @@ def list_models(root: Path) -> list[StoredModel]:
             try:
                 card = store.card(name, version)
             except Exception as exc:  # keep listing the others
-                versions.append(ModelVersionInfo(version=version, error=str(exc)[:500]))
+                log.warning("model %s/%s: %s", name, version, exc)
+                error = without_paths(str(exc), root)[:500]
+                versions.append(ModelVersionInfo(version=version, error=error))
                 continue
             versions.append(
                 ModelVersionInfo(

@@ -88,6 +88,17 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         Topic.MODEL_UPDATES, partitions=1, retention_ms=-1, cleanup_policy="compact", with_dlq=True
     ),
+    # the newest status per camera (key) is all a reader needs: compacted, small records, hourly
+    # segments so the log cleaner can compact a busy fleet's heartbeats
+    TopicSpec(
+        Topic.CAMERAS_STATUS,
+        partitions=3,
+        retention_ms=-1,
+        cleanup_policy="compact",
+        max_message_bytes=64 * 1024,
+        with_dlq=True,
+        extra={"segment.ms": str(HOUR_MS)},
+    ),
     TopicSpec(Topic.ANALYTICS_CAMERA, partitions=3, retention_ms=DAY_MS),
     TopicSpec(Topic.ANALYTICS_TEXT, partitions=3, retention_ms=DAY_MS),
     TopicSpec(Topic.ALERTS, partitions=1, retention_ms=30 * DAY_MS),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streamsense.services.exceptions import ServiceError
+from streamsense.services.exceptions import ConfigError, ServiceError
 
 
 class ProducerError(ServiceError):
@@ -35,3 +35,8 @@ class MissingFieldError(LineError):
 
 class KafkaUnavailableError(ProducerError):
     """Kafka did not answer, or acknowledged nothing, within the producer's Kafka timeout."""
+
+
+class FleetConfigError(ConfigError):
+    """The fleet file of ``produce cameras`` is unreadable or invalid (the message names the
+    camera and the field)."""

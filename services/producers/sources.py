@@ -7,6 +7,7 @@ import glob
 import logging
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 
@@ -15,14 +16,18 @@ from streamsense.models.exceptions import BadImageError
 from streamsense.schemas.catalog import FRAME_MAX_PIXELS
 from streamsense.services.producers.base import FrameSource, Image
 from streamsense.services.producers.exceptions import SourceError
+from streamsense.services.producers.probe import probe_stream
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
 )
-#: Seconds OpenCV's FFmpeg backend waits for a stream to open or deliver a frame.
-STREAM_TIMEOUT_MS = 5_000
+#: Seconds OpenCV's FFmpeg backend waits, by default, for a stream to open or deliver a frame.
+STREAM_TIMEOUT_S = 5.0
+#: The stream protocols a camera source may use (FFmpeg reads more, e.g. local files through
+#: ``file:`` or ``concat:``, which a camera URL has no business naming).
+STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp"})
 _GLOB_CHARS = frozenset("*?[")
 #: Largest image file the folder source reads (an 8K PNG is ~100 MB at worst); its pixel budget
 #: is the frames' (:data:`~streamsense.schemas.catalog.FRAME_MAX_PIXELS`).
@@ -45,6 +50,21 @@ def read_image(path: Path, max_pixels: int = FRAME_MAX_PIXELS) -> Image:
 def _quiet_opencv() -> None:
     """OpenCV prints a WARN line for every failed open; our own error message says it better."""
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password (``rtsp://admin:***@cam/``), for logs, errors and statuses."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username}:***@{host}" if parts.username else f"***@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _sane_fps(value: float) -> float | None:
@@ -116,9 +136,15 @@ class CaptureSource(FrameSource):
 class VideoFileSource(CaptureSource):
     kind: ClassVar[str] = "file"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, decode_threads: int = 1) -> None:
         super().__init__(str(path), f"video file {path}")
         self.path = path
+        self.decode_threads = decode_threads
+
+    def _capture(self) -> cv2.VideoCapture:
+        return cv2.VideoCapture(
+            str(self.path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, self.decode_threads]
+        )
 
     def _unreadable(self) -> str:
         return f"{self.path} is not a video OpenCV can decode"
@@ -128,17 +154,33 @@ class StreamSource(CaptureSource):
     kind: ClassVar[str] = "stream"
     live: ClassVar[bool] = True
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url, f"stream {url}")
-        self.url = url
+    def __init__(
+        self,
+        url: str,
+        open_timeout_s: float = STREAM_TIMEOUT_S,
+        read_timeout_s: float = STREAM_TIMEOUT_S,
+        decode_threads: int = 1,
+    ) -> None:
+        self.url = url  # with its credentials: only for FFmpeg
+        self.shown = redact_url(url)
+        super().__init__(url, f"stream {self.shown}")
+        self.open_timeout_ms = round(open_timeout_s * 1000)
+        self.read_timeout_ms = round(read_timeout_s * 1000)
+        self.decode_threads = decode_threads
+
+    def open(self) -> None:
+        # a server that does not answer must not hold OpenCV's open lock (probe.py)
+        probe_stream(self.url, self.shown, self.open_timeout_ms / 1000)
+        super().open()
 
     def _capture(self) -> cv2.VideoCapture:
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
-                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]  # fmt: skip
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.open_timeout_ms,
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.read_timeout_ms,
+                  cv2.CAP_PROP_N_THREADS, self.decode_threads]  # fmt: skip
         return cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
 
     def _unreadable(self) -> str:
-        return f"cannot open stream {self.url} (unreachable, refused or not a video stream)"
+        return f"cannot open stream {self.shown} (unreachable, refused or not a video stream)"
 
 
 class DeviceSource(CaptureSource):
@@ -216,12 +258,21 @@ def _images_in(paths: list[str]) -> list[Path]:
     )
 
 
-def open_source(spec: str) -> FrameSource:
+def open_source(
+    spec: str,
+    *,
+    base: Path | None = None,
+    open_timeout_s: float = STREAM_TIMEOUT_S,
+    read_timeout_s: float = STREAM_TIMEOUT_S,
+    decode_threads: int = 1,
+) -> FrameSource:
     """The source a ``--source`` string names (not opened yet).
 
-    ``0``, ``1``... a capture device; ``rtsp://``, ``http(s)://``... a stream; a directory or a
-    glob (``frames/*.jpg``) an image folder; an image file a one-image folder; any other file a
-    video. A missing path raises :class:`SourceError`.
+    ``0``, ``1``... a capture device; ``rtsp://``, ``http(s)://``... a stream (one of
+    :data:`STREAM_SCHEMES`); a directory or a glob (``frames/*.jpg``) an image folder; an image
+    file a one-image folder; any other file a video. A relative path is taken from ``base``
+    (default: the working directory); files and streams decode with ``decode_threads`` FFmpeg
+    threads. A missing path raises :class:`SourceError`.
     """
     spec = spec.strip()
     if not spec:
@@ -230,14 +281,23 @@ def open_source(spec: str) -> FrameSource:
     if spec.isdigit():
         return DeviceSource(int(spec))
     if "://" in spec:
-        return StreamSource(spec)
+        scheme = spec.split("://", 1)[0].lower()
+        if scheme not in STREAM_SCHEMES:
+            msg = (
+                f"unsupported stream scheme {scheme!r}: expected one of "
+                f"{', '.join(sorted(STREAM_SCHEMES))} (give files as paths)"
+            )
+            raise SourceError(msg)
+        return StreamSource(spec, open_timeout_s, read_timeout_s, decode_threads)
     path = Path(spec).expanduser()
+    if base is not None and not path.is_absolute():
+        path = base / path
     if path.is_dir():
         return ImageFolderSource(_images_in([str(p) for p in path.iterdir()]), f"folder {path}")
     if path.is_file():
         if path.suffix.lower() in IMAGE_SUFFIXES:
             return ImageFolderSource([path], f"image {path}")
-        return VideoFileSource(path)
+        return VideoFileSource(path, decode_threads)
     if _GLOB_CHARS & set(spec):
         return ImageFolderSource(_images_in(glob.glob(str(path), recursive=True)), f"glob {spec}")
     msg = f"no such file or folder: {spec}"

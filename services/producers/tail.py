@@ -24,6 +24,7 @@ from typing import BinaryIO
 
 import watchfiles
 
+from streamsense.schemas.fields import source_id_from
 from streamsense.services.producers.checkpoint import FINGERPRINT_BYTES, fingerprint
 from streamsense.services.producers.lines import LineSplitter, RawLine
 
@@ -171,7 +172,8 @@ class Tailer:
         if file_key(os.fstat(fh.fileno())) != key:  # replaced between stat and open
             fh.close()
             return
-        source_id = self.source_id or Path(path).name
+        # a file name may hold characters the contracts refuse in an id: they become "_"
+        source_id = self.source_id or source_id_from(Path(path).name)
         start = self._resume(key, path, fh) if self._resume else None
         splitter = LineSplitter(self.max_line_bytes)
         f = TailedFile(key, path, source_id, fh, splitter)

@@ -10,6 +10,10 @@ With the default prefix ``ss`` (``STREAMSENSE_REDIS_PREFIX``)::
     ss:thumb:{camera}                 String, the latest downscaled JPEG of a camera (TTL)
     ss:thumb:{camera}:meta            Hash, its width/height/seq/capture_ns/written_ms (same TTL)
     ss:cameras                        Set, every camera a thumbnail was stored for
+    ss:cameras:status                 Hash, camera id (as given) -> its newest CameraStatus JSON
+                                      (``cameras.status``; no TTL: a status older than three of
+                                      its ``interval_s`` means its producer is gone)
+    ss:cameras:status:live            pub/sub channel, each CameraStatus JSON as it is written
     ss:sink:lag                       Hash, Kafka consumer lag per ``topic[partition]`` (TTL)
     ss:analytics:{kind}:{source}      Hash, analytics windows and totals of a camera/text source
     ss:alerts                         Stream, every alert (field ``json``)
@@ -29,14 +33,12 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
+from streamsense.schemas.fields import MAX_ID_CHARS
 from streamsense.services.serving.exceptions import SourceIdError
 from streamsense.services.settings import REDIS_PREFIX_PATTERN
 
 #: The field that holds the result JSON in stream entries and in the latest hash.
 JSON_FIELD = "json"
-#: Longest source id a key is made for (the contracts allow 256 characters).
-MAX_ID_CHARS = 256
-
 _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
@@ -117,6 +119,16 @@ class RedisKeys:
     @property
     def cameras(self) -> str:
         return f"{self.prefix}:cameras"
+
+    @property
+    def camera_status(self) -> str:
+        """Hash: camera id -> its newest ``CameraStatus`` JSON (one HGETALL reads the fleet)."""
+        return f"{self.prefix}:cameras:status"
+
+    @property
+    def camera_status_channel(self) -> str:
+        """Outside ``live:*``, so result subscribers never receive statuses."""
+        return f"{self.prefix}:cameras:status:live"
 
     # -- the sink's own state -----------------------------------------------------------------
 

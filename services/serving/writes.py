@@ -66,6 +66,17 @@ class LayoutWriter:
         pipe.sadd(k.cameras, camera)
         return 4
 
+    def camera_status(self, pipe: Any, camera: str, value: bytes | None) -> int:
+        """Make ``value`` the camera's status and publish it; ``None`` (a tombstone on the
+        compacted topic) forgets the camera. An upsert: writing it twice changes nothing."""
+        k = self.keys
+        if value is None:
+            pipe.hdel(k.camera_status, camera)
+            return 1
+        pipe.hset(k.camera_status, camera, value)
+        pipe.publish(k.camera_status_channel, value)
+        return 2
+
     def positions(self, pipe: Any, positions: Mapping[str, int]) -> int:
         """The next offset to apply per results partition (with the batch it follows)."""
         pipe.hset(self.keys.sink_positions, mapping=dict(positions))

@@ -1,7 +1,8 @@
 """The sink's batch handler: decode results (and make thumbnails) in ``prepare``; in
 ``process`` write them to Redis with their positions in one transaction, synchronously, so
 every result is applied exactly once (:mod:`streamsense.services.sink.writer`), and the loop
-commits Kafka offsets only after Redis acknowledged.
+commits Kafka offsets only after Redis acknowledged. Camera statuses are upserts beside them
+(:mod:`streamsense.services.sink.camera_status`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from streamsense.services.observability import metrics as core_metrics
 from streamsense.services.serving.keys import RedisKeys
 from streamsense.services.serving.writes import LayoutWriter
 from streamsense.services.sink import metrics
+from streamsense.services.sink.camera_status import StatusItem, StatusWriter, parse_status
 from streamsense.services.sink.exceptions import ThumbnailError
 from streamsense.services.sink.settings import SinkSettings
 from streamsense.services.sink.thumbnails import Thumbnail, frame_headers, make_thumbnail
@@ -35,7 +37,7 @@ _TRANSIENT_REPLIES = ("OOM", "LOADING", "BUSY", "READONLY", "MASTERDOWN", "TRYAG
 _LAG_EVERY_S = 1.0
 
 
-Item = ResultItem | Thumbnail | BaseException | None
+Item = ResultItem | Thumbnail | StatusItem | BaseException | None
 Prepared = list[Item]
 
 
@@ -45,20 +47,24 @@ class RedisSinkHandler(BatchHandler[Prepared]):
         settings: SinkSettings,
         client: redis.Redis,
         topics: dict[str, Task | None],
+        status_topic: str | None = None,
     ) -> None:
-        """``topics`` maps each consumed topic to its task, or to None for camera frames."""
+        """``topics`` maps each consumed topic to its task, or to None for camera frames;
+        ``status_topic`` is the camera statuses' topic, when consumed."""
         self.settings = settings
         layout = LayoutWriter(
             RedisKeys(settings.redis_prefix), settings.sink_stream_maxlen, settings.sink_thumb_ttl_s
         )
         self.redis = client
         self.topics = topics
+        self.status_topic = status_topic
         self.service = settings.service_name
         self.written = 0
         self._stop = threading.Event()
         self.writer = RedisWriter(
             client, layout, self.service, settings.sink_retry_cap_s, self._stop
         )
+        self.statuses = StatusWriter(self.writer)
         self._thumb_at: dict[str, float] = {}
         self._lag_at = 0.0
 
@@ -96,6 +102,9 @@ class RedisSinkHandler(BatchHandler[Prepared]):
         newest_frame: dict[str, tuple[int, Any]] = {}
         for i, m in enumerate(messages):
             topic = str(m.topic())
+            if topic == self.status_topic:
+                items[i] = self._status(m)
+                continue
             if topic not in self.topics:
                 items[i] = ValueError(f"{where(m)}: topic is not consumed by this sink")
                 continue
@@ -118,6 +127,12 @@ class RedisSinkHandler(BatchHandler[Prepared]):
         for i, meta in newest_frame.values():
             items[i] = self._thumbnail(messages[i], meta)
         return items
+
+    def _status(self, m: Message) -> StatusItem | Exception:
+        try:
+            return parse_status(m)
+        except Exception as exc:  # SchemaError: the loop dead-letters it with the reason
+            return exc
 
     def _note_frame(self, i: int, m: Message, newest: dict[str, tuple[int, Any]]) -> None:
         """Remember the newest frame per camera; older ones in the batch need no thumbnail."""
@@ -160,10 +175,13 @@ class RedisSinkHandler(BatchHandler[Prepared]):
             item if isinstance(item, BaseException) else [] for item in prepared
         ]
         todo = [(i, it) for i, it in enumerate(prepared) if isinstance(it, ResultItem | Thumbnail)]
+        statuses = [(i, it) for i, it in enumerate(prepared) if isinstance(it, StatusItem)]
         lag = self._lag_fields()
-        if not todo and not lag:
-            return outcomes
-        for owner, error in self.writer.write(todo, lag):
+        refused = self.writer.write(todo, lag) if todo or lag else []
+        if statuses:
+            refused += self.statuses.write(statuses)
+            metrics.WRITTEN.labels(self.service, "camera_status").inc(len(statuses))
+        for owner, error in refused:
             log.error("redis refused a write of item %d: %s", owner, error)
             outcomes[owner] = error
         self._count(todo)

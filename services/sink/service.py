@@ -27,6 +27,11 @@ def sink_topics(settings: SinkSettings) -> dict[str, Task | None]:
     return topics
 
 
+def status_topic(settings: SinkSettings) -> str:
+    """The camera statuses' topic: the sink keeps each camera's newest state in Redis."""
+    return settings.topic(Topic.CAMERAS_STATUS)
+
+
 class RedisSink:
     """The running sink: the batch loop over :class:`RedisSinkHandler` (its health includes
     Redis). ``run``/``stop``/``health`` make it a service for the runner."""
@@ -34,14 +39,15 @@ class RedisSink:
     def __init__(self, settings: SinkSettings, client: redis.Redis | None = None) -> None:
         self.settings = settings
         topics = sink_topics(settings)
+        statuses = status_topic(settings)
         self.redis = client or sync_client(
             settings.redis_url.get_secret_value(),
             timeout=settings.sink_redis_timeout_s,
             name=settings.service_name,
         )
-        self.handler = RedisSinkHandler(settings, self.redis, topics)
+        self.handler = RedisSinkHandler(settings, self.redis, topics, statuses)
         config = LoopConfig(
-            topics=list(topics),
+            topics=[*topics, statuses],
             group_id=settings.group_id,
             max_batch=settings.sink_max_batch,
             max_wait_ms=settings.sink_max_wait_ms,

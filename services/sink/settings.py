@@ -9,6 +9,7 @@ from streamsense.services.settings import StreamsenseSettings
 
 class SinkSettings(StreamsenseSettings):
     service_name: str = "sink-redis"
+    """name in logs and metrics, and the Kafka client id"""
 
     sink_group: str | None = Field(
         default=None, description="consumer group (default <topic prefix>streamsense-sink-redis)"

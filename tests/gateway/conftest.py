@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from streamsense.models.card import InputSpec, ModelCard, Source
 from streamsense.models.store import ModelStore
+from streamsense.schemas.catalog import Topic
 from streamsense.services.gateway.server import ServerThread
 from streamsense.services.gateway.settings import GatewaySettings
 from streamsense.services.serving.keys import RedisKeys
@@ -105,6 +107,15 @@ def seed(p: Pipeline) -> None:
     wait_for(lambda: p.redis.exists(p.keys.thumb(CAMERA)), 30, "the thumbnail")
 
 
+def labels_topic(settings: SinkSettings) -> str:
+    """The ``labels.text`` topic under the module's prefix (the feedback route's target)."""
+    name = settings.topic(Topic.LABELS_TEXT)
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    for fut in admin.create_topics([NewTopic(name, 1, 1)]).values():
+        fut.result()
+    return name
+
+
 @pytest.fixture(scope="module")
 def pipeline(
     stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
@@ -112,13 +123,17 @@ def pipeline(
     name = request.module.__name__.rsplit(".", 1)[-1]
     sink_settings = factory.sink_settings(stack["bootstrap"], stack["redis_url"], name)
     store = _store(tmp_path_factory.mktemp("gw") / "models")
+    labels_topic(sink_settings)
     gw_settings = GatewaySettings(
+        kafka_bootstrap=stack["bootstrap"],
+        topic_prefix=sink_settings.topic_prefix,  # POST /api/feedback writes labels.text here
         redis_url=stack["redis_url"],
         redis_prefix=sink_settings.redis_prefix,
         gateway_port=0,
         model_store=store,
         gateway_client_queue=getattr(request.module, "CLIENT_QUEUE", 256),
         gateway_ws_ping_s=getattr(request.module, "WS_PING_S", 20.0),
+        **getattr(request.module, "GATEWAY_SETTINGS", {}),
     )
     sink = RedisSink(sink_settings)
     thread = threading.Thread(target=sink.run, daemon=True)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
+from tests.conftest import wait_for
 from tests.gateway.conftest import CAMERA, TEXTS, Pipeline
 from tests.sink import factory
 
@@ -74,8 +75,13 @@ def test_results_history_pages_by_stream_id_and_by_time(pipeline: Pipeline) -> N
 
 def test_models_stats_health_and_metrics(pipeline: Pipeline) -> None:
     with httpx.Client(base_url=pipeline.url, timeout=10) as http:
-        models = http.get("/api/models").json()
-        assert models["store"] == str(pipeline.gateway_settings.model_store)
+        reply = http.get("/api/models")
+        models = reply.json()
+        # The store is reported as found, never by its path (a path tells an attacker where
+        # the files are); no path of the store appears anywhere in the answer.
+        assert models["store_found"] is True
+        store = pipeline.gateway_settings.model_store
+        assert store is not None and str(store) not in reply.text and "/tmp" not in reply.text
         stored = {m["name"]: m for m in models["models"]}
         assert stored["sentiment"]["champion"] == "2"
         assert [v["version"] for v in stored["sentiment"]["versions"]] == ["1", "2"]
@@ -91,6 +97,8 @@ def test_models_stats_health_and_metrics(pipeline: Pipeline) -> None:
 
         stats = http.get("/api/stats").json()
         assert stats["tasks"]["sentiment"]["results"] == 20
+        assert abs(stats["now_ms"] - time.time() * 1000) < 60_000, "the serving layer's clock"
+        assert stats["live_evicted"] == 0
         e2e = stats["tasks"]["detect"]["e2e_ms"]
         assert e2e is not None and 0 < e2e["p50"] < 60_000
         assert stats["tasks"]["sentiment"]["sink_ms"]["p50"] >= 0
@@ -103,3 +111,37 @@ def test_models_stats_health_and_metrics(pipeline: Pipeline) -> None:
         page = http.get("/")
         assert page.status_code == 200 and "dashboard.js" in page.text
         assert http.get("/static/rle.js").status_code == 200
+
+
+def test_ids_cannot_reach_each_others_keys(pipeline: Pipeline) -> None:
+    """A camera called ``cam-1:meta`` once overwrote camera ``cam-1``'s metadata hash; ids are
+    encoded into key-safe names now, so both cameras keep their own keys."""
+    other = f"{CAMERA}:meta"
+    jpeg, headers = factory.jpeg_frame(other, 41)
+    pipeline.produce([("frames", jpeg, other, headers)])
+    pipeline.produce([factory.result_record(factory.detection(other, 41, [(0, 0, 1, 1)]))])
+    pipeline.wait_stream("detect", other, 1)
+    wait_for(lambda: pipeline.redis.exists(pipeline.keys.thumb(other)), 30, "its thumbnail")
+    with httpx.Client(base_url=pipeline.url, timeout=10) as http:
+        mine = http.get(f"/api/thumbnail/{CAMERA}")
+        theirs = http.get(f"/api/thumbnail/{other}")
+        assert mine.status_code == 200 and theirs.status_code == 200
+        assert theirs.headers["x-frame-seq"] == "41"
+        assert mine.headers["x-frame-seq"] != "41", "cam-1's metadata is its own"
+        assert http.get(f"/api/latest/detect/{CAMERA}").json()["result"]["source_id"] == CAMERA
+        assert http.get(f"/api/latest/detect/{other}").json()["result"]["source_id"] == other
+
+
+def test_ids_the_contracts_refuse_are_refused_with_a_reason(pipeline: Pipeline) -> None:
+    with httpx.Client(base_url=pipeline.url, timeout=10) as http:
+        for bad in ("<script>x</script>", "a\u202eb", "x" * 257, "a%0Ab", "a\\b"):
+            for path in (f"/api/latest/detect/{bad}", f"/api/thumbnail/{bad}"):
+                reply = http.get(path)
+                assert reply.status_code == 422, (path, reply.status_code)
+                detail = reply.json()["detail"][0]
+                assert detail["loc"][-1] in ("source", "camera") and detail["msg"], detail
+        # An id with a slash is a valid id and reachable (the routes take the rest of the path).
+        pipeline.produce([factory.result_record(factory.sentiment("logs/app", 1))])
+        pipeline.wait_stream("sentiment", "logs/app", 1)
+        latest = http.get("/api/latest/sentiment/logs%2Fapp")
+        assert latest.status_code == 200 and latest.json()["source"] == "logs/app"

@@ -82,3 +82,53 @@ def test_sink_and_gateway_processes(stack: dict[str, str], tmp_path: Path) -> No
         sink.send_signal(signal.SIGTERM)
         assert sink.wait(30) == 0, (tmp_path / "sink.log").read_text()[-2000:]
         assert "stopped after" in (tmp_path / "sink.log").read_text()
+
+
+def test_gateway_process_with_redis_stopped_and_a_wrong_token(tmp_path: Path) -> None:
+    """``streamsense gateway`` as a user runs it: Redis stopped gives JSON 503s and one log
+    line per change, never a traceback; a wrong token gives 401 with what to send."""
+    from tests.sink.test_outage import OwnRedis
+
+    node = OwnRedis(tmp_path)
+    node.start()
+    port = procs.free_port()
+    token = "cli-test-token-0123456789"
+    env = {"STREAMSENSE_REDIS_URL": node.url, "STREAMSENSE_GATEWAY_TOKEN": token}
+    log = tmp_path / "gw.log"
+    base = f"http://127.0.0.1:{port}"
+    bearer = {"Authorization": f"Bearer {token}"}
+    try:
+        with _service(["gateway", "--port", str(port)], env, log) as gateway:
+            wait_for(lambda: _healthy_at(f"{base}/healthz"), 30, "the gateway")
+            wrong = httpx.get(f"{base}/api/sources", headers={"Authorization": "Bearer nope"})
+            assert wrong.status_code == 401
+            assert wrong.json() == {
+                "detail": "missing or wrong token (send it as Authorization: Bearer <token>)"
+            }
+            node.kill()
+            for _ in range(5):  # a dashboard polling
+                down = httpx.get(f"{base}/api/sources", headers=bearer, timeout=10)
+                assert down.status_code == 503 and down.json() == {"error": "redis unavailable"}
+            node.start()
+            wait_for(
+                lambda: httpx.get(f"{base}/api/sources", headers=bearer).status_code == 200,
+                30,
+                "the API back",
+            )
+            gateway.send_signal(signal.SIGTERM)
+            gateway.wait(30)
+    finally:
+        if node.proc is not None:
+            node.kill()
+    text = log.read_text()
+    assert text.count("redis unavailable (") == 1, text[-3000:]
+    assert text.count("redis is back") == 1, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+    assert token not in text
+
+
+def _healthy_at(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

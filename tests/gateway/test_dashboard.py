@@ -11,42 +11,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 from pycocotools import mask as mask_utils
 
+from tests.gateway.browser import browser_page
 from tests.gateway.conftest import CAMERA, Pipeline, camera_frame
 from tests.sink import factory
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 
 @pytest.fixture(scope="module")
 def page(pipeline: Pipeline) -> Iterator[Page]:
-    if not CHROMIUM.exists():
-        pytest.fail("chromium is missing: apt-get install -y chromium")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            pg = browser.new_page(viewport={"width": 1280, "height": 900})
-            pg.set_default_timeout(30_000)
-            errors: list[str] = []
-            pg.on("pageerror", lambda exc: errors.append(str(exc)))
-            pg.goto(pipeline.url + "/")
-            pg.wait_for_selector("#conn.on")  # subscribed to /ws/live
-            yield pg
-            assert errors == [], errors
-        finally:
-            browser.close()
+    errors: list[str] = []
+    with browser_page(errors) as pg:
+        pg.goto(pipeline.url + "/")
+        pg.wait_for_selector("#conn.on")  # subscribed to /ws/live
+        yield pg
+    assert errors == [], errors
 
 
 def test_js_rle_decoder_matches_pycocotools(page: Page) -> None:

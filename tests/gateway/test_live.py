@@ -126,18 +126,157 @@ def test_a_stalled_client_loses_only_its_own_backlog(pipeline: Pipeline) -> None
         assert [m["result"]["source"]["seq"] for m in got] == list(range(n))
 
 
-def test_hub_drops_oldest_per_client_and_counts() -> None:
+class FakeConnection:
+    """A client socket for the hub alone: takes writes while ``can_write``, records closes."""
+
+    def __init__(self, can_write: bool = True) -> None:
+        self.can_write = can_write
+        self.room = 1 << 20
+        self.open = True
+        self.on_writable: Any = None
+        self.written = bytearray()
+        self.writes = 0
+        self.closed: tuple[int, str] | None = None
+
+    def write(self, frames: bytes) -> None:
+        self.written += frames
+        self.writes += 1
+
+    def close_now(self, code: int, reason: str) -> None:
+        self.closed, self.open = (code, reason), False
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The text frames written so far (unmasked, payloads under 64 KiB)."""
+        out, data = [], bytes(self.written)
+        while data:
+            assert data[0] == 0x81, "FIN + text"
+            n, head = data[1] & 0x7F, 2
+            if n == 126:
+                n, head = int.from_bytes(data[2:4], "big"), 4
+            out.append(orjson.loads(data[head : head + n]))
+            data = data[head + n :]
+        return out
+
+
+def test_hub_drops_oldest_per_stalled_client_writes_once_per_flush_and_counts() -> None:
     async def scenario() -> None:
-        hub = LiveHub(redis=None, keys=RedisKeys("p"), queue_size=3)  # type: ignore[arg-type]
-        slow = hub.register("sentiment", None)
-        other = hub.register(None, "s1")
+        now = [0.0]
+        hub = LiveHub(
+            redis=None,  # type: ignore[arg-type]
+            keys=RedisKeys("p"),
+            queue_size=3,
+            clock=lambda: now[0],
+        )
+        stalled, reader = FakeConnection(can_write=False), FakeConnection()
+        slow = hub.register("sentiment", None, stalled)
+        other = hub.register(None, "s1", reader)
         for i in range(10):
             hub.dispatch("p:live:sentiment:s1", orjson.dumps({"i": i}))
+            if i % 3 == 2:
+                now[0] += 1.0
+                hub.flush()  # what a turn of the event loop does
         hub.dispatch("p:live:detect:s2", b"{}")
         hub.dispatch("elsewhere", b"{}")
-        assert slow.dropped == 7 and other.dropped == 7
-        assert [orjson.loads(slow.queue.get_nowait())["result"]["i"] for _ in range(3)] == [7, 8, 9]
+        now[0] += 1.0
+        hub.flush()
+        # The reader got all ten, three per write; the stalled client keeps the newest three.
+        assert [m["result"]["i"] for m in reader.messages()] == list(range(10))
+        assert reader.writes == 4
+        assert slow.dropped == 7 and other.dropped == 0 and stalled.written == b""
+        stalled.can_write = True
+        now[0] += 1.0
+        stalled.on_writable()  # the transport drained: what waits goes out
+        await asyncio.sleep(0)  # one turn of the loop runs the scheduled flush
+        assert [m["result"]["i"] for m in stalled.messages()] == [7, 8, 9]
         hub.unregister(slow)
-        assert hub.dropped == 14 and hub.received == 11
+        assert hub.dropped == 7 and hub.received == 11
+
+    asyncio.run(scenario())
+
+
+def test_many_clients_get_one_write_per_interval_not_one_per_result() -> None:
+    """200 clients at 20,000 writes/s: one write per client every 10 ms; what arrives in
+    between goes out with the next write, nothing is lost."""
+
+    async def scenario() -> None:
+        now = [0.0]
+        hub = LiveHub(
+            redis=None,  # type: ignore[arg-type]
+            keys=RedisKeys("p"),
+            writes_per_s=20_000,
+            clock=lambda: now[0],
+        )
+        conns = [FakeConnection() for _ in range(200)]
+        for c in conns:
+            hub.register(None, None, c)
+        for i in range(50):  # 50 results, 1 ms apart: 5 write slots of 10 ms
+            hub.dispatch("p:live:sentiment:s1", orjson.dumps({"i": i}))
+            hub.flush()
+            now[0] += 0.001
+        now[0] += 0.01
+        hub.flush()
+        for c in conns:
+            assert [m["result"]["i"] for m in c.messages()] == list(range(50))
+            assert c.writes <= 6, c.writes
+        one = LiveHub(redis=None, keys=RedisKeys("p"), clock=lambda: now[0])  # type: ignore[arg-type]
+        single = FakeConnection()
+        one.register(None, None, single)
+        for i in range(5):
+            one.dispatch("p:live:sentiment:s1", orjson.dumps({"i": i}))
+            one.flush()
+            now[0] += 0.001
+        assert single.writes == 5, "a lone client gets each result at once"
+
+    asyncio.run(scenario())
+
+
+def test_a_write_takes_what_the_clients_window_has_room_for() -> None:
+    async def scenario() -> None:
+        now = [0.0]
+        hub = LiveHub(redis=None, keys=RedisKeys("p"), clock=lambda: now[0])  # type: ignore[arg-type]
+        conn = FakeConnection()
+        client = hub.register(None, None, conn)
+        for i in range(5):
+            hub.dispatch("p:live:sentiment:s1", orjson.dumps({"i": i, "pad": "x" * 100}))
+        frame = len(client.backlog[0])
+        conn.room = 2 * frame + 1  # room for two
+        hub.flush()
+        assert [m["result"]["i"] for m in conn.messages()] == [0, 1]
+        assert client in hub._dirty, "the rest waits for a later flush"
+        conn.room = 1  # no room: one frame still goes, so a big result is never stuck
+        now[0] += 1.0
+        hub.flush()
+        assert [m["result"]["i"] for m in conn.messages()] == [0, 1, 2]
+
+    asyncio.run(scenario())
+
+
+def test_hub_closes_a_client_that_takes_nothing_for_the_limit_with_1013() -> None:
+    async def scenario() -> None:
+        now = [100.0]
+        hub = LiveHub(
+            redis=None,  # type: ignore[arg-type]
+            keys=RedisKeys("p"),
+            queue_size=3,
+            slow_client_s=5.0,
+            clock=lambda: now[0],
+        )
+        stalled, reader = FakeConnection(can_write=False), FakeConnection()
+        hub.register(None, None, stalled)
+        hub.register(None, None, reader)
+        hub.dispatch("p:live:sentiment:s1", b'{"i": 0}')
+        hub.flush()
+        assert hub.stalled == {c for c in hub.clients if c.conn is stalled}
+        now[0] += 4.9
+        hub.dispatch("p:live:sentiment:s1", b'{"i": 1}')
+        hub.flush()
+        hub.check_stalled()
+        assert stalled.closed is None, "not yet: 4.9 s < 5 s"
+        now[0] += 0.2  # the sweep looks at stalled clients, results or not
+        hub.check_stalled()
+        assert stalled.closed is not None and stalled.closed[0] == 1013
+        assert "too slow" in stalled.closed[1]
+        assert hub.evicted == 1 and len(hub.clients) == 1
+        assert len(reader.messages()) == 2, "the reader never waited for it"
 
     asyncio.run(scenario())

@@ -11,7 +11,10 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streamsense.schemas.cameras import CameraStatus
+from streamsense.schemas.registry import decode
 from streamsense.services.samples.video import make_video
+from tests.kafka_helpers import read_all
 
 FRAME_MAX = str(16 * 1024 * 1024)
 
@@ -52,6 +55,30 @@ def frames_topic(stack: dict[str, str]) -> Callable[[], str]:
         return name
 
     return _make
+
+
+@pytest.fixture
+def status_topic(stack: dict[str, str]) -> Callable[[], str]:
+    """A compacted three-partition topic like ``cameras.status``."""
+    admin = AdminClient({"bootstrap.servers": stack["bootstrap"]})
+
+    def _make() -> str:
+        name = f"status.{uuid.uuid4().hex[:10]}"
+        new = NewTopic(name, 3, 1, config={"cleanup.policy": "compact"})
+        admin.create_topics([new])[name].result()
+        return name
+
+    return _make
+
+
+def statuses(bootstrap: str, topic: str, n: int, timeout: float = 20) -> list[CameraStatus]:
+    """The first ``n`` statuses of ``topic`` (fewer on timeout), each checked against its key."""
+    out = []
+    for m in read_all(bootstrap, topic, n, timeout=timeout):
+        status = decode(m.value(), CameraStatus)
+        assert m.key() == status.camera_id.encode()
+        out.append(status)
+    return sorted(out, key=lambda s: s.updated_ns)
 
 
 def topic_size(bootstrap: str, topic: str, partitions: int = 1) -> int:

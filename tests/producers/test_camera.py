@@ -23,7 +23,6 @@ from typer.testing import CliRunner
 
 from streamsense.schemas.frames import FrameHeaders
 from streamsense.services.cli.app import app
-from streamsense.services.kafka.producer import BackpressurePolicy, Producer
 from streamsense.services.producers.base import FrameSource, Image
 from streamsense.services.producers.camera import CameraProducer
 from streamsense.services.producers.exceptions import SourceError, SourceLostError
@@ -31,15 +30,16 @@ from streamsense.services.producers.settings import CameraProducerSettings
 from streamsense.services.producers.sources import open_source
 from tests.conftest import wait_for
 from tests.kafka_helpers import read_all
-from tests.producers.conftest import topic_size
+from tests.producers.conftest import statuses, topic_size
 
 pytestmark = pytest.mark.integration
 
 
 def cam_settings(stack: dict[str, str], topic: str, **kw: Any) -> CameraProducerSettings:
     """Queues large enough that nothing is dropped (a fresh broker can take a moment to hand
-    out the idempotent producer id) unless a test asks for tiny ones: the drop tests do."""
-    queues = {"camera_max_in_flight": 64, "camera_pending_limit": 64}
+    out the idempotent producer id) unless a test asks for tiny ones: the drop tests do. No
+    statuses unless a test asks (tests/producers/test_status.py does)."""
+    queues = {"camera_max_in_flight": 64, "camera_pending_limit": 64, "camera_status_topic": None}
     return CameraProducerSettings(
         kafka_bootstrap=stack["bootstrap"],
         camera_topic=topic,
@@ -117,26 +117,26 @@ def test_unreachable_broker_keeps_only_the_newest_frames_and_counts_drops(
     dead = CameraProducerSettings(
         kafka_bootstrap="127.0.0.1:1",
         camera_topic="frames-nowhere",
+        camera_status_topic=None,
         service_name="test-cam-dead",
         camera_loop=True,
         camera_max_frames=50,
         camera_flush_timeout_s=0.2,
         camera_width=64,
-    )
-    producer = Producer(
-        dead,
-        policy=BackpressurePolicy.DROP_OLDEST,
-        max_in_flight=2,
-        pending_limit=3,
-        config={"message.timeout.ms": 2000, "log_level": 0},
+        camera_max_in_flight=2,
+        camera_pending_limit=3,
     )
     cam = CameraProducer(
-        dead, open_source(str(image_folder)), "cam-x", producer=producer, pace=False
+        dead,
+        open_source(str(image_folder)),
+        "cam-x",
+        pace=False,
+        kafka_config={"message.timeout.ms": 2000, "log_level": 0},
     )
     stats = cam.run()
     assert stats.sent == 50
-    assert producer.dropped == 50 - 2 - 3
-    waiting = [FrameHeaders.from_kafka_headers(r.headers).seq for r in producer._pending]
+    assert stats.dropped == 50 - 2 - 3
+    waiting = [FrameHeaders.from_kafka_headers(r.headers).seq for r in cam.camera.pending]
     assert waiting == [47, 48, 49], "the newest frames wait, the oldest were dropped"
     assert cam.snapshot()["dropped"] == 45
     metric = REGISTRY.get_sample_value(
@@ -159,8 +159,7 @@ def test_a_tiny_queue_on_a_real_broker_delivers_in_order_ending_with_the_last_fr
         camera_pending_limit=1,
     )
     cam = CameraProducer(s, open_source(str(image_folder)), "cam-q", pace=False)
-    cam.run()
-    p = cam.producer
+    p = cam.run()
     assert p.acked + p.dropped == 120 and p.failed == 0
     seqs = [h.seq for h, _, _ in frames_of(s.kafka_bootstrap, topic, p.acked)]
     assert len(seqs) == p.acked == topic_size(s.kafka_bootstrap, topic)
@@ -190,7 +189,7 @@ class FlakyCamera(FrameSource):
         if self._left <= 0:
             return None
         self._left -= 1
-        return np.full((48, 64, 3), self._left, np.uint8)
+        return np.full((48, 64, 3), 100 * self.opens + 10 * self._left, np.uint8)
 
     @property
     def fps(self) -> float | None:
@@ -217,8 +216,13 @@ def test_a_lost_live_source_is_reconnected_with_backoff(
     )
     src = FlakyCamera(burst=5, down=2)
     stats = CameraProducer(s, src, "cam-flaky").run()
-    assert (stats.sent, stats.reconnects, src.failed_opens) == (10, 1, 2)
-    assert [h.seq for h, _, _ in frames_of(s.kafka_bootstrap, topic, 10)] == list(range(10))
+    # a live source is never waited for: a frame read while the encoders are busy replaces the
+    # one waiting (``behind``), so the 10 frames taken are the ones sent plus the ones replaced
+    assert (stats.sent + stats.behind, stats.reconnects, src.failed_opens) == (10, 1, 2)
+    got = frames_of(s.kafka_bootstrap, topic, stats.sent)
+    assert [h.seq for h, _, _ in got] == list(range(stats.sent)), "seq continues across it"
+    shades = [int(img[0, 0, 0]) for _, img, _ in got]
+    assert abs(shades[-1] - 200) <= 3, "the last frame read, of the second connection, is sent"
 
 
 def test_a_live_source_that_stays_away_ends_with_a_clear_error(
@@ -238,7 +242,7 @@ def test_a_live_source_that_stays_away_ends_with_a_clear_error(
     ("source", "message"),
     [
         ("/no/such/file.mp4", "no such file or folder: /no/such/file.mp4"),
-        ("http://127.0.0.1:1/cam.mjpg", "cannot open stream http://127.0.0.1:1/cam.mjpg"),
+        ("http://127.0.0.1:1/cam.mjpg", "cannot connect to http://127.0.0.1:1/cam.mjpg: Conn"),
         ("57", "cannot open capture device 57"),
         ("EMPTY", "no images in folder"),
         ("TEXT", "is not a video OpenCV can decode"),
@@ -282,9 +286,12 @@ def test_cli_missing_topic_exits_1(stack: dict[str, str], image_folder: Path) ->
 
 
 def test_cli_sigterm_stops_cleanly_after_flushing(
-    stack: dict[str, str], frames_topic: Callable[[], str], image_folder: Path
+    stack: dict[str, str],
+    frames_topic: Callable[[], str],
+    status_topic: Callable[[], str],
+    image_folder: Path,
 ) -> None:
-    topic = frames_topic()
+    topic, states = frames_topic(), status_topic()
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
         [
@@ -309,7 +316,11 @@ def test_cli_sigterm_stops_cleanly_after_flushing(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "STREAMSENSE_KAFKA_BOOTSTRAP": stack["bootstrap"]},
+        env={
+            **os.environ,
+            "STREAMSENSE_KAFKA_BOOTSTRAP": stack["bootstrap"],
+            "STREAMSENSE_CAMERA_STATUS_TOPIC": states,
+        },
     )
     try:
         wait_for(lambda: topic_size(stack["bootstrap"], topic) >= 10, 30, "10 frames")
@@ -330,6 +341,13 @@ def test_cli_sigterm_stops_cleanly_after_flushing(
     got = frames_of(stack["bootstrap"], topic, n)
     assert [h.seq for h, _, _ in got] == sorted({h.seq for h, _, _ in got})
     assert got[-1][0].seq == summary["sent"] - 1, "the newest frame is never the one dropped"
+    # the single camera publishes its state like a fleet's: online while it ran, then offline
+    published = statuses(stack["bootstrap"], states, topic_size(stack["bootstrap"], states, 3))
+    assert "online" in {p.state for p in published}
+    assert {p.camera_id for p in published} == {"cam-term"}
+    last = published[-1]
+    assert (last.state, last.reason, last.frames_sent) == ("offline", "stopped", summary["sent"])
+    assert last.last_seq == summary["sent"] - 1 and last.target_fps == 30
 
 
 def test_no_frames_are_lost_between_threads(
@@ -346,6 +364,6 @@ def test_no_frames_are_lost_between_threads(
     stop.set()
     t.join(10)
     assert not t.is_alive()
-    p = cam.producer
+    p = cam.stats
     assert topic_size(s.kafka_bootstrap, topic) == p.acked
-    assert p.acked + p.dropped == cam.stats.sent and p.in_flight == p.waiting == 0
+    assert p.acked + p.dropped == p.sent and cam.snapshot()["in_flight"] == 0

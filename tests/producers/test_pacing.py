@@ -70,3 +70,37 @@ def test_no_target_means_no_pacing() -> None:
     pacer = Pacer(None)
     assert not pacer.active and pacer.take()
     pacer.wait(threading.Event())  # returns at once
+
+
+def test_take_fills_the_slots_a_stalled_read_missed_from_the_burst_that_follows() -> None:
+    """A 10 fps stream thinned to 5 fps whose reader stalls 0.4 s every 3 s (a busy host): the
+    frames FFmpeg held come at once after each stall and fill the missed slots."""
+    clock = FakeClock()
+    pacer = Pacer(5, clock)
+    taken, read_at = 0, clock.t
+    for k in range(600):  # 60 s
+        arrives = 100.0 + k / 10
+        read_at = max(arrives, read_at + 0.001) + (0.4 if k % 30 == 29 else 0.0)
+        clock.t = read_at
+        taken += pacer.take()
+    assert taken == pytest.approx(300, abs=2)
+
+
+def test_take_keeps_every_frame_of_a_source_at_the_target_rate_despite_jitter() -> None:
+    clock = FakeClock()
+    pacer = Pacer(5, clock)
+    taken = 0
+    for k in range(300):
+        clock.t = 100.0 + k / 5 + (-0.002 if k % 2 else 0.002)
+        taken += pacer.take()
+    assert taken >= 299
+
+
+def test_take_after_a_long_stall_starts_afresh_instead_of_bursting() -> None:
+    clock = FakeClock()
+    pacer = Pacer(10, clock)
+    assert pacer.take()
+    clock.t += 5.0  # the stream hung for 5 s, then 50 held frames come at once
+    assert sum(pacer.take() for _ in range(50)) == 1
+    clock.t += 0.1
+    assert pacer.take()

@@ -93,7 +93,7 @@ def test_unreadable_sources_fail_on_open(tmp_path: Path) -> None:
         open_source(str(fake)).open()
     with pytest.raises(SourceError, match="cannot open capture device 57"):
         open_source("57").open()
-    with pytest.raises(SourceError, match="cannot open stream http://127.0.0.1:1/cam"):
+    with pytest.raises(SourceError, match="cannot connect to http://127.0.0.1:1/cam: Connection"):
         open_source("http://127.0.0.1:1/cam").open()
 
 
@@ -107,3 +107,17 @@ def test_encoder_resizes_keeping_aspect_and_encodes_jpeg() -> None:
     low, _, _ = FrameEncoder(None, 20).encode(image)
     high, w2, h2 = FrameEncoder(None, 95).encode(image)
     assert (w2, h2) == (1280, 720) and len(low) < len(high)
+
+
+def test_stream_urls_lose_their_password_wherever_they_are_shown() -> None:
+    src = open_source("rtsp://admin:s3cr%40t@10.0.0.5:554/live?ch=1")
+    assert src.description == "stream rtsp://admin:***@10.0.0.5:554/live?ch=1"
+    assert "s3cr" not in repr(src)
+    assert open_source("rtsp://10.0.0.5/live").description == "stream rtsp://10.0.0.5/live"
+    assert open_source("http://:tok@cam/x.mjpg").description == "stream http://***@cam/x.mjpg"
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "concat:a.mp4|b.mp4://x", "gopher://h/x"])
+def test_only_stream_schemes_are_streams(url: str) -> None:
+    with pytest.raises(SourceError, match="unsupported stream scheme"):
+        open_source(url)

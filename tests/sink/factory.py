@@ -164,7 +164,7 @@ def sink_settings(bootstrap: str, redis_url: str, name: str, **kw: object) -> Si
         **kw,  # type: ignore[arg-type]
     )
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    names = [settings.topic(t) for t in (*results_topics(), Topic.FRAMES)]
+    names = [settings.topic(t) for t in (*results_topics(), Topic.FRAMES, Topic.CAMERAS_STATUS)]
     new = [NewTopic(n, num_partitions=2, replication_factor=1) for n in names]
     new += [NewTopic(n + ".dlq", num_partitions=1, replication_factor=1) for n in names]
     for fut in admin.create_topics(new).values():

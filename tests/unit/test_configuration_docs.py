@@ -57,3 +57,14 @@ def test_the_readme_names_the_variables_a_deployment_sets() -> None:
                  "WORKER_GROUP", "SINK_GROUP", "METRICS_PORT"):  # fmt: skip
         assert f"STREAMSENSE_{name}" in readme, name
     assert "docs/configuration.md" in readme
+
+
+def test_every_setting_says_what_it_does() -> None:
+    """A variable without a description is a blank line in docs/configuration.md."""
+    blank = [
+        f"{cls.__name__}.{name}"
+        for _, cls in settings_classes()
+        for name, info in cls.model_fields.items()
+        if not (info.description or "").strip()
+    ]
+    assert blank == []

@@ -153,3 +153,89 @@ def test_frame_header_parser_never_raises_anything_but_schema_error(
         FrameHeaders.from_kafka_headers(headers)
     except SchemaError:
         pass
+
+
+#: One of each class of hostile string: markup, event-handler attribute, quotes, a `javascript:`
+#: URL in an attribute, control characters (log and terminal injection), a bidi override, a
+#: zero-width character, a backslash, an overlong value.
+HOSTILE = [
+    "<script>window.__pwned=1</script>",
+    '<img src=x onerror="window.__pwned=1">',
+    "x' onmouseover='window.__pwned=1",
+    '"><a href="javascript:alert(1)">',
+    "cam\n2026-01-01 INFO forged log line",
+    "cam\x1b[31mred",
+    "evil\u202egpj.exe",
+    "zero\u200bwidth",
+    "back\\slash",
+    "x" * 300,
+]
+
+
+def _result(**kw: object) -> dict[str, object]:
+    res = DetectionResult(
+        source_id="cam-1",
+        model=ModelRef(name="centernet", version="1"),
+        source=SourceRef(topic="frames", partition=0, offset=1, seq=1),
+        timings=Timings(consumed_ns=1, produced_ns=2, model_ms=1.0, batch_size=1),
+        width=4,
+        height=4,
+        detections=[],
+    ).to_json_dict()
+    return res | kw
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+@pytest.mark.parametrize(
+    ("field", "wrap"),
+    [
+        ("source_id", lambda v: v),
+        ("model", lambda v: {"name": v, "version": "1"}),
+        ("model", lambda v: {"name": "centernet", "version": v}),
+        ("detections", lambda v: [_detection(v)]),
+        ("trace_id", lambda v: v),
+    ],
+)
+def test_result_names_labels_and_ids_are_bounded(field: str, wrap: object, value: str) -> None:
+    raw = json.dumps(_result(**{field: wrap(value)}))  # type: ignore[operator]
+    with pytest.raises(SchemaError, match=field):
+        decode(raw.encode())
+
+
+def _detection(label: str) -> dict[str, object]:
+    box = {"x1": 0, "y1": 0, "x2": 1, "y2": 1}
+    return {"label": label, "class_id": 0, "score": 0.5, "box": box, "box_px": box}
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_text_and_frame_ids_are_bounded_but_text_stays_free(value: str) -> None:
+    with pytest.raises(SchemaError, match="source_id"):
+        decode(encode(_text()).replace(b'"app.log"', json.dumps(value).encode()))
+    assert decode(encode(_text(text=value[:200])), TextEvent).text == value[:200]
+    headers = FrameHeaders(
+        camera_id="cam-1", seq=0, capture_ns=1, width=4, height=4, trace_id="t"
+    ).to_kafka_headers()
+    bad = [(k, value.encode() if k == "ss-camera_id" else v) for k, v in headers]
+    with pytest.raises(SchemaError, match="camera_id"):
+        FrameHeaders.from_kafka_headers(bad)
+
+
+@pytest.mark.parametrize(
+    "value", ["cam-1", "cam1:meta", "Fußgänger/Nord 2", "traffic light", "a.b_c-d@host"]
+)
+def test_ordinary_ids_and_labels_pass(value: str) -> None:
+    res = _result(source_id=value, detections=[_detection(value)])
+    back = decode(json.dumps(res).encode(), DetectionResult)
+    assert back.source_id == value and back.detections[0].label == value
+
+
+def test_ids_made_from_file_names_are_valid_and_explained_when_not() -> None:
+    from streamsense.schemas.fields import source_id_from, source_id_problem
+
+    assert source_id_from("app.log") == "app.log"
+    made = source_id_from("it's <b>&\x1b\u202e.log")
+    assert made == "it_s _b____.log" and source_id_problem(made) is None
+    assert len(source_id_from("x" * 400)) == 256 and source_id_from("") == "_"
+    assert source_id_problem("cam 1") is None
+    assert "1 to 256" in (source_id_problem("") or "")
+    assert "control characters" in (source_id_problem("a<b") or "")

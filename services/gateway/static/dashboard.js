@@ -1,23 +1,17 @@
 // streamsense dashboard: REST for the initial state, /ws/live for everything after.
+// Every string that comes from data is set as text (textContent, canvas fillText), never as
+// markup; the page's CSP allows no inline script either.
 "use strict";
 
-const params = new URLSearchParams(location.search);
-if (params.get("token")) sessionStorage.setItem("ss-token", params.get("token"));
-const TOKEN = sessionStorage.getItem("ss-token");
 const TIMELINE_POINTS = 120;
-const THUMB_EVERY_MS = 250;
+const THUMB_EVERY_MS = 250;     // at most this often per camera while results arrive
+const THUMB_CHECK_MS = 2000;    // and this often regardless (notices an expired thumbnail)
 const COLORS = { positive: "#3ecf6e", negative: "#ff5d5d", neutral: "#9aa5b1" };
-const cameras = new Map();   // id -> {det, seg, thumb, thumbAt, fetching, mask, el}
-const texts = new Map();     // id -> {points: [{score, label}], counts: {}, el}
-const inService = new Map(); // task -> {name, version}
+const cameras = new Map();   // id -> {det, seg, thumb, hadThumb, offline, thumbAt, ...}
+const texts = new Map();     // id -> {points: [{score, label}], counts: Map, el, resultMs}
 let received = 0;
+let socket = null;
 
-function headers() { return TOKEN ? { Authorization: "Bearer " + TOKEN } : {}; }
-async function api(path) {
-  const res = await fetch(path, { headers: headers() });
-  if (!res.ok) throw new Error(path + ": " + res.status);
-  return res;
-}
 const enc = encodeURIComponent;
 const el = (tag, cls, text) => {
   const e = document.createElement(tag);
@@ -25,8 +19,27 @@ const el = (tag, cls, text) => {
   if (text !== undefined) e.textContent = text;
   return e;
 };
-const labelColor = (label) => COLORS[label] || "#" + (Math.abs(hash(label)) % 0xffffff).toString(16).padStart(6, "8");
+const labelColor = (label) => (Object.hasOwn(COLORS, label) ? COLORS[label]
+  : "#" + (Math.abs(hash(String(label))) % 0xffffff).toString(16).padStart(6, "8"));
 function hash(s) { let h = 0; for (const c of s) h = (h * 31 + c.charCodeAt(0)) | 0; return h; }
+// When the input of a result was captured (or, without that, produced), server clock ms.
+const resultMs = (res) => (res.timings.capture_ns || res.timings.produced_ns) / 1e6;
+
+function caption(name) {
+  const cap = el("div", "caption");
+  const left = el("span");
+  left.append(el("span", "name", name), el("span", "badge stale-mark", "stale"));
+  cap.append(left, el("span", "muted info", ""), el("span", "muted age", ""));
+  return cap;
+}
+// A call about one source that failed for that source alone (404 none yet, 422 an id the
+// contracts refuse) leaves the others to load; anything else (401, 503, no gateway) stops.
+const perSource = (e) => e.status === 404 || e.status === 422;
+
+function placeholder(containerId, text) {
+  const p = document.querySelector("#" + containerId + " .empty");
+  if (p) p.textContent = text;
+}
 
 // -- cameras -------------------------------------------------------------------------------
 
@@ -39,23 +52,29 @@ function camera(id) {
   tile.dataset.boxes = "0";
   const canvas = el("canvas");
   canvas.width = 480; canvas.height = 360;
-  const cap = el("div", "caption");
-  cap.append(el("span", "name", id), el("span", "muted info", ""));
-  tile.append(canvas, cap);
+  tile.append(canvas, caption(id));
   document.getElementById("cameras").append(tile);
-  cam = { det: null, seg: null, thumb: null, thumbAt: 0, fetching: false, mask: null, el: tile };
+  cam = { det: null, seg: null, thumb: null, hadThumb: false, offline: false, thumbAt: -1e9,
+          fetching: false, mask: null, el: tile, resultMs: null };
   cameras.set(id, cam);
   return cam;
 }
 
-async function refreshThumb(id, cam) {
-  if (cam.fetching || performance.now() - cam.thumbAt < THUMB_EVERY_MS) return;
+async function refreshThumb(id, cam, minGap) {
+  if (cam.fetching || performance.now() - cam.thumbAt < minGap) return;
   cam.fetching = true;
   cam.thumbAt = performance.now();
   try {
     const blob = await (await api("/api/thumbnail/" + enc(id))).blob();
     cam.thumb = await createImageBitmap(blob);
-  } catch (e) { /* no thumbnail (yet): boxes are drawn on black */ }
+    cam.hadThumb = true;
+    cam.offline = false;
+  } catch (e) {
+    if (e.status === 404) {  // expired: the camera has sent no frame for the thumbnail TTL
+      cam.thumb = null;
+      cam.offline = cam.hadThumb || isStale(cam.resultMs);
+    }
+  }
   cam.fetching = false;
   drawCamera(id);
 }
@@ -81,6 +100,16 @@ function drawCamera(id) {
   const ctx = canvas.getContext("2d");
   const W = canvas.width, H = canvas.height;
   ctx.fillStyle = "#000"; ctx.fillRect(0, 0, W, H);
+  cam.el.classList.toggle("offline", cam.offline);
+  cam.el.dataset.offline = cam.offline ? "1" : "0";
+  cam.el.dataset.thumb = cam.thumb ? "1" : "0";
+  if (cam.offline) {  // old boxes on a black frame would look like a live, empty scene
+    ctx.fillStyle = "#8b96a1"; ctx.font = Math.round(W / 20) + "px system-ui, sans-serif";
+    ctx.textAlign = "center"; ctx.fillText("camera offline", W / 2, H / 2); ctx.textAlign = "start";
+    cam.el.dataset.boxes = "0";
+    cam.el.querySelector(".info").textContent = "camera offline";
+    return;
+  }
   if (cam.thumb) ctx.drawImage(cam.thumb, 0, 0, W, H);
   const mask = maskCanvas(cam);
   if (mask) ctx.drawImage(mask, 0, 0, W, H);
@@ -100,10 +129,9 @@ function drawCamera(id) {
   }
   cam.el.dataset.boxes = String(boxes);
   cam.el.dataset.mask = String(cam.mask ? cam.mask.ones : 0);
-  cam.el.dataset.thumb = cam.thumb ? "1" : "0";
   const parts = [];
   if (cam.det) parts.push(boxes + " objects");
-  if (cam.seg && cam.seg.class_areas.person !== undefined)
+  if (cam.seg && Object.hasOwn(cam.seg.class_areas, "person"))
     parts.push("person " + Math.round(cam.seg.class_areas.person * 100) + "%");
   cam.el.querySelector(".info").textContent = parts.join(" · ");
 }
@@ -117,13 +145,11 @@ function textSource(id) {
   const card = el("div", "text");
   card.dataset.source = id;
   card.dataset.points = "0";
-  const head = el("div", "caption");
-  head.append(el("span", "name", id), el("span", "muted info", ""));
   const tl = el("canvas", "timeline"); tl.width = 560; tl.height = 120;
   const mix = el("canvas", "mix"); mix.width = 560; mix.height = 22;
-  card.append(head, tl, mix);
+  card.append(caption(id), tl, mix);
   document.getElementById("texts").append(card);
-  t = { points: [], counts: {}, el: card };
+  t = { points: [], counts: new Map(), total: 0, last: "", el: card, resultMs: null };
   texts.set(id, t);
   return t;
 }
@@ -131,11 +157,13 @@ function textSource(id) {
 function addSentiment(res) {
   const t = textSource(res.source_id);
   const p = res.probs || {};
-  t.points.push({ score: (p.positive || 0) - (p.negative || 0), label: res.label });
+  const prob = (k) => (Object.hasOwn(p, k) ? p[k] : 0);
+  t.points.push({ score: prob("positive") - prob("negative"), label: res.label });
   if (t.points.length > TIMELINE_POINTS) t.points.shift();
-  t.counts[res.label] = (t.counts[res.label] || 0) + 1;
-  t.total = (t.total || 0) + 1;
-  t.last = res.text;
+  t.counts.set(res.label, (t.counts.get(res.label) || 0) + 1);
+  t.total += 1;
+  t.last = String(res.text);
+  t.resultMs = Math.max(t.resultMs || 0, resultMs(res));
 }
 
 function drawText(id) {
@@ -158,7 +186,7 @@ function drawText(id) {
   m.clearRect(0, 0, mix.width, mix.height);
   let x = 0;
   m.font = "11px system-ui, sans-serif";
-  for (const [label, count] of Object.entries(t.counts).sort()) {
+  for (const [label, count] of [...t.counts.entries()].sort()) {
     const w = (count / t.total) * mix.width;
     m.fillStyle = labelColor(label); m.fillRect(x, 0, w, mix.height);
     m.fillStyle = "#000";
@@ -169,111 +197,157 @@ function drawText(id) {
   t.el.querySelector(".info").textContent = t.total + " results" + (t.last ? " · " + t.last.slice(0, 40) : "");
 }
 
+// -- freshness: the age of each tile's latest result, stale past the server's limit ---------
+
+const isStale = (ms) => ms === null || serverNow() - ms > ui.staleAfterMs;
+function markAge(item) {
+  const stale = isStale(item.resultMs);
+  item.el.classList.toggle("stale", stale);
+  item.el.dataset.stale = stale ? "1" : "0";
+  item.el.querySelector(".age").textContent =
+    item.resultMs === null ? "no result yet" : "result " + ageText(serverNow() - item.resultMs) + " old";
+}
+function markAges() {
+  for (const cam of cameras.values()) markAge(cam);
+  for (const t of texts.values()) markAge(t);
+}
+
 // -- live updates --------------------------------------------------------------------------
 
-const dirty = new Set();
+const dirty = new Map();  // "kind:id" -> [kind, id]
 let frameQueued = false;
 function schedule(kind, id) {
-  dirty.add(kind + "\u0000" + id);
+  dirty.set(kind + ":" + id, [kind, id]);
   if (frameQueued) return;
   frameQueued = true;
   requestAnimationFrame(() => {
     frameQueued = false;
-    for (const key of dirty) {
-      const [k, id] = key.split("\u0000");
-      if (k === "cam") drawCamera(id); else drawText(id);
-    }
+    for (const [k, id] of dirty.values()) { if (k === "cam") drawCamera(id); else drawText(id); }
     dirty.clear();
+    markAges();
   });
 }
 
 function onResult(task, res) {
   received += 1;
-  inService.set(task, { name: res.model.name, version: res.model.version });
   if (task === "sentiment") { addSentiment(res); schedule("text", res.source_id); return; }
   const cam = camera(res.source_id);
   if (task === "detect") cam.det = res; else if (task === "segment") cam.seg = res;
+  cam.resultMs = Math.max(cam.resultMs || 0, resultMs(res));
   schedule("cam", res.source_id);
-  refreshThumb(res.source_id, cam);
+  refreshThumb(res.source_id, cam, THUMB_EVERY_MS);
 }
 
-function connect(delay) {
+async function connect(delay) {
+  if (socket) { socket.onclose = null; socket.close(); socket = null; }
+  let ticket;
+  try {
+    ticket = (await (await api("/api/live/ticket", { method: "POST" })).json()).ticket;
+  } catch (e) {
+    if (e.status === 401) return;  // waits for a token from the form
+    setTimeout(() => connect(Math.min(delay * 2, 10000)), delay);
+    return;
+  }
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  const ws = new WebSocket(proto + "//" + location.host + "/ws/live" + (TOKEN ? "?token=" + enc(TOKEN) : ""));
-  const pill = document.getElementById("conn");
+  const ws = new WebSocket(proto + "//" + location.host + "/ws/live?ticket=" + enc(ticket));
+  socket = ws;
   ws.onmessage = (ev) => {
     const msg = JSON.parse(ev.data);
     if (msg.type === "result") onResult(msg.task, msg.result);
-    else if (msg.type === "hello") { pill.textContent = "live"; pill.className = "pill on"; delay = 500; }
+    else if (msg.type === "hello") {
+      ui.wsOpen = true; ui.redisLive = msg.redis !== false; setClock(msg.server_ms);
+      ui.staleAfterMs = msg.stale_after_s * 1000; delay = 500; render();
+    } else if (msg.type === "status") { ui.redisLive = msg.redis; setClock(msg.server_ms); render(); }
   };
   ws.onclose = () => {
-    pill.textContent = "offline"; pill.className = "pill off";
-    setTimeout(() => connect(Math.min(delay * 2, 10000)), delay);
+    ui.wsOpen = false; render();
+    if (socket === ws) setTimeout(() => connect(Math.min(delay * 2, 10000)), delay);
   };
 }
 
 // -- figures -------------------------------------------------------------------------------
 
 const fmt = (p, key) => (p ? p[key].toFixed(1) + " ms" : "–");
+const row = (cells) => { const tr = el("tr"); for (const c of cells) tr.append(el("td", "", String(c))); return tr; };
+
 async function refreshStats() {
+  const lag = document.getElementById("lag");
   try {
     const s = await (await api("/api/stats")).json();
-    const rows = Object.entries(s.tasks).map(([task, t]) =>
-      `<tr><td>${task}</td><td>${t.per_s.toFixed(1)}</td><td>${fmt(t.e2e_ms, "p50")}</td>` +
-      `<td>${fmt(t.e2e_ms, "p95")}</td><td>${fmt(t.sink_ms, "p50")}</td></tr>`);
-    document.querySelector("#stats tbody").innerHTML = rows.join("");
-    document.getElementById("lag").textContent =
-      `window ${s.window_s} s · sink consumer lag ${s.total_lag} · ` +
-      `${s.live_clients} live clients · ${s.live_dropped} dropped for slow clients`;
-  } catch (e) { document.getElementById("lag").textContent = "stats unavailable: " + e.message; }
+    setClock(s.now_ms);
+    document.querySelector("#stats tbody").replaceChildren(...Object.entries(s.tasks).map(([task, t]) =>
+      row([task, t.per_s.toFixed(1), fmt(t.e2e_ms, "p50"), fmt(t.e2e_ms, "p95"), fmt(t.sink_ms, "p50")])));
+    lag.textContent = `window ${s.window_s} s · sink consumer lag ${s.total_lag} · ` +
+      `${s.live_clients} live clients · ${s.live_dropped} dropped and ` +
+      `${s.live_evicted} closed for slow clients`;
+  } catch (e) { lag.textContent = "stats unavailable: " + e.message; }
 }
 
 async function refreshModels() {
-  let stored = [];
+  const body = document.querySelector("#models tbody");
   try {
     const m = await (await api("/api/models")).json();
-    stored = m.models;
-    for (const s of m.in_service) if (!inService.has(s.task)) inService.set(s.task, s);
-    const champ = (name) => (stored.find((x) => x.name === name) || {}).champion || "–";
-    const rows = m.in_service.map((s) =>
-      `<tr><td>${s.task}</td><td>${s.name}</td><td>${s.version}</td><td>${s.sources}</td><td>${champ(s.name)}</td></tr>`);
-    document.querySelector("#models tbody").innerHTML = rows.join("") ||
-      "<tr><td colspan=5 class=muted>no results yet</td></tr>";
-  } catch (e) { /* shown as stale */ }
+    const champ = (name) => (m.models.find((x) => x.name === name) || {}).champion || "–";
+    const rows = m.in_service.map((s) => row([s.task, s.name, s.version, s.sources, champ(s.name)]));
+    if (!rows.length) { const tr = el("tr"); const td = el("td", "muted", "no results yet"); td.colSpan = 5; tr.append(td); rows.push(tr); }
+    body.replaceChildren(...rows);
+  } catch (e) { body.dataset.error = e.message; }
 }
 
 let lastCount = 0, lastAt = performance.now();
-setInterval(() => {
+function tick() {
   const now = performance.now();
   const rate = ((received - lastCount) * 1000) / (now - lastAt);
   document.getElementById("rate").textContent = rate.toFixed(1) + " results/s live";
   lastCount = received; lastAt = now;
-}, 1000);
+  markAges();
+}
 
-async function init() {
-  try {
-    const src = await (await api("/api/sources")).json();
-    for (const id of src.cameras) {
-      const cam = camera(id);
-      for (const task of ["detect", "segment"]) {
-        try {
-          const latest = await (await api(`/api/latest/${task}/${enc(id)}`)).json();
-          if (task === "detect") cam.det = cam.det || latest.result;
-          else cam.seg = cam.seg || latest.result;
-        } catch (e) { /* no result of this task */ }
-      }
-      drawCamera(id);
-      refreshThumb(id, cam);
+async function loadState() {
+  const src = await (await api("/api/sources")).json();
+  for (const id of src.cameras) {
+    const cam = camera(id);
+    for (const task of ["detect", "segment"]) {
+      try {
+        const latest = await (await api(`/api/latest/${task}/${enc(id)}`)).json();
+        if (task === "detect") cam.det = cam.det || latest.result;
+        else cam.seg = cam.seg || latest.result;
+        cam.resultMs = Math.max(cam.resultMs || 0, resultMs(latest.result));
+      } catch (e) { if (!perSource(e)) throw e; }
     }
-    for (const id of src.tasks.sentiment) {
-      const page = await (await api(`/api/results/sentiment/${enc(id)}?limit=${TIMELINE_POINTS}`)).json();
-      for (const item of page.items) addSentiment(item.result);
-      drawText(id);
-    }
-  } catch (e) { console.error("initial state:", e); }
+    drawCamera(id);
+    refreshThumb(id, cam, 0);
+  }
+  for (const id of src.tasks.sentiment) {
+    let page;
+    try {
+      page = await (await api(`/api/results/sentiment/${enc(id)}?limit=${TIMELINE_POINTS}`)).json();
+    } catch (e) { if (perSource(e)) continue; throw e; }
+    for (const item of page.items) addSentiment(item.result);
+    drawText(id);
+  }
+  placeholder("cameras", "no camera results yet");
+  placeholder("texts", "no sentiment results yet");
+  markAges();
+}
+
+async function start() {
+  try { await loadState(); }
+  catch (e) {
+    if (e.status === 401) return;  // the form calls start() again with a token
+    const why = "results unavailable: " + ((e.body && e.body.error) || e.message);
+    placeholder("cameras", why); placeholder("texts", why);
+    setTimeout(start, 2000);
+    return;
+  }
   connect(500);
   refreshStats(); refreshModels();
-  setInterval(refreshStats, 2000);
-  setInterval(refreshModels, 10000);
 }
-init();
+
+initAuthForm(start);
+render();
+setInterval(tick, 1000);
+setInterval(refreshStats, 2000);
+setInterval(refreshModels, 10000);
+setInterval(() => { for (const [id, cam] of cameras) refreshThumb(id, cam, THUMB_CHECK_MS); }, 1000);
+start();

@@ -1,4 +1,5 @@
-"""Labeled feedback onto ``labels.text``: for the CLI and the gateway's ``POST /api/feedback``."""
+"""Labeled feedback onto ``labels.text``: the one way the CLI (``streamsense feedback``) and the
+gateway (``POST /api/feedback``) hand a labeled example to the online learner."""
 
 from __future__ import annotations
 
@@ -7,14 +8,12 @@ import time
 from streamsense.schemas.catalog import Topic
 from streamsense.schemas.registry import encode
 from streamsense.schemas.text import LabeledText
-from streamsense.services.kafka.exceptions import KafkaIOError
 from streamsense.services.kafka.producer import Producer
-from streamsense.services.learner.exceptions import LearnerError
 from streamsense.services.settings import StreamsenseSettings
 
 
 def make_feedback(text: str, label: str, source_id: str, model: str = "sentiment") -> LabeledText:
-    """A validated LabeledText (pydantic raises ValidationError for empty or oversized text)."""
+    """A validated LabeledText (pydantic raises ValidationError for a value out of bounds)."""
     return LabeledText(
         source_id=source_id, text=text, label=label, model=model, ts_ns=time.time_ns()
     )
@@ -23,21 +22,15 @@ def make_feedback(text: str, label: str, source_id: str, model: str = "sentiment
 def send_feedback(
     producer: Producer,
     settings: StreamsenseSettings,
-    text: str,
-    label: str,
-    source_id: str,
-    model: str = "sentiment",
+    example: LabeledText,
     timeout: float = 10.0,
-) -> None:
-    """Produce one labeled example keyed by ``source_id`` and wait for Kafka's ack.
+) -> str:
+    """Produce one labeled example keyed by its source and wait for Kafka's ack; returns the
+    topic. :class:`~streamsense.services.kafka.exceptions.KafkaIOError` when not acknowledged.
 
     Label names are checked by the learner (unknown ones go to ``labels.text.dlq`` with the
     reason), so a model with other classes needs no change here.
     """
-    example = make_feedback(text, label, source_id, model)
     topic = settings.topic(Topic.LABELS_TEXT)
-    try:
-        producer.send_and_wait(topic, encode(example), source_id, timeout)
-    except KafkaIOError as exc:
-        msg = f"feedback not delivered: {exc}"
-        raise LearnerError(msg) from exc
+    producer.send_and_wait(topic, encode(example), example.source_id, timeout)
+    return topic

@@ -1,0 +1,98 @@
+"""What keeps the gateway safe to open in a browser: response headers (one middleware), the
+Host allowlist, the Origin check for WebSockets and state-changing requests, and CORS only when
+configured.
+
+DNS rebinding makes a hostile page's own name resolve to this machine, so its requests carry a
+foreign Host: the allowlist refuses them. A cross-site WebSocket or POST carries the foreign
+page's Origin: it must be this server's own origin (the Host it was reached by, which passed the
+allowlist) or one configured in ``STREAMSENSE_GATEWAY_ALLOWED_ORIGINS``.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, HTTPException, Request, status
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from streamsense.services.gateway.settings import GatewaySettings
+
+#: The dashboard and every API response: scripts and connections only from this origin, no
+#: inline script or style, nothing may frame the page, no form posts anywhere.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+#: /docs loads Swagger UI from jsDelivr (as FastAPI's own page does); its script is ours.
+SWAGGER_CDN = "https://cdn.jsdelivr.net"
+DOCS_CSP = (
+    f"default-src 'none'; script-src 'self' {SWAGGER_CDN}; "
+    f"style-src 'self' 'unsafe-inline' {SWAGGER_CDN}; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+class SecurityHeaders:
+    """Sets the security headers on every HTTP response, refusals of WebSocket handshakes
+    included (pure ASGI, so streaming responses and WebSockets pass untouched)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        csp = DOCS_CSP if scope.get("path") == "/docs" else CSP
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] in ("http.response.start", "websocket.http.response.start"):
+                headers = MutableHeaders(scope=message)
+                headers["Content-Security-Policy"] = csp
+                for name, value in HEADERS.items():
+                    headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def install(app: FastAPI, settings: GatewaySettings) -> None:
+    """Add the middlewares. The last added runs first: the headers wrap every answer, the
+    Host check's refusals included, and the Host check comes before CORS and the routes."""
+    if settings.gateway_allowed_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.gateway_allowed_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(settings.served_hosts))
+    app.add_middleware(SecurityHeaders)
+
+
+def origin_allowed(headers: Headers, settings: GatewaySettings) -> bool:
+    """No Origin (not a browser), this server's own origin, or a configured one."""
+    origin = headers.get("origin")
+    if origin is None:
+        return True
+    origin = origin.lower()
+    if origin in settings.gateway_allowed_origins:
+        return True
+    parts = urlsplit(origin)
+    host = headers.get("host", "").lower()
+    return parts.scheme in ("http", "https") and bool(host) and parts.netloc == host
+
+
+async def require_same_origin(request: Request) -> None:
+    """Dependency of state-changing routes: a cross-site page cannot post to them."""
+    if not origin_allowed(request.headers, request.app.state.settings):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin request refused")

@@ -1,0 +1,109 @@
+"""Camera statuses (the compacted ``cameras.status`` topic) into Redis.
+
+A status is an idempotent upsert of the camera's newest state, so it needs none of the
+positions machinery that makes results exactly-once (:mod:`~streamsense.services.sink.writer`):
+written twice, or replayed after a crash, it leaves the same hash field behind, and records of
+one camera (one key, one partition) arrive in order, so the last write is the newest status.
+A tombstone (no value) forgets the camera. Redis outages are waited out like the results' (the
+same backoff, health red meanwhile); only a record that breaks the contract is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import redis
+from confluent_kafka import Message
+from redis.exceptions import ResponseError
+
+from streamsense.schemas.cameras import CameraStatus
+from streamsense.schemas.exceptions import SchemaError
+from streamsense.schemas.registry import decode
+from streamsense.services.kafka.dlq import where
+from streamsense.services.serving.clients import TRANSIENT
+from streamsense.services.sink.writer import RedisWriter
+
+log = logging.getLogger(__name__)
+
+#: Redis error replies that mean "not now" rather than "never" (the batch is sent again).
+_TRANSIENT_REPLIES = ("OOM", "LOADING", "BUSY", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
+_MAX_ID_CHARS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class StatusItem:
+    camera_id: str
+    value: bytes | None  # None: a tombstone, the camera is forgotten
+
+
+def parse_status(m: Message) -> StatusItem:
+    """The record's key is the camera id and must be the status' own ``camera_id`` (compaction
+    keeps the newest record per key: a mismatch would file one camera's state under another);
+    SchemaError, naming ``topic[partition]@offset``, for anything else."""
+    key = m.key()
+    try:
+        camera = key.decode("utf-8") if isinstance(key, bytes) else key
+    except UnicodeDecodeError as exc:
+        msg = f"{where(m)}: the key of a camera status is not UTF-8"
+        raise SchemaError(msg) from exc
+    if not camera or len(camera) > _MAX_ID_CHARS:
+        msg = f"{where(m)}: a camera status needs the camera id (1-256 characters) as its key"
+        raise SchemaError(msg)
+    value = m.value()
+    if value is None:
+        return StatusItem(camera, None)
+    try:
+        status = decode(value, CameraStatus)
+    except SchemaError as exc:
+        msg = f"{where(m)}: {exc}"
+        raise SchemaError(msg) from exc
+    if status.camera_id != camera:
+        msg = f"{where(m)}: key {camera!r} but the status is of camera {status.camera_id!r}"
+        raise SchemaError(msg)
+    return StatusItem(camera, value)
+
+
+class StatusWriter:
+    """Writes a batch's statuses in one pipeline through the results writer's outage policy."""
+
+    def __init__(self, writer: RedisWriter) -> None:
+        self.writer = writer
+
+    def write(self, items: list[tuple[int, StatusItem]]) -> list[tuple[int, Exception]]:
+        """The newest status per camera of the batch, applied; the items Redis refused."""
+        newest: dict[str, tuple[int, StatusItem]] = {}
+        for i, it in items:
+            newest[it.camera_id] = (i, it)
+        while True:
+            try:
+                return self._attempt(list(newest.values()))
+            except TRANSIENT as exc:
+                self.writer._on_failure(exc)  # backoff, health red; a stop request ends it
+            except ResponseError as exc:
+                if not str(exc).startswith(_TRANSIENT_REPLIES):
+                    raise
+                self.writer._on_failure(exc)
+
+    def _attempt(self, items: list[tuple[int, StatusItem]]) -> list[tuple[int, Exception]]:
+        client: redis.Redis = self.writer.redis
+        layout = self.writer.layout
+        owners: list[int] = []
+        with client.pipeline(transaction=False) as pipe:
+            for i, it in items:
+                owners += [i] * layout.camera_status(pipe, it.camera_id, it.value)
+            start = time.perf_counter()
+            replies = pipe.execute(raise_on_error=False)
+        busy = next(
+            (r for r in replies if isinstance(r, ResponseError)
+             and str(r).startswith(_TRANSIENT_REPLIES)), None,
+        )  # fmt: skip
+        if busy is not None:
+            raise busy
+        self.writer._ok(time.perf_counter() - start)
+        return [
+            (owner, reply)
+            for owner, reply in zip(owners, replies, strict=True)
+            if isinstance(reply, Exception)
+        ]
