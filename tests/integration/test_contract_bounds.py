@@ -18,8 +18,8 @@ from streamsense.schemas.dlq import DeadLetterInfo
 from streamsense.schemas.frames import FrameHeaders
 from streamsense.schemas.registry import encode
 from streamsense.schemas.text import TextEvent
-from streamsense.services.kafka.consumer import running
 from streamsense.services.kafka.producer import Producer
+from streamsense.services.runner import running
 from streamsense.services.serving.keys import RedisKeys
 from streamsense.services.sink.service import RedisSink
 from streamsense.services.workers.app import build_worker
