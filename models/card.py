@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from streamsense.schemas.fields import Label, ModelName, VersionTag
 from streamsense.schemas.model_updates import Task
+from streamsense.schemas.results import SourceRef
 
 #: How an artifact is stored; decides which runtime loads it.
 ArtifactFormat = Literal["tflite", "saved_model", "keras"]
@@ -27,6 +28,10 @@ class Source(_Frozen):
     files: list[str] = Field(default_factory=list, description="files taken from the package")
     upstream: str | None = Field(default=None, description="URL of the original model")
     notes: str | None = None
+    learned_until: SourceRef | None = Field(
+        default=None,
+        description="a version trained online: the last labeled record it learned from",
+    )
 
 
 class InputSpec(_Frozen):

@@ -123,7 +123,6 @@ class ExactlyOnce(Delivery):
         super().__init__(producer, consumer, tracker, on_failure)
         self.txn = Transactions(producer, consumer, interval_ms)
         self._round: list[Positions] = []
-        self._points: dict[TopicPartitionKey, int] | None = None
         self.needs_new_producer = False
 
     @staticmethod
@@ -147,7 +146,11 @@ class ExactlyOnce(Delivery):
         try:
             self.txn.commit(self.tracker.take_committable())
         except TransactionFailedError as exc:
-            self._points = points
+            # the round was marked finished above: make the tracker say where to read again,
+            # so the points survive the loop replacing this object along with a broken producer
+            self.tracker.reset()
+            for tp, off in points.items():
+                self.tracker.consumed(tp, off)
             self.needs_new_producer = exc.fatal
             self.on_failure(str(exc))
             return
@@ -158,9 +161,12 @@ class ExactlyOnce(Delivery):
         self.settle(idle=True)
 
     def rewind(self) -> dict[TopicPartitionKey, int]:
-        self.txn.abort()
-        points = self._points if self._points is not None else self.tracker.rewind_points()
-        self._points = None
+        if not self.txn.abort():
+            # fenced (e.g. the transaction timed out on the coordinator while a leader was
+            # away): one more failure makes the loop replace the producer before reading again
+            self.needs_new_producer = True
+            self.on_failure("the transactional producer could not abort: replacing it")
+        points = self.tracker.rewind_points()
         self._round.clear()
         self.tracker.reset()
         self.generation += 1
@@ -168,7 +174,8 @@ class ExactlyOnce(Delivery):
 
     def lost(self) -> None:
         # a newer generation owns them: this round's offsets would be fenced at commit
-        self.txn.abort()
+        if not self.txn.abort():
+            self.needs_new_producer = True  # the loop's recovery (always next) replaces it
         self._round.clear()
 
     def state(self) -> dict[str, Any]:

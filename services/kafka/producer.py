@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka import Producer as _RdProducer
 
 from streamsense.schemas.catalog import FRAME_MAX_BYTES
@@ -179,18 +179,28 @@ class Producer:
     def close(self, timeout: float = 30.0) -> None:
         """Deliver what is left (up to ``timeout``), then release the client and its broker
         connections. Records still undelivered are logged, counted as failed and dropped.
-        Closing twice is harmless; producing after ``close`` raises ``RuntimeError``."""
+        Closing twice is harmless; producing after ``close`` raises ``RuntimeError``.
+
+        A fenced transactional producer (the loop replaces it) raises its fatal error from
+        every call, ``close`` included, though the client is released all the same: closing
+        it logs the error and goes on."""
         if self._closed:
             return
-        left = self.flush(timeout)
-        if left:
-            log.error("producer closed with %d records undelivered", left)
-            self._rd.purge()
-            self._rd.poll(0)  # serve the purged records' reports: they count as failed
+        try:
+            left = self.flush(timeout)
+            if left:
+                log.error("producer closed with %d records undelivered", left)
+                self._rd.purge()
+                self._rd.poll(0)  # serve the purged records' reports: they count as failed
+        except KafkaException as exc:
+            log.warning("%s: closing a failed producer: %s", self.service, exc.args[0].str())
         while self._pending:
             self.account(self._pending.popleft().topic, 0, 1)
         self._closed = True
-        self._rd.close()
+        try:
+            self._rd.close()
+        except KafkaException as exc:
+            log.warning("%s: closing a failed producer: %s", self.service, exc.args[0].str())
 
     def list_topics(self, timeout: float = 10.0) -> Any:
         return self._rd.list_topics(timeout=timeout)

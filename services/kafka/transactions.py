@@ -75,10 +75,13 @@ class Transactions:
         except KafkaException as exc:
             err = exc.args[0]
             fatal = err.fatal() or not err.txn_requires_abort()
-            if not fatal:
-                self.abort()
-            else:
+            if fatal:
                 self.open = False
+            else:
+                # an abortable error can turn fatal meanwhile: the coordinator timed the
+                # transaction out and bumped the epoch (a leader away longer than
+                # transaction.timeout.ms), so the abort is fenced and the producer unusable
+                fatal = not self.abort()
             msg = f"transaction not committed: {err.str()}"
             raise TransactionFailedError(msg, fatal=fatal) from exc
         self.open = False
@@ -94,15 +97,19 @@ class Transactions:
                     raise
                 log.warning("commit_transaction: %s; retrying", exc.args[0].str())
 
-    def abort(self) -> None:
+    def abort(self) -> bool:
+        """Abort the open transaction; False when the abort failed, which leaves the producer
+        unusable (fenced or in a fatal state): the caller must replace it."""
         if not self.open:
-            return
+            return True
         self.open = False
         self.aborted += 1
         try:
             self.producer.abort_transaction(CALL_TIMEOUT_S)
-        except KafkaException as exc:  # the producer is unusable: the caller replaces it
+        except KafkaException as exc:
             log.error("abort_transaction: %s", exc.args[0].str())
+            return False
+        return True
 
     def state(self) -> dict[str, Any]:
         return {"transactions": self.committed, "aborted": self.aborted}

@@ -6,6 +6,13 @@ the store and returns its ``models.updates`` announcement as an output of the ba
 labels' offsets are committed only once the announcement was acknowledged. A message that is
 not a valid LabeledText, or whose label is not one of the model's classes, is dead-lettered;
 labels for other models are skipped (another learner reads them).
+
+The model learns outside Kafka's transactions, so the handler is idempotent over the loop's
+re-reads: when a round is not committed (an aborted transaction, an output not delivered) the
+loop reads it again, and then a label learned already is not learned twice, while the label
+that carried an announcement carries it again (the first one was aborted). After a crash the
+same holds through the store: the champion's card names the label it learned last, and the
+learner that starts from it announces it again if it reads that label again.
 """
 
 from __future__ import annotations
@@ -17,9 +24,11 @@ from typing import Any
 
 from confluent_kafka import Message
 
+from streamsense.models.exceptions import ModelError
 from streamsense.models.store import ModelStore
 from streamsense.schemas.model_updates import ModelVersion
 from streamsense.schemas.registry import decode, encode
+from streamsense.schemas.results import SourceRef
 from streamsense.schemas.text import LabeledText
 from streamsense.services.kafka.handler import BatchHandler, Outcome, OutRecord
 from streamsense.services.kafka.model_updates import ModelUpdatesFollower
@@ -31,6 +40,10 @@ from streamsense.services.learner.publish import announcement, store_trained
 from streamsense.services.learner.settings import LearnerSettings
 
 log = logging.getLogger(__name__)
+
+#: Announcements kept with the label that carried them, for rounds read again (a rewind goes
+#: back to the last committed round: far fewer promotions than this ago).
+CARRIED_KEPT = 16
 
 
 @dataclass(slots=True)
@@ -49,11 +62,37 @@ class Promotion:
     decision: Decision
 
 
+Ref = tuple[str, int, int]  # topic, partition, offset
+
+
+def _ref(msg: Message) -> Ref:
+    return str(msg.topic()), int(msg.partition() or 0), int(msg.offset() or 0)
+
+
+def _ok(outcome: Outcome) -> bool:
+    return not isinstance(outcome, BaseException)
+
+
 @dataclass
 class LearnerState:
     promotions: list[Promotion] = field(default_factory=list)
     published: set[str] = field(default_factory=set)
     skipped: int = 0
+    #: the last offset processed, per partition: a label read again was learned already
+    processed: dict[tuple[str, int], int] = field(default_factory=dict)
+    #: announcements by the label whose batch carried them
+    carried: dict[Ref, OutRecord] = field(default_factory=dict)
+    #: labels read again (rounds not committed) and announcements sent again
+    reread: int = 0
+    reannounced: int = 0
+
+    def is_new(self, ref: Ref) -> bool:
+        return ref[2] > self.processed.get(ref[:2], -1)
+
+    def carry(self, ref: Ref, record: OutRecord) -> None:
+        self.carried[ref] = record
+        while len(self.carried) > CARRIED_KEPT:
+            del self.carried[next(iter(self.carried))]
 
 
 class LearnerHandler(BatchHandler[list[Labeled]]):
@@ -81,6 +120,27 @@ class LearnerHandler(BatchHandler[list[Labeled]]):
         self._drifts = metrics.DRIFTS.labels(service, self.name)
         self._promotions = metrics.PROMOTIONS.labels(service, self.name)
         self._train_s = metrics.TRAIN_SECONDS.labels(service)
+        self._carry_champion()
+
+    def _carry_champion(self) -> None:
+        """A crash between the store write and the commit of the announcement leaves the new
+        champion stored but never announced; this learner starts from it and reads the label
+        that carried its announcement again (nothing past the last committed round is
+        committed): that label carries the announcement again. Were the round committed, the
+        label is never read again and nothing is announced twice. The labels of its partition
+        up to that one are in the champion already: read again, they are not learned again."""
+        try:
+            card = self.store.card(self.name, self.learner.champion_version)
+        except ModelError:
+            return
+        ref = card.source.learned_until
+        if ref is None or ref.topic != self.settings.labels_topic:
+            return
+        mv = announcement(self.store, card, "champion", card.source.notes)
+        record = OutRecord(self.settings.updates_topic, encode(mv), key=self.name)
+        self.state.carry((ref.topic, ref.partition, ref.offset), record)
+        self.state.processed[(ref.topic, ref.partition)] = ref.offset
+        self.state.published.add(card.version)
 
     def _reject(self, reason: str) -> None:
         metrics.REJECTIONS.labels(self.settings.service_name, self.name, reason).inc()
@@ -103,14 +163,31 @@ class LearnerHandler(BatchHandler[list[Labeled]]):
         return items
 
     def process(self, prepared: list[Labeled]) -> list[Outcome]:
-        usable = [
-            it for it in prepared if it.example is not None and it.example.model in self.accepts
-        ]
+        state = self.state
+        refs = [_ref(it.msg) for it in prepared]
+        new = [state.is_new(ref) for ref in refs]
+        state.reread += new.count(False)
         outcomes: list[Outcome] = [[] if it.error is None else it.error for it in prepared]
-        self.state.skipped += sum(1 for it in prepared if it.error is None) - len(usable)
-        if not usable:
-            return outcomes
-        examples = [it.example for it in usable if it.example is not None]
+        for i, ref in enumerate(refs):
+            if (record := state.carried.get(ref)) is not None and _ok(outcomes[i]):
+                outcomes[i] = [record]  # the round that held it was not committed
+                state.reannounced += 1
+                log.warning("announcing again what %s[%d]@%d carried: its round was not "
+                            "committed", *ref)  # fmt: skip
+        fresh = [i for i, it in enumerate(prepared) if new[i] and it.example is not None]
+        usable = [i for i in fresh if (ex := prepared[i].example) and ex.model in self.accepts]
+        state.skipped += len(fresh) - len(usable)
+        if usable:
+            self._learn(prepared, refs, usable, outcomes)
+        for topic, part, off in refs:  # only once learned: a batch that raised is retried
+            if off > state.processed.get((topic, part), -1):
+                state.processed[(topic, part)] = off
+        return outcomes
+
+    def _learn(
+        self, prepared: list[Labeled], refs: list[Ref], usable: list[int], outcomes: list[Outcome]
+    ) -> None:
+        examples = [ex for i in usable if (ex := prepared[i].example) is not None]
         t0 = time.perf_counter()
         y = self.learner.champion.encode_labels([ex.label for ex in examples])
         drifts = self.learner.observe([ex.text for ex in examples], y)
@@ -120,17 +197,23 @@ class LearnerHandler(BatchHandler[list[Labeled]]):
             self._drifts.inc(drifts)
         decision = self.learner.check()
         if decision is not None:
-            record = self._decide(decision, examples[-1])
+            last, ref = usable[-1], refs[usable[-1]]
+            carrier = SourceRef(topic=ref[0], partition=ref[1], offset=ref[2])
+            record = self._decide(decision, examples[-1], carrier)
             if record is not None:
-                last = prepared.index(usable[-1])
-                outcomes[last] = [record]
+                before = outcomes[last]  # a re-announcement it carries already comes first
+                if isinstance(before, BaseException):
+                    before = []
+                outcomes[last] = [*before, record]
+                self.state.carry(ref, record)
         stats = self.learner.window.stats()
         if stats.n:
             self._acc["champion"].set(stats.champion)
             self._acc["challenger"].set(stats.challenger)
-        return outcomes
 
-    def _decide(self, decision: Decision, trigger: LabeledText) -> OutRecord | None:
+    def _decide(
+        self, decision: Decision, trigger: LabeledText, carrier: SourceRef
+    ) -> OutRecord | None:
         if not decision.promote:
             if decision.stats.n >= self.learner.policy.min_samples:
                 self._reject("margin" if "margin" in decision.reason else "interval")
@@ -142,7 +225,7 @@ class LearnerHandler(BatchHandler[list[Labeled]]):
                 )
             return None
         try:
-            mv = self._publish(decision)
+            mv = self._publish(decision, carrier)
         except Exception as exc:  # the champion keeps serving; learning goes on
             log.error("could not store the challenger of %s: %s", self.name, exc)
             self._reject("store")
@@ -154,7 +237,7 @@ class LearnerHandler(BatchHandler[list[Labeled]]):
         log.info("promoted %s@%s: %s", self.name, mv.model_version, decision.reason)
         return OutRecord(self.settings.updates_topic, encode(mv), key=self.name)
 
-    def _publish(self, decision: Decision) -> ModelVersion:
+    def _publish(self, decision: Decision, carrier: SourceRef) -> ModelVersion:
         learner = self.learner
         parent = self.store.card(self.name, learner.champion_version)
         stats = decision.stats
@@ -171,6 +254,7 @@ class LearnerHandler(BatchHandler[list[Labeled]]):
             scores,
             f"online learner: challenger of {self.name}@{learner.champion_version} after "
             f"{learner.totals.labels} labels; {decision.reason}",
+            learned_until=carrier,
         )
         self.state.published.add(card.version)
         learner.promoted(card.version)

@@ -18,6 +18,7 @@ from streamsense.models.card import ModelCard
 from streamsense.models.exceptions import ModelError
 from streamsense.models.store import ModelStore, artifact_sha256
 from streamsense.schemas.model_updates import ModelVersion, Stage
+from streamsense.schemas.results import SourceRef
 from streamsense.services.learner.base import TrainingAdapter
 
 
@@ -49,8 +50,13 @@ def store_trained(
     metrics: dict[str, float],
     notes: str,
     attempts: int = 3,
+    learned_until: SourceRef | None = None,
 ) -> ModelCard:
-    """Save ``trainer``'s model as the next version of ``parent.name`` and make it champion."""
+    """Save ``trainer``'s model as the next version of ``parent.name`` and make it champion.
+
+    ``learned_until`` (the last label it learned) goes into the card: a learner that starts
+    from this version after a crash announces it again when it reads that label again, i.e.
+    when the round that held its first announcement was never committed."""
     store.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".learner-{parent.name}-", dir=store.root) as tmp:
         artifact = trainer.save(Path(tmp))
@@ -64,7 +70,11 @@ def store_trained(
                     "sha256": sha,
                     "metrics": metrics,
                     "source": parent.source.model_copy(
-                        update={"kind": "trained", "notes": notes[:1000]}
+                        update={
+                            "kind": "trained",
+                            "notes": notes[:1000],
+                            "learned_until": learned_until,
+                        }
                     ),
                     "description": f"{parent.description} Online update of {parent.version}."
                     if parent.description

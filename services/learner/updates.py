@@ -40,12 +40,14 @@ def _read_ranges(
             if m.error() is not None:
                 continue
             tp = (str(m.topic()), int(m.partition() or 0))
-            end = todo.get(tp, (0, -1))[1]
-            off = int(m.offset() or 0)
-            if off < end:
+            if tp in todo and int(m.offset() or 0) < todo[tp][1]:
                 on_value(m)
-            if off >= end - 1:
-                todo.pop(tp, None)
+        # done by position, not by the last record: a read_committed reader never receives
+        # the marker that ends a transaction (the learner's announcements end with one), nor
+        # aborted records, but its position moves past them
+        for pos in consumer.position([TopicPartition(t, p) for t, p in todo]):
+            if pos.offset >= todo[(pos.topic, pos.partition)][1]:
+                todo.pop((pos.topic, pos.partition))
     if todo:
         log.warning("stopped reading after %.0f s with %s unread", timeout, sorted(todo))
 

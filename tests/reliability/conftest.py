@@ -13,6 +13,7 @@ import pytest
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from streamsense.services.local import procs
+from streamsense.services.local.cluster import KafkaCluster
 from streamsense.services.local.kafka import KafkaNode, ensure_jars
 from streamsense.services.local.stack import kafka_answers
 from streamsense.services.settings import StreamsenseSettings, default_home
@@ -56,6 +57,30 @@ def own_kafka(tmp_path: Path) -> Iterator[OwnKafka]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def _three_brokers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    c = KafkaCluster.plan(tmp_path_factory.mktemp("cluster"))
+    c.start(ensure_jars(default_home()))
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture
+def cluster(_three_brokers: KafkaCluster) -> KafkaCluster:
+    """A three-node KRaft cluster (RF 3, min.insync.replicas 2), started once per session and
+    shared by the tests that kill its nodes: each test gets it with every node running, so one
+    that failed with a node down does not leave the next one a two-node cluster."""
+    c = _three_brokers
+    for n in c.nodes:
+        pid = c.pids.get(n.node_id)
+        if pid is None or not procs.is_ours(pid, str(n.data_dir / "server.properties")):
+            c.pids.pop(n.node_id, None)
+            c.start_node(n.node_id, ensure_jars(default_home()))
+    return c
 
 
 def service_env(settings: StreamsenseSettings, **extra: str) -> dict[str, str]:

@@ -18,7 +18,6 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -41,16 +40,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.models, pytest.mark.slow]
 
 LINES, RATE = 6000, 300
 SOURCE = "chaos.log"
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
-    c = KafkaCluster.plan(tmp_path_factory.mktemp("cluster"))
-    c.start(ensure_jars(default_home()))
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 class Service:
