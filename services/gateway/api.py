@@ -18,7 +18,15 @@ from starlette.convertors import Convertor, register_url_convertor
 from streamsense.schemas.catalog import TASK_NAMES, Task
 from streamsense.schemas.fields import MAX_ID_CHARS, SAFE_TEXT_PATTERN
 from streamsense.services.gateway import stats as stats_mod
-from streamsense.services.gateway.responses import LatestResult, Models, ResultPage, Sources, Stats
+from streamsense.services.gateway.cameras import CameraStatusReader
+from streamsense.services.gateway.responses import (
+    Cameras,
+    LatestResult,
+    Models,
+    ResultPage,
+    Sources,
+    Stats,
+)
 from streamsense.services.gateway.store import list_models
 from streamsense.services.serving.keys import JSON_FIELD, RedisKeys
 
@@ -167,6 +175,15 @@ async def thumbnail(request: Request, camera: SourceId) -> Response:
         if value is not None and _b(value).isdigit():  # numbers, never text into a header
             headers[f"X-Frame-{name.replace('_', '-')}"] = _b(value).decode()
     return Response(jpeg, media_type="image/jpeg", headers=headers)
+
+
+@router.get("/cameras", response_model=Cameras, tags=["cameras"])
+async def cameras(request: Request) -> Cameras:
+    """Every camera's newest status (``cameras.status``) with the state to believe: ``stale``
+    once it is older than three of its intervals (its producer is gone). An entry that is not
+    a valid status is skipped, counted in ``malformed`` and logged."""
+    reader: CameraStatusReader = request.app.state.camera_statuses
+    return await reader.read(_redis(request))
 
 
 @router.get("/models", response_model=Models, tags=["models"])

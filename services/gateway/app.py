@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamsense.services.gateway import api, errors, feedback, redact, security, ws
 from streamsense.services.gateway.auth import Tickets, require_token
+from streamsense.services.gateway.cameras import CameraStatusReader
 from streamsense.services.gateway.feedback import Producers
 from streamsense.services.gateway.live import LiveHub
 from streamsense.services.gateway.responses import Health
@@ -78,6 +79,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.keys = RedisKeys(settings.redis_prefix)
     app.state.tickets = Tickets(settings.gateway_ticket_ttl_s)
     app.state.producers = Producers()
+    app.state.camera_statuses = CameraStatusReader(app.state.keys)
     security.install(app, settings)
     errors.install(app)
 

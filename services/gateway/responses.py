@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from streamsense.schemas.cameras import STALE_AFTER_INTERVALS, CameraStatus
 from streamsense.schemas.catalog import Task
 from streamsense.schemas.results import DetectionResult, SegmentResult, SentimentResult
 
@@ -90,6 +92,28 @@ class Stats(BaseModel):
     live_dropped: int = Field(description="messages dropped for slow WebSocket clients")
     live_evicted: int = Field(description="WebSocket clients closed (1013) for taking nothing")
     now_ms: int = Field(description="the serving layer's clock (ms since the epoch)")
+
+
+#: A camera's reported state, or ``stale``: no status for too long, its producer is gone.
+EffectiveState = Literal["online", "reconnecting", "offline", "stale"]
+
+
+class CameraEntry(BaseModel):
+    camera_id: str
+    state: EffectiveState = Field(
+        description=f"the reported state, or stale: no status for {STALE_AFTER_INTERVALS} of its "
+        "intervals, so its producer is gone whatever the status says"
+    )
+    reason: str | None = Field(description="why it is not online (for stale: since when)")
+    status_age_s: float = Field(description="since the status was made (serving layer's clock)")
+    last_frame_age_s: float | None = Field(description="since the last frame sent; null: none")
+    reported: CameraStatus = Field(description="the newest status as its producer sent it")
+
+
+class Cameras(BaseModel):
+    now_ms: int = Field(description="the serving layer's clock (ms since the epoch)")
+    cameras: list[CameraEntry] = Field(description="every camera with a status, by id")
+    malformed: int = Field(description="stored entries skipped as not a valid camera status")
 
 
 class Health(BaseModel):

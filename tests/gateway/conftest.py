@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -15,7 +17,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from streamsense.models.card import InputSpec, ModelCard, Source
 from streamsense.models.store import ModelStore
+from streamsense.schemas.cameras import CameraStatus
 from streamsense.schemas.catalog import Topic
+from streamsense.schemas.registry import encode
 from streamsense.services.gateway.server import ServerThread
 from streamsense.services.gateway.settings import GatewaySettings
 from streamsense.services.serving.keys import RedisKeys
@@ -26,6 +30,8 @@ from tests.sink import factory
 
 CAMERA = "cam-1"
 TEXTS = ("reviews", "chat")
+#: What a camera status says it reads: a stream URL without its password, as producers send it.
+SOURCE = "rtsp://viewer:***@10.0.0.5/stream1"
 
 
 @dataclass
@@ -105,6 +111,30 @@ def seed(p: Pipeline) -> None:
     p.wait_stream("sentiment", TEXTS[0], 10)
     p.wait_stream("sentiment", TEXTS[1], 10)
     wait_for(lambda: p.redis.exists(p.keys.thumb(CAMERA)), 30, "the thumbnail")
+
+
+def camera_status(
+    camera: str, state: str = "online", age_s: float = 0.0, **kw: Any
+) -> CameraStatus:
+    """A status made ``age_s`` ago by a producer that publishes every 2 s (``interval_s``)."""
+    updated = time.time_ns() - int(age_s * 1e9)
+    fields: dict[str, Any] = {
+        "camera_id": camera, "state": state, "since_ns": updated - 5_000_000_000,
+        "source": SOURCE, "last_frame_ns": updated - 300_000_000, "last_seq": 99, "fps": 4.8,
+        "target_fps": 5.0, "frames_sent": 100, "frames_dropped": 1, "reconnects": 2,
+        "updated_ns": updated, "interval_s": 2.0, "producer": "produce-cameras@host:41",
+    }  # fmt: skip
+    fields.update(kw)
+    return CameraStatus(**fields)
+
+
+def publish(p: Pipeline, *statuses: CameraStatus) -> None:
+    """Through Kafka and the real sink, as a camera producer publishes them."""
+    p.produce([(Topic.CAMERAS_STATUS, encode(s), s.camera_id, None) for s in statuses])
+    for s in statuses:
+        want = encode(s)
+        wait_for(lambda s=s, want=want: p.redis.hget(p.keys.camera_status, s.camera_id) == want,
+                 30, f"{s.camera_id}'s status in Redis")  # fmt: skip
 
 
 def labels_topic(settings: SinkSettings) -> str:

@@ -75,7 +75,8 @@ def secured(stack: dict[str, str]) -> Iterator[str]:
 
 @pytest.mark.integration
 def test_every_route_with_data_needs_the_token_in_the_header(secured: str) -> None:
-    guarded = ["/api/sources", "/api/stats", "/api/models", "/api/latest/detect/cam"]
+    guarded = ["/api/sources", "/api/stats", "/api/models", "/api/cameras"]
+    guarded += ["/api/latest/detect/cam"]
     guarded += ["/docs", "/openapi.json", "/metrics"]
     with httpx.Client(base_url=secured, timeout=10) as http:
         for path in guarded:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 
-from tests.gateway.conftest import CAMERA, TEXTS, Pipeline
+from tests.gateway.conftest import CAMERA, TEXTS, Pipeline, camera_status, publish
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ def test_generated_requests_conform(
     check()
     # Operations without parameters have no invalid form: negative mode covers the other four
     # (three with parameters and POST /api/feedback's body).
-    assert len(seen) >= (9 if mode is GenerationMode.POSITIVE else 4), seen
+    assert len(seen) >= (10 if mode is GenerationMode.POSITIVE else 4), seen
 
 
 @pytest.mark.parametrize(
@@ -61,6 +61,7 @@ def test_generated_requests_conform(
         ("/api/models", {}, {}),
         ("/api/stats", {}, {}),
         ("/api/sources", {}, {}),
+        ("/api/cameras", {}, {}),
         ("/healthz", {}, {}),
     ],
 )
@@ -72,6 +73,14 @@ def test_real_data_responses_conform(
     query: dict[str, object],
 ) -> None:
     """Generated sources rarely exist; these hit stored results, so the 200 bodies are checked."""
+    if template == "/api/cameras":  # a status of each shape: with and without a frame, stale
+        publish(
+            pipeline,
+            camera_status(CAMERA, interval_s=600.0),
+            camera_status("yard", "reconnecting", reason="lost", last_frame_ns=None,
+                          last_seq=None, target_fps=None),
+            camera_status("attic", age_s=60),
+        )  # fmt: skip
     case = api_schema[template]["GET"].Case(path_parameters=path_params, query=query)
     response = case.call_and_validate(base_url=pipeline.url)
     assert response.status_code == 200

@@ -1,10 +1,12 @@
 """The dashboard in a real browser (Debian's chromium via Playwright) over the real pipeline:
-a camera tile with the frame, its boxes and the person mask; a sentiment timeline that grows as
-results arrive. ``STREAMSENSE_SAVE_SCREENSHOT=1`` also copies the screenshot to docs/img/."""
+a camera tile with the frame, its boxes and the person mask and its state; a sentiment timeline
+that grows as results arrive. ``STREAMSENSE_SAVE_SCREENSHOT=1`` also copies the screenshot to
+docs/img/."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,7 @@ from playwright.sync_api import Page
 from pycocotools import mask as mask_utils
 
 from tests.gateway.browser import browser_page
-from tests.gateway.conftest import CAMERA, Pipeline, camera_frame
+from tests.gateway.conftest import CAMERA, SOURCE, Pipeline, camera_frame, camera_status, publish
 from tests.sink import factory
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -91,3 +93,48 @@ def test_sentiment_timeline_grows_live(page: Page, pipeline: Pipeline, tmp_path:
         target = Path(__file__).resolve().parents[2] / "docs" / "img" / "dashboard.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, target)
+
+
+def test_camera_states_show_on_tiles(page: Page, pipeline: Pipeline) -> None:
+    """Each camera's state from ``/api/cameras`` on its tile; a camera with a status and no
+    result yet gets a tile; a status past three intervals reads as stale."""
+    publish(
+        pipeline,
+        camera_status(CAMERA, interval_s=60.0),
+        camera_status("yard", "reconnecting", reason="lost: cannot open stream", fps=0.0,
+                      last_frame_ns=None, last_seq=None, target_fps=None, reconnects=1,
+                      interval_s=60.0),
+        camera_status("attic", age_s=120),  # its producer was killed two minutes ago
+    )  # fmt: skip
+    for camera, state in ((CAMERA, "online"), ("yard", "reconnecting"), ("attic", "stale")):
+        page.wait_for_selector(f'.tile[data-camera="{camera}"][data-state="{state}"]')
+
+    def block(camera: str) -> dict[str, str]:
+        return page.evaluate(
+            """cam => { const b = document.querySelector(`.tile[data-camera="${cam}"] .camstate`);
+                        const t = s => b.querySelector(s).textContent;
+                        return {state: t('.state'), frame: t('.frame'), rate: t('.rate'),
+                                reconnects: t('.reconnects'), reason: t('.reason'),
+                                origin: t('.origin')}; }""",
+            camera,
+        )
+
+    online = block(CAMERA)
+    assert online["state"] == "online" and online["rate"] == "4.8 / 5 fps"
+    assert online["frame"].startswith("last frame ") and online["frame"].endswith(" ago")
+    assert online["reconnects"] == "2 reconnects" and online["reason"] == ""
+    assert online["origin"] == f"{SOURCE} · produce-cameras@host:41"
+    yard = block("yard")
+    assert yard == {
+        "state": "reconnecting", "frame": "no frame yet", "rate": "0.0 fps (source rate)",
+        "reconnects": "1 reconnect", "reason": "lost: cannot open stream",
+        "origin": f"{SOURCE} · produce-cameras@host:41",
+    }  # fmt: skip
+    # No result and no thumbnail: the frame area says what the status says, not a bare black box.
+    page.wait_for_selector('.tile[data-camera="yard"][data-offline="1"]')
+    assert page.locator('.tile[data-camera="yard"] .info').text_content() == "camera reconnecting"
+    attic = block("attic")
+    assert attic["state"] == "stale"
+    assert re.fullmatch(
+        r"no status for 1\d\d s: its producer is gone \(it last said online\)", attic["reason"]
+    ), attic["reason"]

@@ -21,7 +21,7 @@ from streamsense.schemas.registry import encode
 from streamsense.services.gateway.security import CSP
 from streamsense.services.serving.writes import LayoutWriter
 from tests.gateway.browser import browser_page
-from tests.gateway.conftest import Pipeline
+from tests.gateway.conftest import Pipeline, camera_status, publish
 from tests.sink import factory
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -103,7 +103,7 @@ def _no_active_content(page: Page) -> None:
             active: document.querySelectorAll('img, svg, a, iframe, object, embed').length,
         })"""
     )
-    assert found == {"scripts": 3, "handlers": 0, "active": 0}, found
+    assert found == {"scripts": 4, "handlers": 0, "active": 0}, found
 
 
 def test_stored_hostile_fields_render_as_text(hostile_page: tuple[Page, Any]) -> None:
@@ -151,6 +151,43 @@ def test_live_hostile_ids_names_and_labels_render_as_text(
     ).json_value()
     for bad in HOSTILE:
         assert bad in names and f"t{bad}" in names
+    _no_active_content(page)
+
+
+def test_hostile_camera_statuses_render_as_text(
+    hostile_page: tuple[Page, Any], pipeline: Pipeline
+) -> None:
+    """Reason, source and producer are free text in the contract: hostile ones travel the real
+    path (Kafka -> sink -> Redis -> /api/cameras) and show as the text they are. A status under
+    an id the contract refuses (left by an older writer) is skipped by the gateway, never shown."""
+    page, _ = hostile_page
+    publish(
+        pipeline,
+        *(
+            camera_status(f"cam-status-{i}", "reconnecting", reason=bad, source=bad,
+                          producer=bad, interval_s=600.0)
+            for i, bad in enumerate(HOSTILE)
+        ),
+    )  # fmt: skip
+    bad_id = camera_status("x", "offline").model_copy(update={"camera_id": HOSTILE[1]})
+    pipe = pipeline.redis.pipeline(transaction=False)
+    LayoutWriter(pipeline.keys).camera_status(pipe, HOSTILE[1], encode(bad_id))
+    pipe.execute()
+    for i, bad in enumerate(HOSTILE):
+        tile = f'.tile[data-camera="cam-status-{i}"][data-state="reconnecting"]'
+        page.wait_for_selector(tile)
+        shown = page.evaluate(
+            """sel => { const b = document.querySelector(sel + ' .camstate');
+                        return [b.querySelector('.reason').textContent,
+                                b.querySelector('.origin').textContent]; }""",
+            tile,
+        )
+        assert shown == [bad, f"{bad} · {bad}"], shown
+    page.wait_for_selector('#cameras[data-malformed="1"]')
+    states = page.evaluate(
+        "() => [...document.querySelectorAll('.tile[data-state]')].map(t => t.dataset.camera)"
+    )
+    assert HOSTILE[1] not in states
     _no_active_content(page)
 
 

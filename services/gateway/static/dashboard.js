@@ -1,4 +1,5 @@
-// streamsense dashboard: REST for the initial state, /ws/live for everything after.
+// streamsense dashboard: REST for the initial state, /ws/live for everything after (camera
+// states are polled: camstate.js).
 // Every string that comes from data is set as text (textContent, canvas fillText), never as
 // markup; the page's CSP allows no inline script either.
 "use strict";
@@ -7,7 +8,7 @@ const TIMELINE_POINTS = 120;
 const THUMB_EVERY_MS = 250;     // at most this often per camera while results arrive
 const THUMB_CHECK_MS = 2000;    // and this often regardless (notices an expired thumbnail)
 const COLORS = { positive: "#3ecf6e", negative: "#ff5d5d", neutral: "#9aa5b1" };
-const cameras = new Map();   // id -> {det, seg, thumb, hadThumb, offline, thumbAt, ...}
+const cameras = new Map();   // id -> {det, seg, thumb, hadThumb, offline, state, ...}
 const texts = new Map();     // id -> {points: [{score, label}], counts: Map, el, resultMs}
 let received = 0;
 let socket = null;
@@ -55,7 +56,7 @@ function camera(id) {
   tile.append(canvas, caption(id));
   document.getElementById("cameras").append(tile);
   cam = { det: null, seg: null, thumb: null, hadThumb: false, offline: false, thumbAt: -1e9,
-          fetching: false, mask: null, el: tile, resultMs: null };
+          fetching: false, mask: null, el: tile, resultMs: null, state: null };
   cameras.set(id, cam);
   return cam;
 }
@@ -104,10 +105,11 @@ function drawCamera(id) {
   cam.el.dataset.offline = cam.offline ? "1" : "0";
   cam.el.dataset.thumb = cam.thumb ? "1" : "0";
   if (cam.offline) {  // old boxes on a black frame would look like a live, empty scene
+    const note = noFrameNote(cam);  // camstate.js: what the camera's status says, if any
     ctx.fillStyle = "#8b96a1"; ctx.font = Math.round(W / 20) + "px system-ui, sans-serif";
-    ctx.textAlign = "center"; ctx.fillText("camera offline", W / 2, H / 2); ctx.textAlign = "start";
+    ctx.textAlign = "center"; ctx.fillText(note, W / 2, H / 2); ctx.textAlign = "start";
     cam.el.dataset.boxes = "0";
-    cam.el.querySelector(".info").textContent = "camera offline";
+    cam.el.querySelector(".info").textContent = note;
     return;
   }
   if (cam.thumb) ctx.drawImage(cam.thumb, 0, 0, W, H);
@@ -341,7 +343,7 @@ async function start() {
     return;
   }
   connect(500);
-  refreshStats(); refreshModels();
+  refreshStats(); refreshModels(); refreshCameraStates();
 }
 
 initAuthForm(start);
@@ -349,5 +351,6 @@ render();
 setInterval(tick, 1000);
 setInterval(refreshStats, 2000);
 setInterval(refreshModels, 10000);
+setInterval(refreshCameraStates, CAMERA_STATE_EVERY_MS);
 setInterval(() => { for (const [id, cam] of cameras) refreshThumb(id, cam, THUMB_CHECK_MS); }, 1000);
 start();
