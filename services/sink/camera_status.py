@@ -20,6 +20,7 @@ from redis.exceptions import ResponseError
 
 from streamsense.schemas.cameras import CameraStatus
 from streamsense.schemas.exceptions import SchemaError
+from streamsense.schemas.fields import source_id_problem
 from streamsense.schemas.registry import decode
 from streamsense.services.kafka.dlq import where
 from streamsense.services.serving.clients import TRANSIENT
@@ -29,7 +30,6 @@ log = logging.getLogger(__name__)
 
 #: Redis error replies that mean "not now" rather than "never" (the batch is sent again).
 _TRANSIENT_REPLIES = ("OOM", "LOADING", "BUSY", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
-_MAX_ID_CHARS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +48,9 @@ def parse_status(m: Message) -> StatusItem:
     except UnicodeDecodeError as exc:
         msg = f"{where(m)}: the key of a camera status is not UTF-8"
         raise SchemaError(msg) from exc
-    if not camera or len(camera) > _MAX_ID_CHARS:
-        msg = f"{where(m)}: a camera status needs the camera id (1-256 characters) as its key"
+    why = "is missing" if camera is None else source_id_problem(camera)
+    if why or camera is None:
+        msg = f"{where(m)}: a camera status needs the camera id as its key, which {why}"
         raise SchemaError(msg)
     value = m.value()
     if value is None:
