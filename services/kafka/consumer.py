@@ -10,8 +10,7 @@
   topic refused) never crashes the loop and is never skipped: nothing at or past it is
   committed, health turns red with the reason, and after a backoff the loop reads again from
   the first unfinished offset of each partition (``_recover``).
-- :meth:`BatchLoop.stop` (the runner calls it on SIGTERM/SIGINT) drains in-flight work,
-  commits and closes, its producer included.
+- :meth:`BatchLoop.stop` (SIGTERM/SIGINT) drains in-flight work, commits and closes.
 """
 
 from __future__ import annotations
@@ -43,6 +42,7 @@ from streamsense.services.observability import metrics
 from streamsense.services.settings import StreamsenseSettings
 
 log = logging.getLogger(__name__)
+Points = dict[TopicPartitionKey, int]  # where to read again, per partition
 
 #: Backoff between attempts to re-process a batch whose outputs were not delivered.
 RETRY_FIRST_S, RETRY_CAP_S = 0.5, 30.0
@@ -158,6 +158,7 @@ class BatchLoop(Generic[P]):
         log.info("%s running (group %s, topics %s)", self.service, self.config.group_id,
                  ", ".join(self.config.topics))  # fmt: skip
         try:
+            self.delivery.start(self._stop, self._summary.maybe_log)
             while not self._stop.is_set():
                 if max_messages is not None and self.processed >= max_messages:
                     break
@@ -323,9 +324,7 @@ class BatchLoop(Generic[P]):
         self._stop.wait(delay)
         self.last_poll = time.monotonic()
 
-    def _rewind(
-        self, override: dict[TopicPartitionKey, int] | None = None
-    ) -> dict[TopicPartitionKey, int]:
+    def _rewind(self, override: Points | None = None) -> Points:
         """Forget what is in flight and read again from the first unfinished offset of each
         partition (or from ``override`` where given)."""
         points = {**self.delivery.rewind(), **(override or {})}
@@ -344,6 +343,7 @@ class BatchLoop(Generic[P]):
         old.close(0)
         self._dlq = DeadLetterRouter(self.producer, self.service, self.settings.topic_prefix)
         self.delivery = self._new_delivery()
+        self.delivery.start(self._stop, self._summary.maybe_log)
 
     # -- drain, rebalance, shutdown -----------------------------------------------------------
 

@@ -16,6 +16,7 @@ where to read again when a round fails.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -49,6 +50,10 @@ class Delivery:
         self.on_failure = on_failure
         self.generation = 0
         self.succeeded = False  # set when a round became durable since the last look
+
+    def start(self, stop: threading.Event, waiting: Callable[[], None]) -> None:
+        """Get ready to deliver, in the loop's thread, calling ``waiting`` while it waits
+        (at-least-once: nothing to do)."""
 
     @staticmethod
     def consumer_config(commit_interval_ms: int) -> dict[str, Any]:
@@ -124,6 +129,9 @@ class ExactlyOnce(Delivery):
         self.txn = Transactions(producer, consumer, interval_ms)
         self._round: list[Positions] = []
         self.needs_new_producer = False
+
+    def start(self, stop: threading.Event, waiting: Callable[[], None]) -> None:
+        self.txn.init(stop, waiting)
 
     @staticmethod
     def consumer_config(commit_interval_ms: int) -> dict[str, Any]:

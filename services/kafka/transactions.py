@@ -12,11 +12,13 @@ per interval (the cost of a transaction, a few round trips, is shared by many ba
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from streamsense.services.kafka.offsets import TopicPartitionKey
 from streamsense.services.kafka.producer import Producer
@@ -26,6 +28,11 @@ log = logging.getLogger(__name__)
 
 #: Timeout of each transactional call (they normally take milliseconds).
 CALL_TIMEOUT_S = 30.0
+#: init_transactions errors that mean "not now": the coordinator is not reachable yet.
+RETRY_INIT = frozenset({KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN})
+#: One attempt to register the transactional id; repeated while the cluster does not answer.
+INIT_ATTEMPT_S = 5.0
+INIT_PAUSE_S = 1.0
 
 
 def transactional_id(settings: StreamsenseSettings, group_id: str) -> str:
@@ -52,7 +59,27 @@ class Transactions:
         self.started = 0.0
         self.committed = 0
         self.aborted = 0
-        producer.init_transactions(CALL_TIMEOUT_S)
+
+    def init(self, stop: threading.Event, waiting: Callable[[], None]) -> None:
+        """Register the transactional id (fencing an earlier producer with the same id). Done
+        in the loop's thread once it runs, so a service whose cluster does not answer yet is
+        up, red and saying why (the watchdog) instead of stuck starting; tried again until
+        the cluster answers or ``stop`` is set, calling ``waiting`` in between."""
+        waited = False
+        while not stop.is_set():
+            try:
+                self.producer.init_transactions(INIT_ATTEMPT_S)
+            except KafkaException as exc:
+                err = exc.args[0]
+                if err.fatal() or not (err.retriable() or err.code() in RETRY_INIT):
+                    raise
+                if not waited:
+                    log.warning("waiting for the transaction coordinator: %s", err.str())
+                    waited = True
+                waiting()
+                stop.wait(INIT_PAUSE_S)
+            else:
+                return
 
     def begin(self) -> None:
         """Open a transaction unless one is open (before the round's first output)."""

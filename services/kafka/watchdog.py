@@ -91,8 +91,8 @@ class Watchdog:
     def assigned(self, held: list[tuple[str, int]]) -> None:
         """The loop got partitions: that finding is stale at once, and so is a missing topic
         it got partitions of (the next check would say so only seconds later)."""
-        if self.unassigned and held:
-            with self._lock:
+        with self._lock:  # a check that read the assignment just before it came reports now
+            if self.unassigned and held:
                 self._report_assignment(None, held)
         topics = {t for t, _ in held}
         if any(t in topics for t in self.missing):

@@ -116,8 +116,9 @@ def read_fleet_file(path: Path) -> Any:
     if len(data) > MAX_FILE_BYTES:
         msg = f"{path} is over {MAX_FILE_BYTES // 1024} KiB: not a fleet file"
         raise FleetConfigError(msg)
+    loader = _UniqueKeyLoader(data)  # a SafeLoader: plain data only, never Python objects
     try:
-        return yaml.load(data, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        return loader.get_single_data()
     except FleetConfigError as exc:
         msg = f"{path}: {exc}"
         raise FleetConfigError(msg) from exc
@@ -127,6 +128,8 @@ def read_fleet_file(path: Path) -> Any:
         problem = getattr(exc, "problem", None) or str(exc)
         msg = f"{path}: not valid YAML: {where}{problem}"
         raise FleetConfigError(msg) from exc
+    finally:
+        loader.dispose()
 
 
 def load_fleet(path: Path, settings: CameraProducerSettings) -> list[CameraSpec]:

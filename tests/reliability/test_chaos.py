@@ -121,7 +121,8 @@ def test_exactly_once_from_log_line_to_redis_through_kill_9s(
         model_store=zoo_store,
         home=tmp_path,
     )
-    wanted = {Topic.TEXT, Topic.SENTIMENT, Topic.FRAMES, Topic.DETECTIONS, Topic.SEGMENTS}
+    wanted = {Topic.TEXT, Topic.SENTIMENT, Topic.FRAMES, Topic.DETECTIONS, Topic.SEGMENTS,
+              Topic.CAMERAS_STATUS}  # fmt: skip
     ensure_topics(settings, [s for s in TOPICS if s.name in wanted])
     text_topic = settings.topic(Topic.TEXT)
     assert cluster.leader(text_topic, 0) in (1, 2, 3)
@@ -159,7 +160,8 @@ def test_exactly_once_from_log_line_to_redis_through_kill_9s(
     timeline: dict[str, float] = {}
     try:
         for s in services:
-            wait_for(lambda s=s: (h := s.health()) is not None and h["ok"], 120, f"{s.name} up")
+            wait_for(lambda s=s: (h := s.health()) is not None and h["ok"], 120, f"{s.name} up",
+                     state=s.health)  # fmt: skip
         feeder.start()
         wait_for(lambda: len(_redis_seqs(r, keys)) >= 600, 60, "steady results")
         owned = worker_a.health() or {}

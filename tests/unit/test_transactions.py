@@ -8,15 +8,19 @@ cannot abort.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+import pytest
 from confluent_kafka import KafkaError, KafkaException
 
+from streamsense.services.kafka import transactions
 from streamsense.services.kafka.delivery import ExactlyOnce
 from streamsense.services.kafka.offsets import OffsetTracker
 
 TP = ("labels", 0)
 ABORTABLE = KafkaError(KafkaError._TIMED_OUT, "1 message(s) timed out", txn_requires_abort=True)
+TIMED_OUT = KafkaError(KafkaError._TIMED_OUT, "coordinator not available", retriable=True)
 FENCED = KafkaError(KafkaError._FENCED, "fenced by a newer instance", fatal=True)
 
 
@@ -57,6 +61,7 @@ class GroupConsumer:
 def _round(producer: ScriptedProducer, tracker: OffsetTracker, failures: list[str]) -> ExactlyOnce:
     """A policy that has run one round of offsets 10..12 (13 consumed after it) and settled."""
     delivery = ExactlyOnce(producer, GroupConsumer(), tracker, failures.append, 100)  # type: ignore[arg-type]
+    delivery.start(threading.Event(), lambda: None)
     for off in (10, 11, 12):
         tracker.consumed(TP, off)
     delivery.batch_ack([(TP, 10), (TP, 11), (TP, 12)]).release()
@@ -90,7 +95,40 @@ def test_an_abort_that_fails_when_reading_again_asks_for_a_new_producer() -> Non
     """A delivery error (not the commit) started the recovery; the abort it makes is fenced."""
     producer, tracker, failures = ScriptedProducer({"abort": FENCED}), OffsetTracker(), []
     delivery = ExactlyOnce(producer, GroupConsumer(), tracker, failures.append, 100)  # type: ignore[arg-type]
+    delivery.start(threading.Event(), lambda: None)
     tracker.consumed(TP, 5)
     delivery.batch_ack([(TP, 5)]).release()
     assert delivery.rewind() == {TP: 5}
     assert delivery.needs_new_producer and failures, "the loop recovers once more, replacing it"
+
+
+def test_registering_the_transactional_id_waits_for_the_cluster_and_stops_when_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The loop registers its transactional id once it runs (a service whose cluster does not
+    answer yet is up and red, not stuck starting): "not now" errors are tried again, calling
+    ``waiting`` in between (the loop's summary line), until it works or the loop stops."""
+    monkeypatch.setattr(transactions, "INIT_PAUSE_S", 0.01)
+    producer = ScriptedProducer({"init": TIMED_OUT})
+    delivery = ExactlyOnce(producer, GroupConsumer(), OffsetTracker(), [].append, 100)  # type: ignore[arg-type]
+    assert producer.calls == [], "nothing is asked of the cluster before the loop runs"
+    stop, waits = threading.Event(), []
+
+    def waiting() -> None:
+        waits.append(1)
+        if len(waits) == 2:
+            producer.fail.pop("init")  # the cluster answers
+
+    delivery.start(stop, waiting)
+    assert producer.calls == ["init", "init", "init"] and len(waits) == 2
+    producer.fail["init"] = TIMED_OUT
+    stop.set()
+    delivery.start(stop, waiting)  # stopped: returns without trying
+    assert producer.calls == ["init", "init", "init"]
+
+
+def test_an_init_error_that_retrying_cannot_fix_is_raised() -> None:
+    producer = ScriptedProducer({"init": FENCED})
+    delivery = ExactlyOnce(producer, GroupConsumer(), OffsetTracker(), [].append, 100)  # type: ignore[arg-type]
+    with pytest.raises(KafkaException):
+        delivery.start(threading.Event(), lambda: None)
