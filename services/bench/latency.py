@@ -53,6 +53,7 @@ def measure(
         "results": len(r.tap.window(start, time.monotonic())),
         **percentiles(lat),
         "samples": len(lat),
+        "tap_errors": r.tap.errors,
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
 

@@ -27,10 +27,8 @@ from streamsense.services.workers.settings import WorkerSettings
 def capacity(base: StreamsenseSettings, task: Task, seconds: float, frames: list[bytes]) -> float:
     from streamsense.services.bench.pipeline import bare
 
-    s = WorkerSettings.model_validate({**base.model_dump(), "task": task,
-                                       "worker_latency_budget_ms": 0})  # fmt: skip
-    rate, _ = bare(s, seconds, frames)
-    return rate
+    s = WorkerSettings.model_validate({**base.model_dump(), "task": task})
+    return bare(s, seconds, frames)[0]
 
 
 def run(
@@ -71,6 +69,7 @@ def run(
         rates.append(round(len(lat) / span, 2))
         per_camera[n] = {"results_per_s": rates[-1], **percentiles(lat)}
     mean = statistics.mean(rates) if rates else 0.0
+    served = sum(rates)
     overall = percentiles([s.latency_ms for s in window])
     batch_ms = 1000 * model_s / batches if batches else float("nan")
     p99 = overall["p99"]
@@ -83,6 +82,8 @@ def run(
         "fps_per_camera": fps,
         "offered_per_s": offered,
         "multiple_of_capacity": round(offered / cap, 2),
+        "served_per_s": round(served, 2),
+        "multiple_of_served": round(offered / served, 2) if served else None,
         "sent": sent,
         "per_camera": per_camera,
         "skipped_behind": health.get("skipped_behind"),

@@ -134,7 +134,10 @@ def _drop_topics(s: WorkerSettings) -> None:
 
 
 def bare(s: WorkerSettings, seconds: float, frames: list[bytes]) -> tuple[float, int]:
-    """Items/s of the worker's handler alone, prepare overlapped with process as in the loop."""
+    """Items/s of the worker's handler alone, prepare overlapped with process as in the loop.
+    The frames are made once, so no age limit or latency budget may skip them as old (they
+    did after 5 s: a 10 s run counted half its frames)."""
+    s = s.model_copy(update={"worker_max_frame_age_ms": 0, "worker_latency_budget_ms": 0})
     loop, handler = build_worker(s)
     batch = loop.config.max_batch
     msgs = [FakeMessage(*_input(s.task, i, frames), "bench", i) for i in range(batch * 8)]
