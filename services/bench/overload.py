@@ -90,6 +90,7 @@ def run(
         "skipped": health.get("skipped"),
         "overall": overall,
         "mean_batch_model_ms": round(batch_ms, 1),
+        "transaction_commit_ms": health.get("commit_ms"),  # exactly-once: moving average
         "goals": {
             "p99_limit_ms": round(3 * batch_ms + 200, 1),
             "p99_met": p99 is not None and p99 <= 3 * batch_ms + 200,
