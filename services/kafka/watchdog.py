@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,6 +27,8 @@ from streamsense.services.kafka.clientlog import ClientState
 log = logging.getLogger(__name__)
 
 CHECK_EVERY_S = 5.0
+#: How long a loop may hold no partitions (joining, rebalancing) before health says so.
+UNASSIGNED_GRACE_S = 3.0
 METADATA_TIMEOUT_S = 5.0
 
 
@@ -51,6 +54,7 @@ class Watchdog:
         self.every_s = every_s
         self.missing: list[str] = []
         self.unassigned: str | None = None
+        self._empty_since: float | None = None  # since when the loop has held nothing
         self.checked = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -110,12 +114,18 @@ class Watchdog:
         self.missing = missing
 
     def _check_assignment(self, partitions: int) -> None:
+        """Red once the loop has held nothing for UNASSIGNED_GRACE_S although its topics have
+        partitions: joining a group or a rebalance takes a few seconds and is no finding (it
+        was a warning at every start once this check stopped waiting behind the JoinGroup)."""
         with self._lock:
             held = self._assignment()
-            reason = None
-            if partitions and not held:
-                reason = self._unassigned_reason(partitions)
-            self._report_assignment(reason, held)
+            now = time.monotonic()
+            if held or not partitions:
+                self._empty_since = None
+            elif self._empty_since is None:
+                self._empty_since = now
+            late = self._empty_since is not None and now - self._empty_since >= UNASSIGNED_GRACE_S
+            self._report_assignment(self._unassigned_reason(partitions) if late else None, held)
 
     def _unassigned_reason(self, partitions: int) -> str:
         verb = "has" if len(self.inputs) == 1 else "have"

@@ -98,7 +98,8 @@ def test_no_partitions_is_red_while_a_dead_member_still_holds_them(
     """A static member that stops does not leave the group: its replacement (another id)
     waits out the session, holding nothing, and says so instead of reporting healthy."""
     src = make_topic("held")
-    base = settings.model_copy(update={"kafka_session_timeout_ms": 6000})
+    # the dead member's session outlasts the watchdog's grace and its next check (3 + 5 s)
+    base = settings.model_copy(update={"kafka_session_timeout_ms": 12_000})
     first = BatchLoop(
         base.model_copy(update={"kafka_group_instance_id": "first"}),
         LoopConfig([src], group_id, delivery="at-least-once"),
