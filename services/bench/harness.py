@@ -168,15 +168,16 @@ def rig(
     finally:
         tap.close()
         sup.stop()
-        _drop_topics(settings)
+        drop_topics(settings)
 
 
-def _drop_topics(settings: StreamsenseSettings) -> None:
-    """The rig's topics are throwaway; deleting them keeps repeated runs from piling up."""
+def drop_topics(settings: StreamsenseSettings) -> None:
+    """A bench's prefixed topics are throwaway; deleting them keeps repeated runs from piling
+    up (best effort: a leftover prefixed topic is harmless)."""
     admin = AdminClient(settings.librdkafka_config())
     names = [s.name for s in expand(TOPICS, settings.topic_prefix)]
     for fut in admin.delete_topics(names, operation_timeout=10).values():
-        with suppress(KafkaException):
+        with suppress(KafkaException, TimeoutError):
             fut.result(15)
 
 

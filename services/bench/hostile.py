@@ -29,9 +29,10 @@ from confluent_kafka import Consumer, TopicPartition
 
 from streamsense.models.store import ModelStore
 from streamsense.schemas.catalog import TASK_NAMES, dlq_topic, results_topics
+from streamsense.services.bench.harness import drop_topics
 from streamsense.services.bench.hostile_load import Load, unsafe_version
 from streamsense.services.demo.processes import Child, Supervisor
-from streamsense.services.kafka.topics import TOPICS, ensure_topics, expand
+from streamsense.services.kafka.topics import TOPICS, ensure_topics
 from streamsense.services.local import procs
 from streamsense.services.settings import StreamsenseSettings
 
@@ -213,7 +214,7 @@ def run(  # noqa: PLR0913 - the run's parameters
     finally:
         load.close()
         result["exit_codes"] = children.sup.stop()
-        _delete_topics(settings)
+        drop_topics(settings)
         # the giant lines and the store copy are hundreds of MB; the logs stay
         (work / "live.log").unlink(missing_ok=True)
         shutil.rmtree(store, ignore_errors=True)
@@ -235,15 +236,3 @@ def _verdict(result: dict[str, Any]) -> dict[str, Any]:
     ok = all(v["restarts"] == 0 and v["peak_rss_ratio"] is not None and v["peak_rss_ratio"] <= 2
              for v in per.values())  # fmt: skip
     return {"services": per, "no_restarts_and_rss_within_2x": ok and not result["unsafe_model_ran"]}
-
-
-def _delete_topics(settings: StreamsenseSettings) -> None:
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient(settings.librdkafka_config())
-    names = [s.name for s in expand(TOPICS, settings.topic_prefix)]
-    for fut in admin.delete_topics(names, operation_timeout=30).values():
-        try:
-            fut.result()
-        except Exception:  # noqa: S112 - best effort: a leftover prefixed topic is harmless
-            continue

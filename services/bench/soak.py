@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 import orjson
-from confluent_kafka.admin import AdminClient
 
 from streamsense.schemas.catalog import TASK_NAMES, Topic
+from streamsense.services.bench.harness import drop_topics
 from streamsense.services.bench.watch import (
     GROUP_TOPICS,
     LagProbe,
@@ -36,7 +36,7 @@ from streamsense.services.bench.watch import (
     scrape,
 )
 from streamsense.services.demo.processes import Supervisor
-from streamsense.services.kafka.topics import TOPICS, ensure_topics, expand
+from streamsense.services.kafka.topics import ensure_topics
 from streamsense.services.local import procs
 from streamsense.services.serving.keys import RedisKeys
 from streamsense.services.settings import StreamsenseSettings
@@ -131,7 +131,7 @@ def run(
     result["service_counters"] = counters
     result["exit_codes"] = codes
     result["logs"] = str(sup.log_dir)
-    _delete_topics(settings)
+    drop_topics(settings)
     if png is not None:
         result["png"] = plot(result, series, png)
     result["series"] = str(work / "series.json")
@@ -224,16 +224,6 @@ def _report(  # noqa: PLR0913 - the run's parameters, echoed in the result
             "lag_bounded": bounded,
         },
     }
-
-
-def _delete_topics(settings: StreamsenseSettings) -> None:
-    admin = AdminClient(settings.librdkafka_config())
-    names = [s.name for s in expand(TOPICS, settings.topic_prefix)]
-    for fut in admin.delete_topics(names, operation_timeout=30).values():
-        try:
-            fut.result()
-        except Exception:  # noqa: S112 - best effort: a leftover prefixed topic is harmless
-            continue
 
 
 def plot(result: dict[str, Any], series: list[dict[str, Any]], path: Path) -> str:
