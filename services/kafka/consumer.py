@@ -24,12 +24,12 @@ from typing import Any, Generic
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from streamsense.services.exceptions import ConfigError
-from streamsense.services.kafka.acks import BatchAck
 from streamsense.services.kafka.clientlog import ClientState
 from streamsense.services.kafka.delivery import Delivery, ExactlyOnce, consumer_config, policy
-from streamsense.services.kafka.dlq import DeadLetterRouter, where
+from streamsense.services.kafka.dlq import DeadLetterRouter
+from streamsense.services.kafka.emit import emit
 from streamsense.services.kafka.exceptions import FatalHandlerError, RewindRequest
-from streamsense.services.kafka.fetching import adaptive_fetch
+from streamsense.services.kafka.fetching import Fetched, adaptive_fetch
 from streamsense.services.kafka.handler import BatchHandler, Outcome, P
 from streamsense.services.kafka.loop_health import loop_health, loop_problems, record_stats
 from streamsense.services.kafka.loopconfig import LoopConfig
@@ -120,7 +120,7 @@ class BatchLoop(Generic[P]):
     def _new_producer(self) -> Producer:
         tid = transactional_id(self.settings, self.config.group_id) if self.exactly_once else None
         # 1 ms: results leave at once at low load; under load, batches form while requests fly
-        return Producer(self.settings, transactional_id=tid, linger_ms=1)
+        return Producer(self.settings, transactional_id=tid, linger_ms=0)
 
     def _new_delivery(self) -> Delivery:
         interval = self.config.transaction_interval_ms if self.exactly_once else None
@@ -178,10 +178,10 @@ class BatchLoop(Generic[P]):
         if self._pending is not None and not self.handler.prefetch() and not self._run_pending():
             return
         try:
-            raw = self._fetch()
+            raw, woke = self._fetch()
         except KafkaException as exc:
             log.error("consume failed: %s", exc)
-            raw = []
+            raw, woke = [], False
         self.last_poll = time.monotonic()
         batch = [m for m in raw if self._usable(m)]
         nxt: tuple[list[Message], Future[P]] | None = None
@@ -194,13 +194,27 @@ class BatchLoop(Generic[P]):
                 per_topic[topic] = per_topic.get(topic, 0) + 1
             for topic, n in per_topic.items():
                 self._consumed.labels(self.service, topic).inc(n)
-            nxt = (batch, self._pool.submit(self.handler.prepare, batch))
+            nxt = (batch, self._prepare(batch, here=woke))
+        if woke:  # a quiet stream (nothing pending, nothing buffered): the batch runs now
+            self._pending, nxt = nxt, None
         if self._pending is not None and not self._run_pending():
             return  # rewound: the fetched batch is read again
         self._pending = nxt
         self.handler.between_batches()
         self.producer.poll(0)
         self._settle(idle=nxt is None)
+
+    def _prepare(self, batch: list[Message], *, here: bool) -> Future[P]:
+        """In the prepare thread (overlapping the pending batch), or ``here`` when there is
+        nothing to overlap with (a hand-off there and back costs two thread wake-ups)."""
+        if not here:
+            return self._pool.submit(self.handler.prepare, batch)
+        done: Future[P] = Future()
+        try:
+            done.set_result(self.handler.prepare(batch))
+        except Exception as exc:  # raised where the result is taken, as from the pool
+            done.set_exception(exc)
+        return done
 
     def _run_pending(self) -> bool:
         """Run the prepared batch; False when it asked for a rewind (everything after its
@@ -214,13 +228,13 @@ class BatchLoop(Generic[P]):
             return False
         return True
 
-    def _fetch(self) -> list[Message]:
+    def _fetch(self) -> Fetched:
         n = self.handler.fetch_limit(self.config.max_batch)
         wait_s = self.config.max_wait_ms / 1000
         busy = self._pending is not None
-        msgs = adaptive_fetch(self._consumer, n, busy=busy, full=self._full, max_wait_s=wait_s)
-        self._full = len(msgs) >= n
-        return msgs
+        got = adaptive_fetch(self._consumer, n, busy=busy, full=self._full, max_wait_s=wait_s)
+        self._full = len(got.messages) >= n
+        return got
 
     def _usable(self, m: Message) -> bool:
         err = m.error()
@@ -264,33 +278,8 @@ class BatchLoop(Generic[P]):
             return exc
 
     def _emit(self, batch: list[Message], outcomes: list[Outcome]) -> None:
-        """Produce every output; the batch's offsets are finished when all are acknowledged."""
         ack = self.delivery.batch_ack([_position(m) for m in batch])
-        produce = self.producer.produce
-        counts = ack.counts
-        for m, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                self._dead_letter(m, outcome, ack)
-                continue
-            for rec in outcome:
-                ack.pending += 1
-                try:
-                    produce(rec.topic, rec.value, rec.key, rec.headers, ack)
-                except KafkaException as exc:  # e.g. a result larger than message.max.bytes
-                    ack.pending -= 1
-                    log.error("cannot produce result of %s: %s", where(m), exc)
-                    self._dead_letter(m, exc, ack)
-                    break
-                counts[rec.topic] = counts.get(rec.topic, 0) + 1
-        ack.release()
-
-    def _dead_letter(self, m: Message, error: BaseException, ack: BatchAck) -> None:
-        ack.pending += 1
-        try:
-            self._dlq.send(m, error, ack)
-        except (KafkaException, BufferError) as exc:
-            ack.pending -= 1
-            ack.fail_locally(self._dlq.topic_for(str(m.topic())), exc)
+        emit(self.producer, self._dlq, ack, batch, outcomes)
 
     def _on_failure(self, reason: str) -> None:
         if self._failure is None:

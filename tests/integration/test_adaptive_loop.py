@@ -1,0 +1,80 @@
+"""Adaptive batching in the one loop, against the real broker: a message that wakes an idle loop
+is prepared and run at once in the loop's thread (no hand-off to the prepare thread and back);
+a backlog still overlaps preparing batch n+1 with running batch n; a preparation that raises on
+either path ends as a dead letter with its reason."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+from confluent_kafka import Message
+
+from streamsense.schemas.dlq import DeadLetterInfo
+from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.producer import Producer
+from streamsense.services.settings import StreamsenseSettings
+from tests.conftest import wait_for
+from tests.kafka_helpers import EchoHandler, read_all
+
+pytestmark = pytest.mark.integration
+
+
+class WhereHandler(EchoHandler):
+    """Records the thread each batch was prepared in; values starting with b"unprep" make
+    ``prepare`` itself raise."""
+
+    def __init__(self, out_topic: str) -> None:
+        super().__init__(out_topic, delay_s=0.02)
+        self.prepared_in: list[tuple[str, int]] = []
+
+    def prepare(self, messages: list[Message]) -> list[Message]:
+        self.prepared_in.append((threading.current_thread().name, len(messages)))
+        if any((m.value() or b"").startswith(b"unprep") for m in messages):
+            msg = "cannot prepare this one"
+            raise ValueError(msg)
+        return messages
+
+
+def test_a_quiet_stream_runs_at_once_a_backlog_overlaps_and_bad_preparations_dead_letter(
+    settings: StreamsenseSettings, make_topic: Callable[..., str], group_id: str
+) -> None:
+    src, out = make_topic("in"), make_topic("out")
+    handler = WhereHandler(out)
+    loop = BatchLoop(
+        settings, LoopConfig([src], group_id, max_batch=8, delivery="at-least-once"), handler
+    )
+    runner = threading.Thread(target=loop.run, name="the-loop", daemon=True)
+    runner.start()
+    try:
+        wait_for(lambda: bool(loop.assignment), timeout=30, what="partition assignment")
+        p = Producer(settings, linger_ms=0)
+        for n, value in enumerate((b"first", b"unprep-quiet"), 1):  # the loop idle between
+            p.produce(src, value)
+            assert p.flush(10) == 0
+            wait_for(lambda n=n: loop.processed >= n, timeout=30, what=f"{value!r} processed")
+        quiet = list(handler.prepared_in)
+        assert quiet[0] == ("the-loop", 1), quiet  # prepared where it ran, at once
+        assert {name for name, _ in quiet} == {"the-loop"}, quiet  # the bad one too
+        # a backlog: batch n+1 is prepared in the prepare thread while batch n runs
+        for i in range(60):
+            p.produce(src, b"unprep-backlog" if i == 30 else f"b{i}".encode())
+        assert p.flush(10) == 0
+        wait_for(lambda: loop.processed >= 62, timeout=60, what="the backlog processed")
+        threads = {name for name, _ in handler.prepared_in[len(quiet) :]}
+        assert any(name.endswith("-prep_0") for name in threads), threads
+        p.close(5)
+    finally:
+        loop.stop()
+        runner.join(30)
+    got = read_all(settings.kafka_bootstrap, out, 60)
+    assert sorted(m.value() for m in got) == sorted(
+        [b"FIRST", *(f"B{i}".encode() for i in range(60) if i != 30)]
+    )
+    dead = read_all(settings.kafka_bootstrap, src + ".dlq", 2)
+    assert sorted(m.value() for m in dead) == [b"unprep-backlog", b"unprep-quiet"]
+    for m in dead:
+        assert DeadLetterInfo.from_kafka_headers(m.headers()).error_message == (
+            "cannot prepare this one"
+        )
