@@ -162,7 +162,9 @@ class InferenceHandler(BatchHandler[list[Item]]):
             detail["model_fallback"] = self.fallback[1]
         if self.scheduler is not None:
             per_camera = self.scheduler.skipped.most_common(20)
-            detail.update(behind=self.scheduler.behind, skipped_behind=dict(per_camera))
+            load = self.scheduler.load  # frames arriving / what the model serves
+            detail.update(behind=self.scheduler.behind, skipped_behind=dict(per_camera),
+                          load=None if load is None else round(load, 2))  # fmt: skip
         return True, detail
 
     def close(self) -> None:

@@ -19,8 +19,9 @@ class WorkerSettings(StreamsenseSettings):
     worker_max_frame_age_ms: int = Field(default=5_000, ge=0)
     """frames older than this are skipped and counted, after validation (ms; 0: never)"""
     worker_latency_budget_ms: int = Field(default=500, ge=0, le=60_000)
-    """frames: once the newest frame of a camera is older than this at the worker, the worker
-    is behind and serves the newest frame of each camera, cameras in turn (ms; 0: off)"""
+    """frames: when modelling every frame held would leave the oldest one's result later than
+    this after capture, or frames arrive faster than the model serves them, the worker is behind
+    and serves the newest frame of each camera, cameras in turn (ms; 0: off)"""
     worker_decode_threads: int = Field(default=2, ge=1, le=64)
     """threads decoding JPEG frames while the model runs the previous batch"""
     worker_max_message_bytes: int = Field(default=FRAME_MAX_BYTES, ge=1024)

@@ -77,3 +77,47 @@ def test_fresh_frames_are_behind_when_modelling_them_all_would_miss_the_budget()
     assert 10 < s.ms_per_frame < 50
     assert s.choose(frames({"a": 2, "b": 2}, age_ms=20)) == [True] * 4
     assert not s.behind
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_frames_arriving_faster_than_the_model_serves_them_make_it_behind_steadily() -> None:
+    """At 1.7x its capacity a worker used to take turns: one batch behind, the next modelling
+    the two batches' worth that arrived meanwhile (young enough for the budget), which made the
+    frames after them wait for it. Arrivals over capacity keep it behind every batch, and it
+    models every frame again once they fall to 80% of capacity."""
+    clock = Clock()
+    s = FrameScheduler(model_batch=4, budget_ms=500, clock=clock)
+    s.observe(model_ms=176, frames=4)  # 44 ms a frame in full batches: 22.7 frames/s
+    served = []
+    for _ in range(12):  # 46 frames/s, fetched every 176 ms: 8 frames at a time, 2 per camera
+        clock.now += 0.176
+        batch = frames({"a": 2, "b": 2, "c": 2, "d": 2}, age_ms=10)
+        served.append(sum(s.choose(batch)))
+    assert served[:5] == [8] * 5  # under 1 s of arrivals: the budget alone decides
+    assert served[6:] == [4] * 6 and s.behind and s.overloaded  # the newest of each camera
+    assert s.load is not None and 1.8 < s.load < 2.2
+    for _ in range(12):  # 17 frames/s: 75% of capacity
+        clock.now += 0.235
+        batch = frames({"a": 1, "b": 1, "c": 1, "d": 1}, age_ms=10)
+        served.append(sum(s.choose(batch)))
+    assert served[-4:] == [4] * 4 and not s.behind and not s.overloaded
+    assert s.load is not None and 0.6 < s.load < 0.8
+
+
+def test_small_batches_say_nothing_about_capacity() -> None:
+    """A quiet camera's batches of one cost more per frame than full batches; they must not
+    make the worker think it is overloaded."""
+    clock = Clock()
+    s = FrameScheduler(model_batch=4, budget_ms=500, clock=clock)
+    for _ in range(30):
+        clock.now += 0.1
+        s.observe(model_ms=90, frames=1)  # 90 ms for one frame, 10 frames/s arriving
+        assert s.choose(frames({"a": 1})) == [True]
+    assert s.load is None and not s.behind
