@@ -206,7 +206,14 @@ def _paced(
     settings = StreamsenseSettings.model_validate(raw)
     topic = settings.topic(TASKS[task].input_topic)
     p = Producer(settings, linger_ms=0)
-    events = sorted((i / rate, src, i) for src, rate in plan for i in range(int(rate * seconds)))
+    # independent sources are not in phase: source k of n starts k/n of its period late (in
+    # phase, 2 sources at 10/s were 10 pairs a second, and one line of each pair queued behind
+    # the other)
+    events = sorted(
+        ((i + k / len(plan)) / rate, src, i)
+        for k, (src, rate) in enumerate(plan)
+        for i in range(int(rate * seconds))
+    )
     start = time.perf_counter()
     for due, src, i in events:
         while (left := start + due - time.perf_counter()) > 0:
