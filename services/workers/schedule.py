@@ -84,9 +84,10 @@ class FrameScheduler:
         self._arrivals.append((now, frames))
         while self._arrivals[0][0] < now - ARRIVAL_WINDOW_S:
             self._arrivals.popleft()
-        load = self.load
-        if load is not None:
-            self.overloaded = load > (LEAVE_LOAD if self.overloaded else ENTER_LOAD)
+        load = self.load  # None after a pause: what arrived before it says nothing now
+        self.overloaded = load is not None and load > (
+            LEAVE_LOAD if self.overloaded else ENTER_LOAD
+        )
 
     def fetch_limit(self) -> int:
         return self.model_batch * (CATCH_UP_FACTOR if self.behind else 1)

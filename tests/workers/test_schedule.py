@@ -111,6 +111,19 @@ def test_frames_arriving_faster_than_the_model_serves_them_make_it_behind_steadi
     assert s.load is not None and 0.6 < s.load < 0.8
 
 
+def test_a_pause_forgets_the_overload() -> None:
+    clock = Clock()
+    s = FrameScheduler(model_batch=4, budget_ms=500, clock=clock)
+    s.observe(model_ms=176, frames=4)
+    for _ in range(10):
+        clock.now += 0.176
+        s.choose(frames({"a": 2, "b": 2, "c": 2, "d": 2}, age_ms=10))
+    assert s.overloaded
+    clock.now += 10  # the cameras stopped; one comes back
+    assert s.choose(frames({"a": 2}, age_ms=10)) == [True, True]
+    assert not s.overloaded and not s.behind
+
+
 def test_small_batches_say_nothing_about_capacity() -> None:
     """A quiet camera's batches of one cost more per frame than full batches; they must not
     make the worker think it is overloaded."""
