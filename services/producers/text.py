@@ -109,6 +109,7 @@ class TextProducer:
             settings,
             policy=BackpressurePolicy.BLOCK,
             max_in_flight=settings.text_max_in_flight,
+            linger_ms=settings.text_linger_ms,
             config=self.watch.client_config(),
         )
         self.stop_event = stop or threading.Event()
