@@ -119,7 +119,7 @@ class BatchLoop(Generic[P]):
 
     def _new_producer(self) -> Producer:
         tid = transactional_id(self.settings, self.config.group_id) if self.exactly_once else None
-        # 1 ms: results leave at once at low load; under load, batches form while requests fly
+        # linger 0: results leave at once at low load; under load, batches form while requests fly
         return Producer(self.settings, transactional_id=tid, linger_ms=0)
 
     def _new_delivery(self) -> Delivery:

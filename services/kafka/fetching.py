@@ -25,13 +25,13 @@ def adaptive_fetch(
     (``full``: the last batch was full) does a batch wait up to ``max_wait_s`` to fill.
     ``busy`` (a batch is ready to run): never wait at all."""
     msgs = consumer.consume(n, 0)
-    if busy or msgs:
-        if msgs and len(msgs) < n and full and max_wait_s and not busy:
-            msgs += consumer.consume(n - len(msgs), max_wait_s)
+    if busy:
         return Fetched(msgs, woke=False)
-    msgs = consumer.consume(1, IDLE_WAIT_S)
-    if msgs and n > 1:
-        msgs += consumer.consume(n - 1, 0)
+    idle = not msgs
+    if idle:
+        msgs = consumer.consume(1, IDLE_WAIT_S)
+        if msgs and n > 1:
+            msgs += consumer.consume(n - 1, 0)
     if msgs and len(msgs) < n and full and max_wait_s:
         msgs += consumer.consume(n - len(msgs), max_wait_s)
-    return Fetched(msgs, woke=bool(msgs))
+    return Fetched(msgs, woke=idle and bool(msgs))

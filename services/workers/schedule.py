@@ -7,16 +7,16 @@ model time per frame times the frames fetched), or when frames arrive faster tha
 serves them in full batches (over the last 2 s; it stays behind until they arrive at 80% of that
 or less). The second rule keeps an overloaded worker steady: by the first alone, a worker between
 1x and ~2x its capacity took turns, one batch behind and the next modelling the two batches'
-worth that arrived meanwhile, which made every frame behind that double batch wait for it. When
-behind, it serves the newest frame
-of each camera and skips the older frames it holds, counting them per camera (``skipped_behind``);
-it then fetches many frames per batch (skipping one costs a header check, not a decode) and does
-not prefetch the next batch while the model runs (a prefetched batch would wait out a whole model
-run and pick frames a batch old), so the queue never grows and latency stays near one batch's
-model time. When more cameras are waiting than one model
-batch holds, cameras take turns (round-robin), so a 30 fps camera cannot starve a 1 fps one. The age
-limit (``worker_max_frame_age_ms``) stays a backstop; every frame is validated before any of this,
-so a poison frame always reaches the dead-letter topic.
+worth that arrived meanwhile, which made every frame behind that double batch wait for it.
+
+When behind, it serves the newest frame of each camera and skips the older frames it holds,
+counting them per camera (``skipped_behind``); it then fetches many frames per batch (skipping
+one costs a header check, not a decode) and does not prefetch the next batch while the model
+runs (a prefetched batch would wait out a whole model run and pick frames a batch old), so the
+queue never grows and latency stays near one batch's model time. When more cameras are waiting
+than one model batch holds, cameras take turns (round-robin), so a 30 fps camera cannot starve a
+1 fps one. The age limit (``worker_max_frame_age_ms``) stays a backstop; every frame is validated
+before any of this, so a poison frame always reaches the dead-letter topic.
 """
 
 from __future__ import annotations
