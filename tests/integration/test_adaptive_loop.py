@@ -1,7 +1,8 @@
 """Adaptive batching in the one loop, against the real broker: a message that wakes an idle loop
 is prepared and run at once in the loop's thread (no hand-off to the prepare thread and back);
 a backlog still overlaps preparing batch n+1 with running batch n; a preparation that raises on
-either path ends as a dead letter with its reason."""
+either path ends as a dead letter with its reason. With exactly-once, each quiet message is its own
+transaction, and a message that stops the loop is never committed."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from confluent_kafka import Message
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from streamsense.schemas.dlq import DeadLetterInfo
 from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.exceptions import FatalHandlerError
+from streamsense.services.kafka.handler import Outcome
 from streamsense.services.kafka.producer import Producer
 from streamsense.services.settings import StreamsenseSettings
 from tests.conftest import wait_for
@@ -78,3 +81,69 @@ def test_a_quiet_stream_runs_at_once_a_backlog_overlaps_and_bad_preparations_dea
         assert DeadLetterInfo.from_kafka_headers(m.headers()).error_message == (
             "cannot prepare this one"
         )
+
+
+class StopOnFatal(EchoHandler):
+    """Echoes, but a value starting with b"fatal" stops the loop (a broken model store)."""
+
+    def process(self, prepared: list[Message]) -> list[Outcome]:
+        if any((m.value() or b"").startswith(b"fatal") for m in prepared):
+            msg = "the model store is gone"
+            raise FatalHandlerError(msg)
+        return super().process(prepared)
+
+
+def _committed(settings: StreamsenseSettings, group_id: str, topic: str) -> int:
+    c = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group_id})
+    try:
+        return int(c.committed([TopicPartition(topic, 0)], timeout=10)[0].offset)
+    finally:
+        c.close()
+
+
+def test_exactly_once_commits_each_quiet_message_and_never_one_that_stopped_the_loop(
+    settings: StreamsenseSettings, make_topic: Callable[..., str], group_id: str
+) -> None:
+    """Quiet messages, one at a time: each result is read (read_committed) once and the group's
+    committed offset follows each message. A message that stops the loop (the drain commits
+    what finished) is not committed: the next loop of the group reads it again."""
+    src, out = make_topic("in"), make_topic("out")
+    config = LoopConfig([src], group_id, max_batch=8, delivery="exactly-once")
+    loop = BatchLoop(settings, config, StopOnFatal(out))
+    failed: list[BaseException] = []
+
+    def run(lp: BatchLoop[list[Message]]) -> None:
+        try:
+            lp.run()
+        except FatalHandlerError as exc:
+            failed.append(exc)
+
+    runner = threading.Thread(target=run, args=(loop,), daemon=True)
+    runner.start()
+    p = Producer(settings, linger_ms=0)
+    try:
+        wait_for(lambda: bool(loop.assignment), timeout=30, what="partition assignment")
+        for n, value in enumerate((b"one", b"two", b"three"), 1):
+            p.produce(src, value)
+            assert p.flush(10) == 0
+            wait_for(lambda n=n: loop.delivery.state()["transactions"] >= n, timeout=30,
+                     what=f"{value!r} committed")  # fmt: skip
+            assert _committed(settings, group_id, src) == n
+        p.produce(src, b"fatal")
+        assert p.flush(10) == 0
+        runner.join(30)
+        assert failed and not runner.is_alive(), "the fatal error stops the loop"
+        assert _committed(settings, group_id, src) == 3, "the unfinished message is not skipped"
+        assert [m.value() for m in read_all(settings.kafka_bootstrap, out, 3)] == [
+            b"ONE",
+            b"TWO",
+            b"THREE",
+        ]
+        again = BatchLoop(settings, config, EchoHandler(out))  # the store is back
+        again.run(max_messages=1)
+        assert _committed(settings, group_id, src) == 4
+    finally:
+        loop.stop()
+        p.close(5)
+    got = read_all(settings.kafka_bootstrap, out, 5, timeout=10)
+    assert [m.value() for m in got] == [b"ONE", b"TWO", b"THREE", b"FATAL"]
