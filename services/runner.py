@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any, Protocol, TypeVar
 
+from streamsense.services import heap
 from streamsense.services.exceptions import ConfigError
 from streamsense.services.observability.health import HealthCheck, HealthServer
 from streamsense.services.settings import StreamsenseSettings
@@ -98,6 +99,7 @@ def serve(
     here unless the caller started it already)."""
     if health is None:
         health = start_health(settings, service.health)
+    heap.freeze()  # built (imports, model): keep full collections off it
     try:
         with stop_on_signals(service.stop):
             service.run()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streamsense.models.base import ModelAdapter
+from streamsense.services import heap
 
 log = logging.getLogger(__name__)
 
@@ -68,4 +69,8 @@ class ModelSlot:
         old, self.current = self.current, ready
         self.last_swap_gap_ms = (time.perf_counter() - t0) * 1000
         log.info("now serving %s@%s (was %s@%s)", ready.name, ready.version, old.name, old.version)
+        del old
+        took = heap.refreeze()  # reclaim the old model (a frozen heap would keep it)
+        if took is not None:
+            log.info("old model released; heap collected and frozen again in %.0f ms", took)
         return True
