@@ -132,3 +132,23 @@ def test_an_init_error_that_retrying_cannot_fix_is_raised() -> None:
     delivery = ExactlyOnce(producer, GroupConsumer(), OffsetTracker(), [].append, 100)  # type: ignore[arg-type]
     with pytest.raises(KafkaException):
         delivery.start(threading.Event(), lambda: None)
+
+
+def test_a_transactional_producer_retries_a_concurrent_transaction_after_20_ms_not_100() -> None:
+    """A quiet stream's next transaction can find the last one's markers still being written;
+    librdkafka adds the offsets again after retry.backoff.ms, so its 100 ms default stalled
+    every result of that round. A setting the operator chose still wins."""
+    from streamsense.services.kafka.producer import TXN_RETRY_BACKOFF_MS, producer_config
+    from streamsense.services.settings import StreamsenseSettings
+
+    def conf(settings: StreamsenseSettings, tid: str | None) -> dict[str, Any]:
+        return producer_config(settings, {}, compression="lz4", linger_ms=0, max_in_flight=10,
+                               transactional_id=tid)  # fmt: skip
+
+    plain = StreamsenseSettings(kafka_bootstrap="127.0.0.1:9")
+    assert conf(plain, "worker.1")["retry.backoff.ms"] == TXN_RETRY_BACKOFF_MS == 20
+    assert "retry.backoff.ms" not in conf(plain, None), "other producers keep librdkafka's"
+    chosen = StreamsenseSettings(
+        kafka_bootstrap="127.0.0.1:9", kafka_extra={"retry.backoff.ms": 50}
+    )
+    assert conf(chosen, "worker.1")["retry.backoff.ms"] == 50
