@@ -28,6 +28,7 @@ from streamsense.services.gateway.responses import (
     Stats,
 )
 from streamsense.services.gateway.store import list_models
+from streamsense.services.serving import reads
 from streamsense.services.serving.keys import JSON_FIELD, RedisKeys
 
 MAX_LIMIT = 1000
@@ -87,17 +88,18 @@ def _json(body: bytes) -> Response:
 async def sources(request: Request) -> Sources:
     """Sources with results per task, and the cameras (with results or a thumbnail)."""
     r, k = _redis(request), _keys(request)
-    pipe = r.pipeline(transaction=False)
-    for task in TASK_NAMES:
-        pipe.smembers(k.sources(task))
-    pipe.smembers(k.cameras)
-    *per_task, thumbs = await pipe.execute()
-    tasks: dict[Any, list[str]] = {
-        task: stats_mod.source_ids(members)
-        for task, members in zip(TASK_NAMES, per_task, strict=True)
+    cap = request.app.state.settings.gateway_max_listed
+    per_task: dict[str, reads.Members] = {
+        task: await reads.members(r, k.sources(task), cap) for task in TASK_NAMES
     }
-    cameras = set(stats_mod.source_ids(thumbs)) | set(tasks["detect"]) | set(tasks["segment"])
-    return Sources(tasks=tasks, cameras=sorted(cameras))
+    thumbs = await reads.members(r, k.cameras, cap)
+    tasks: dict[Any, list[str]] = {t: stats_mod.source_ids(m.items) for t, m in per_task.items()}
+    cameras = set(stats_mod.source_ids(thumbs.items)) | set(tasks["detect"]) | set(tasks["segment"])
+    listed = sorted(cameras)[:cap]
+    totals: dict[str, int] = {t: m.total for t, m in per_task.items()}
+    totals["cameras"] = thumbs.total
+    cut = len(listed) < len(cameras) or any(m.truncated for m in [*per_task.values(), thumbs])
+    return Sources(tasks=tasks, cameras=listed, totals=totals, truncated=cut)
 
 
 @router.get("/latest/{task}/{source:source_id}", response_model=LatestResult, responses=_404)
@@ -195,8 +197,8 @@ async def models(request: Request) -> Models:
     r, k = _redis(request), _keys(request)
     seen: dict[tuple[str, str, str], int] = {}
     for task in TASK_NAMES:
-        members = stats_mod.source_ids(await r.smembers(k.sources(task)))
-        members = members[:MAX_IN_SERVICE_SOURCES]
+        listing = await reads.members(r, k.sources(task), MAX_IN_SERVICE_SOURCES)
+        members = stats_mod.source_ids(listing.items)
         pipe = r.pipeline(transaction=False)
         for s in members:
             pipe.hget(k.latest(task, s), JSON_FIELD)

@@ -79,7 +79,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.keys = RedisKeys(settings.redis_prefix)
     app.state.tickets = Tickets(settings.gateway_ticket_ttl_s)
     app.state.producers = Producers()
-    app.state.camera_statuses = CameraStatusReader(app.state.keys)
+    app.state.camera_statuses = CameraStatusReader(app.state.keys, settings.gateway_max_listed)
     security.install(app, settings)
     errors.install(app)
 

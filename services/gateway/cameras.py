@@ -24,6 +24,7 @@ from streamsense.schemas.cameras import CameraStatus
 from streamsense.schemas.exceptions import SchemaError
 from streamsense.schemas.registry import decode
 from streamsense.services.gateway.responses import CameraEntry, Cameras, EffectiveState
+from streamsense.services.serving import reads
 from streamsense.services.serving.keys import RedisKeys
 
 log = logging.getLogger(__name__)
@@ -66,21 +67,21 @@ def entry(status: CameraStatus, now_ns: int) -> CameraEntry:
 
 
 class CameraStatusReader:
-    """Reads the fleet's statuses; remembers which malformed entries it already logged."""
+    """Reads the fleet's statuses, at most ``cap`` of them (the hash grows with every camera id
+    ever published); remembers which malformed entries it already logged."""
 
-    def __init__(self, keys: RedisKeys) -> None:
+    def __init__(self, keys: RedisKeys, cap: int) -> None:
         self.keys = keys
+        self.cap = cap
         self._reported: set[tuple[str, str]] = set()
 
     async def read(self, r: aioredis.Redis) -> Cameras:
-        pipe = r.pipeline(transaction=False)
-        pipe.time()
-        pipe.hgetall(self.keys.camera_status)
-        (sec, usec), fields = await pipe.execute()
+        listing = await reads.fields(r, self.keys.camera_status, self.cap)
+        sec, usec = await r.time()
         now_ns = int(sec) * 1_000_000_000 + int(usec) * 1000
         cameras: list[CameraEntry] = []
         malformed = 0
-        for raw_field, value in (fields or {}).items():
+        for raw_field, value in listing.items.items():
             camera = _text(raw_field)
             try:
                 status = decode(value, CameraStatus)
@@ -93,7 +94,8 @@ class CameraStatusReader:
                 continue
             cameras.append(entry(status, now_ns))
         cameras.sort(key=lambda c: c.camera_id)
-        return Cameras(now_ms=now_ns // 1_000_000, cameras=cameras, malformed=malformed)
+        return Cameras(now_ms=now_ns // 1_000_000, cameras=cameras, malformed=malformed,
+                       total=listing.total, truncated=listing.truncated)  # fmt: skip
 
     def _malformed(self, camera: str, value: Any, exc: SchemaError) -> None:
         digest = hashlib.sha256(value if isinstance(value, bytes) else _text(value).encode())

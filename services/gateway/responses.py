@@ -17,6 +17,11 @@ AnyResult = DetectionResult | SegmentResult | SentimentResult
 class Sources(BaseModel):
     tasks: dict[Task, list[str]] = Field(description="sources with results, per task")
     cameras: list[str] = Field(description="cameras with results or a thumbnail")
+    totals: dict[str, int] = Field(
+        description="how many ids each listing holds (per task, and cameras with a thumbnail): "
+        "more than listed when an answer is cut at STREAMSENSE_GATEWAY_MAX_LISTED"
+    )
+    truncated: bool = Field(description="some listing was cut at STREAMSENSE_GATEWAY_MAX_LISTED")
 
 
 class LatestResult(BaseModel):
@@ -114,6 +119,11 @@ class Cameras(BaseModel):
     now_ms: int = Field(description="the serving layer's clock (ms since the epoch)")
     cameras: list[CameraEntry] = Field(description="every camera with a status, by id")
     malformed: int = Field(description="stored entries skipped as not a valid camera status")
+    total: int = Field(description="entries stored (valid or not); more than read when cut")
+    truncated: bool = Field(
+        description="more entries are stored than STREAMSENSE_GATEWAY_MAX_LISTED: an arbitrary "
+        "subset of them was read"
+    )
 
 
 class Health(BaseModel):

@@ -109,6 +109,12 @@ class GatewaySettings(StreamsenseSettings):
     gateway_stats_window_s: float = Field(
         default=10.0, gt=0, le=3600, description="the window /api/stats measures rates over (s)"
     )
+    gateway_max_listed: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="most ids one answer lists (sources, cameras); totals say how many exist",
+    )
     gateway_ws_ping_s: float = Field(
         default=20.0,
         gt=0,

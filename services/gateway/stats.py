@@ -17,6 +17,7 @@ from streamsense.schemas.catalog import TASK_NAMES
 from streamsense.schemas.fields import MAX_ID_CHARS, SAFE_TEXT_PATTERN
 from streamsense.services.gateway.live import LiveHub
 from streamsense.services.gateway.responses import Percentiles, Stats, TaskStats
+from streamsense.services.serving import reads
 from streamsense.services.serving.keys import JSON_FIELD, RedisKeys
 
 MAX_SOURCES = 50
@@ -53,14 +54,15 @@ async def compute(r: aioredis.Redis, keys: RedisKeys, window_s: float, hub: Live
     start = now_ms - int(window_s * 1000)
     tasks: dict[Any, TaskStats] = {}
     for task in TASK_NAMES:
-        sources = source_ids(await r.smembers(keys.sources(task)))[:MAX_SOURCES]
+        listing = await reads.members(r, keys.sources(task), MAX_SOURCES)
+        sources = source_ids(listing.items)
         pipe = r.pipeline(transaction=False)
         for s in sources:
             pipe.xrevrange(keys.stream(task, s), max="+", min=str(start), count=SAMPLE_PER_SOURCE)
         replies = await pipe.execute() if sources else []
         e2e: list[float] = []
         sink: list[float] = []
-        truncated = len(sources) == MAX_SOURCES
+        truncated = listing.truncated
         for entries in replies:
             truncated |= len(entries) >= SAMPLE_PER_SOURCE
             for entry_id, fields in entries:

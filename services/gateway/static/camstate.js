@@ -68,4 +68,13 @@ async function refreshCameraStates() {
   for (const id of statusCameras) if (!seen.has(id)) forgetCameraState(id);
   statusCameras = seen;
   document.getElementById("cameras").dataset.malformed = String(body.malformed);
+  showCut(body.truncated, body.cameras.length, body.total);
+}
+
+// The gateway lists at most STREAMSENSE_GATEWAY_MAX_LISTED cameras: say so when there are more.
+function showCut(cut, shown, total) {
+  const note = document.getElementById("cameras-cut");
+  note.hidden = !cut;
+  note.textContent = cut ? `states of ${shown} of ${total} cameras shown (the gateway lists at ` +
+    "most STREAMSENSE_GATEWAY_MAX_LISTED)" : "";
 }
