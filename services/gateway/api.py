@@ -89,7 +89,7 @@ async def sources(request: Request) -> Sources:
     """Sources with results per task, and the cameras (with results or a thumbnail)."""
     r, k = _redis(request), _keys(request)
     cap = request.app.state.settings.gateway_max_listed
-    per_task: dict[str, reads.Members] = {
+    per_task: dict[str, reads.Listing[set[Any]]] = {
         task: await reads.members(r, k.sources(task), cap) for task in TASK_NAMES
     }
     thumbs = await reads.members(r, k.cameras, cap)

@@ -9,14 +9,16 @@ subset when there are more), with the total (SCARD / HLEN), so an answer can say
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import redis.asyncio as aioredis
 
+C = TypeVar("C", set[Any], dict[Any, Any])
+
 
 @dataclass(frozen=True, slots=True)
-class Members:
-    items: set[Any]
+class Listing(Generic[C]):
+    items: C
     total: int
 
     @property
@@ -24,17 +26,7 @@ class Members:
         return self.total > len(self.items)
 
 
-@dataclass(frozen=True, slots=True)
-class Fields:
-    items: dict[Any, Any]
-    total: int
-
-    @property
-    def truncated(self) -> bool:
-        return self.total > len(self.items)
-
-
-async def members(r: aioredis.Redis, key: str, cap: int) -> Members:
+async def members(r: aioredis.Redis, key: str, cap: int) -> Listing[set[Any]]:
     """At most ``cap`` members of the set at ``key``, and how many it has."""
     total = int(await r.scard(key))
     if total <= cap:
@@ -45,12 +37,11 @@ async def members(r: aioredis.Redis, key: str, cap: int) -> Members:
             got.add(m)
             if len(got) >= cap:
                 break
-    if len(got) > cap:  # it grew between the two calls
-        got = set(list(got)[:cap])
-    return Members(got, max(total, len(got)))
+    total = max(total, len(got))  # it may have grown between the two calls
+    return Listing(got if len(got) <= cap else set(list(got)[:cap]), total)
 
 
-async def fields(r: aioredis.Redis, key: str, cap: int) -> Fields:
+async def fields(r: aioredis.Redis, key: str, cap: int) -> Listing[dict[Any, Any]]:
     """At most ``cap`` fields (with their values) of the hash at ``key``, and how many it has."""
     total = int(await r.hlen(key))
     if total <= cap:
@@ -61,6 +52,5 @@ async def fields(r: aioredis.Redis, key: str, cap: int) -> Fields:
             got[name] = value
             if len(got) >= cap:
                 break
-    if len(got) > cap:
-        got = dict(list(got.items())[:cap])
-    return Fields(got, max(total, len(got)))
+    total = max(total, len(got))
+    return Listing(got if len(got) <= cap else dict(list(got.items())[:cap]), total)
