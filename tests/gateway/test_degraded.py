@@ -182,8 +182,10 @@ def test_dashboard_says_token_rejected_and_keeps_tokens_out_of_urls(secured: str
         assert page.locator("#conn").text_content() == "token rejected"
         assert page.locator("#auth-label").text_content() == "gateway token required"
         _use_token(page, "a-wrong-token-123")
+        # A function, not a bare expression: Playwright re-evaluates a bare expression with
+        # eval() on each poll, which the dashboard's CSP (no 'unsafe-eval') refuses.
         page.wait_for_function(
-            "document.getElementById('auth-label').textContent.startsWith('token rejected')"
+            "() => document.getElementById('auth-label').textContent.startsWith('token rejected')"
         )
         assert page.locator("#conn").text_content() == "token rejected"
         assert page.locator("#cameras .empty").text_content() != "no camera results yet"
