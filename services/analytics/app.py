@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 
 KINDS: tuple[Kind, ...] = ("camera", "text")
 
+#: Outputs unacknowledged for this long make ``/healthz`` fail (an acknowledgement normally
+#: takes milliseconds); the agent itself gives up at the producer's request timeout + 10 s.
+STALLED_AFTER_S = 10.0
+
 
 @dataclass
 class Status:
@@ -66,6 +70,8 @@ class Status:
     ticks: int = 0
     gaps: int = 0
     sources: dict[str, int] = field(default_factory=dict)
+    #: kind -> monotonic time its agent began waiting for its outputs' acknowledgements
+    waiting: dict[str, float] = field(default_factory=dict)
 
 
 class AnalyticsApp:
@@ -265,11 +271,14 @@ class AnalyticsApp:
             pending.append(await self.alerts_topic.send(key=key, value=encode(alert)))
         if pending:  # outputs first: a row never records a window that was not delivered
             limit = self.settings.analytics_producer_request_timeout_s + 10
+            self.status.waiting[kind] = time.monotonic()
             try:
                 await asyncio.wait_for(asyncio.gather(*pending), limit)
             except TimeoutError as exc:
                 msg = f"{len(pending)} {kind} outputs not acknowledged within {limit:g} s"
                 raise AnalyticsError(msg) from exc
+            finally:
+                self.status.waiting.pop(kind, None)
         table = self.tables[kind]
         for source, row in out.rows.items():
             table.send_changelog(row.partition, source, row.d)
@@ -383,7 +392,20 @@ class AnalyticsApp:
         if self.publisher is not None:
             detail["redis_errors"] = self.publisher.errors
             detail["redis_pending"] = self.publisher.pending
-        return st.recovered and not crashed, detail
+        stalled = self._stalled()
+        if stalled:
+            detail["stalled"] = stalled
+        return st.recovered and not crashed and not stalled, detail
+
+    def _stalled(self) -> str:
+        """Why the agents are stuck, or "" (the HTTP thread reads ``waiting`` unlocked)."""
+        now = time.monotonic()
+        waits = {k: now - t for k, t in dict(self.status.waiting).items()}
+        late = {k: w for k, w in waits.items() if w >= STALLED_AFTER_S}
+        return "; ".join(
+            f"{kind} outputs unacknowledged for {w:.0f} s (Kafka reachable? see the log)"
+            for kind, w in sorted(late.items())
+        )
 
 
 def _closer(publisher: RedisPublisher) -> Any:

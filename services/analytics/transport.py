@@ -6,13 +6,24 @@ again. Faust reads committed data only when it runs ``processing_guarantee=exact
 itself; the analytics app runs at-least-once (its tables are exact through the offsets they
 record), so its consumer is this one: the same transport, with the isolation level set before
 the consumer starts (aiokafka passes it to its fetcher in ``start``).
+
+Its producer also keeps metadata for every topic it knows. aiokafka 0.14's client fetches all
+topics until its first send to a topic it has not seen; from then on it asks for the topics it
+was told to add, and nothing else, so every other topic drops out of its metadata. A batch
+already queued for one of those (a window output sent just before the first changelog write
+to a topic created moments earlier) then has no leader, and the sender asks again for the
+same narrow list until the request timeout: 30 s of metadata requests in a hot loop, then
+``NotLeaderForPartitionError`` and a crashed app. Seen on a fresh broker, where the changelog
+topics Faust creates are not yet in the first metadata.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import aiokafka
 import faust.transport.drivers.aiokafka as aio
+from aiokafka.client import AIOKafkaClient
 from faust.transport.drivers import TRANSPORTS
 
 from streamsense.services.analytics.settings import READ_COMMITTED_SCHEME
@@ -30,8 +41,34 @@ class ReadCommittedConsumer(aio.Consumer):
         return ReadCommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
+def keep_known_topics(client: AIOKafkaClient) -> None:
+    """Make ``client.add_topic`` widen what the client tracks instead of narrowing it."""
+    narrow = client.add_topic
+
+    def add_topic(topic: str) -> Any:
+        tracked = client._topics  # noqa: SLF001 - empty means "all topics" to aiokafka
+        if not tracked:
+            tracked.update(client.cluster.topics())
+        return narrow(topic)
+
+    client.add_topic = add_topic
+
+
+class WideMetadataProducer(aiokafka.AIOKafkaProducer):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        keep_known_topics(self.client)
+
+
+class Producer(aio.Producer):
+    @property
+    def _producer_type(self) -> type[aiokafka.AIOKafkaProducer]:
+        return WideMetadataProducer
+
+
 class Transport(aio.Transport):
     Consumer = ReadCommittedConsumer
+    Producer = Producer
 
 
 def register() -> None:
