@@ -1,7 +1,7 @@
 // Camera states from GET /api/cameras, polled: each camera's state on its tile (online,
 // reconnecting, offline, or stale once its producer stopped publishing), the age of its last
 // frame, fps against the target, reconnects, the reason, and what it reads and who reads it.
-// A camera known only from its status gets a tile too. Every string from data is set as text
+// A camera known only from its status gets a tile too, while there is room. Every string from data is set as text
 // (textContent); the state only picks a class from a fixed list.
 "use strict";
 
@@ -24,8 +24,10 @@ function stateBlock(tile) {
 const fpsText = (s) => s.fps.toFixed(1) +
   (s.target_fps === null ? " fps (source rate)" : " / " + s.target_fps + " fps");
 
+// A status alone never closes a tile with results: it gets one only while there is room.
 function showCameraState(c) {
-  const cam = camera(c.camera_id);
+  const cam = camera(c.camera_id, false);
+  if (!cam) return;
   const s = c.reported;
   const state = CAMERA_STATES.includes(c.state) ? c.state : "unknown";
   const box = stateBlock(cam.el);

@@ -8,8 +8,14 @@ const TIMELINE_POINTS = 120;
 const THUMB_EVERY_MS = 250;     // at most this often per camera while results arrive
 const THUMB_CHECK_MS = 2000;    // and this often regardless (notices an expired thumbnail)
 const COLORS = { positive: "#3ecf6e", negative: "#ff5d5d", neutral: "#9aa5b1" };
-const cameras = new Map();   // id -> {det, seg, thumb, hadThumb, offline, state, ...}
-const texts = new Map();     // id -> {points: [{score, label}], counts: Map, el, resultMs}
+// Source ids are the producers' choice and a tile holds a canvas (~0.7 MB), so the page keeps
+// at most this many of each, the ones with the latest results, and says how many it left out.
+const MAX_CAMERA_TILES = 48;
+const MAX_TEXT_CARDS = 24;
+const HIDDEN_COUNTED = 10000;  // distinct ids left out, counted up to this many
+const cameras = new Map();   // id -> {det, seg, thumb, hadThumb, offline, state, touched, ...}
+const texts = new Map();     // id -> {points: [{score, label}], counts: Map, el, resultMs, touched}
+const hidden = { cameras: new Set(), texts: new Set() };
 let received = 0;
 let socket = null;
 
@@ -37,6 +43,33 @@ function caption(name) {
 // contracts refuse) leaves the others to load; anything else (401, 503, no gateway) stops.
 const perSource = (e) => e.status === 404 || e.status === 422;
 
+// Room for one more tile in `items`: when full, close the one whose latest result is oldest
+// if `evict`, else refuse. `kind` is "cameras" or "texts" (the hidden set and the note).
+function makeRoom(kind, items, max, evict) {
+  if (items.size < max) return true;
+  if (!evict) return false;
+  let oldest = null;
+  for (const [id, item] of items) if (oldest === null || item.touched < items.get(oldest).touched) oldest = id;
+  const gone = items.get(oldest);
+  gone.el.remove();
+  if (gone.thumb) gone.thumb.close();
+  items.delete(oldest);
+  dirty.delete((kind === "cameras" ? "cam:" : "text:") + oldest);
+  leftOut(kind, oldest);
+  return true;
+}
+function leftOut(kind, id) {
+  if (hidden[kind].size < HIDDEN_COUNTED) hidden[kind].add(id);
+  showLeftOut(kind);
+}
+function showLeftOut(kind) {
+  const n = hidden[kind].size, note = document.getElementById(kind + "-hidden");
+  const max = kind === "cameras" ? MAX_CAMERA_TILES : MAX_TEXT_CARDS;
+  note.hidden = n === 0;
+  note.textContent = n === 0 ? "" : `${n}${n >= HIDDEN_COUNTED ? "+" : ""} more ${kind === "cameras"
+    ? "cameras" : "text sources"} not shown: the dashboard keeps the ${max} with the latest results`;
+}
+
 function placeholder(containerId, text) {
   const p = document.querySelector("#" + containerId + " .empty");
   if (p) p.textContent = text;
@@ -44,9 +77,12 @@ function placeholder(containerId, text) {
 
 // -- cameras -------------------------------------------------------------------------------
 
-function camera(id) {
+// The tile of camera `id`, made if there is room (see makeRoom); null when there is none.
+function camera(id, evict = true) {
   let cam = cameras.get(id);
   if (cam) return cam;
+  if (!makeRoom("cameras", cameras, MAX_CAMERA_TILES, evict)) { leftOut("cameras", id); return null; }
+  if (hidden.cameras.delete(id)) showLeftOut("cameras");
   document.querySelector("#cameras .empty")?.remove();
   const tile = el("div", "tile");
   tile.dataset.camera = id;
@@ -56,7 +92,8 @@ function camera(id) {
   tile.append(canvas, caption(id));
   document.getElementById("cameras").append(tile);
   cam = { det: null, seg: null, thumb: null, hadThumb: false, offline: false, thumbAt: -1e9,
-          fetching: false, mask: null, el: tile, resultMs: null, state: null };
+          fetching: false, mask: null, el: tile, resultMs: null, state: null,
+          touched: performance.now() };
   cameras.set(id, cam);
   return cam;
 }
@@ -67,6 +104,7 @@ async function refreshThumb(id, cam, minGap) {
   cam.thumbAt = performance.now();
   try {
     const blob = await (await api("/api/thumbnail/" + enc(id))).blob();
+    if (cam.thumb) cam.thumb.close();
     cam.thumb = await createImageBitmap(blob);
     cam.hadThumb = true;
     cam.offline = false;
@@ -94,6 +132,7 @@ function maskCanvas(cam) {
 
 function drawCamera(id) {
   const cam = cameras.get(id);
+  if (!cam) return;  // closed for a camera with newer results
   const canvas = cam.el.querySelector("canvas");
   const ref = cam.thumb || cam.det || cam.seg;
   const aspect = ref ? ref.height / ref.width : 0.75;
@@ -140,9 +179,11 @@ function drawCamera(id) {
 
 // -- text sentiment ------------------------------------------------------------------------
 
-function textSource(id) {
+function textSource(id, evict = true) {
   let t = texts.get(id);
   if (t) return t;
+  if (!makeRoom("texts", texts, MAX_TEXT_CARDS, evict)) { leftOut("texts", id); return null; }
+  if (hidden.texts.delete(id)) showLeftOut("texts");
   document.querySelector("#texts .empty")?.remove();
   const card = el("div", "text");
   card.dataset.source = id;
@@ -151,13 +192,15 @@ function textSource(id) {
   const mix = el("canvas", "mix"); mix.width = 560; mix.height = 22;
   card.append(caption(id), tl, mix);
   document.getElementById("texts").append(card);
-  t = { points: [], counts: new Map(), total: 0, last: "", el: card, resultMs: null };
+  t = { points: [], counts: new Map(), total: 0, last: "", el: card, resultMs: null,
+        touched: performance.now() };
   texts.set(id, t);
   return t;
 }
 
 function addSentiment(res) {
   const t = textSource(res.source_id);
+  t.touched = performance.now();
   const p = res.probs || {};
   const prob = (k) => (Object.hasOwn(p, k) ? p[k] : 0);
   t.points.push({ score: prob("positive") - prob("negative"), label: res.label });
@@ -170,6 +213,7 @@ function addSentiment(res) {
 
 function drawText(id) {
   const t = texts.get(id);
+  if (!t) return;
   const tl = t.el.querySelector("canvas.timeline"), ctx = tl.getContext("2d");
   const W = tl.width, H = tl.height, n = t.points.length;
   ctx.clearRect(0, 0, W, H);
@@ -234,6 +278,7 @@ function onResult(task, res) {
   received += 1;
   if (task === "sentiment") { addSentiment(res); schedule("text", res.source_id); return; }
   const cam = camera(res.source_id);
+  cam.touched = performance.now();
   if (task === "detect") cam.det = res; else if (task === "segment") cam.seg = res;
   cam.resultMs = Math.max(cam.resultMs || 0, resultMs(res));
   schedule("cam", res.source_id);
@@ -308,7 +353,8 @@ function tick() {
 async function loadState() {
   const src = await (await api("/api/sources")).json();
   for (const id of src.cameras) {
-    const cam = camera(id);
+    const cam = camera(id, false);
+    if (!cam) continue;
     for (const task of ["detect", "segment"]) {
       try {
         const latest = await (await api(`/api/latest/${task}/${enc(id)}`)).json();
@@ -321,6 +367,7 @@ async function loadState() {
     refreshThumb(id, cam, 0);
   }
   for (const id of src.tasks.sentiment) {
+    if (!textSource(id, false)) continue;
     let page;
     try {
       page = await (await api(`/api/results/sentiment/${enc(id)}?limit=${TIMELINE_POINTS}`)).json();
