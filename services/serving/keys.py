@@ -4,12 +4,15 @@ With the default prefix ``ss`` (``STREAMSENSE_REDIS_PREFIX``)::
 
     ss:{task}:{source}:stream         Stream, recent results (XADD MAXLEN ~ N), field ``json``
     ss:{task}:{source}:latest         Hash, the newest result: ``json``, ``written_ms``
-    ss:{task}:sources                 Set, every source seen for the task (ids as given)
+    ss:{task}:sources                 Set, every source with results for the task (ids as given)
+    ss:{task}:sources:seen            Sorted set, the same ids scored by their last write (ms):
+                                      ids idle longer than the sink's source TTL leave both
     ss:live:{task}:{source}           pub/sub channel, the result JSON as published (one per
                                       source; the gateway subscribes to ``ss:live:*``)
     ss:thumb:{camera}                 String, the latest downscaled JPEG of a camera (TTL)
     ss:thumb:{camera}:meta            Hash, its width/height/seq/capture_ns/written_ms (same TTL)
     ss:cameras                        Set, every camera a thumbnail was stored for
+    ss:cameras:seen                   Sorted set, the same ids by their last thumbnail (ms)
     ss:cameras:status                 Hash, camera id (as given) -> its newest CameraStatus JSON
                                       (``cameras.status``; no TTL: a status older than three of
                                       its ``interval_s`` means its producer is gone)
@@ -88,6 +91,9 @@ class RedisKeys:
     def sources(self, task: str) -> str:
         return f"{self.prefix}:{task}:sources"
 
+    def sources_seen(self, task: str) -> str:
+        return f"{self.prefix}:{task}:sources:seen"
+
     def channel(self, task: str, source: str) -> str:
         return f"{self._head}{task}:{encode_id(source)}"
 
@@ -119,6 +125,10 @@ class RedisKeys:
     @property
     def cameras(self) -> str:
         return f"{self.prefix}:cameras"
+
+    @property
+    def cameras_seen(self) -> str:
+        return f"{self.prefix}:cameras:seen"
 
     @property
     def camera_status(self) -> str:

@@ -6,7 +6,7 @@ caller that sends a whole batch in one round trip can map every reply back to it
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +14,19 @@ from streamsense.services.serving.keys import JSON_FIELD, RedisKeys
 
 #: How long the sink's lag hash lives without an update.
 LAG_TTL_S = 60
+#: Most ids one :meth:`LayoutWriter.forget_idle` call drops from one listing.
+FORGET_BATCH = 500
+
+#: Drop the ids of KEYS[1] (a sorted set scored by last write, ms) scored at or below ARGV[1]
+#: from it and from the set KEYS[2], at most ARGV[2] of them; returns how many.
+_FORGET_IDLE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #ids > 0 then
+  redis.call('ZREM', KEYS[1], unpack(ids))
+  redis.call('SREM', KEYS[2], unpack(ids))
+end
+return #ids
+"""
 
 
 @dataclass(frozen=True)
@@ -21,6 +34,9 @@ class LayoutWriter:
     keys: RedisKeys
     stream_maxlen: int = 1000
     thumb_ttl_s: int = 60
+    #: a source's stream and latest result expire this long after its last result, and
+    #: :meth:`forget_idle` drops it from the listings; 0 keeps everything for ever
+    source_ttl_s: int = 7 * 86_400
 
     def result(
         self, pipe: Any, task: str, source: str, value: bytes, *, publish: bool = True
@@ -50,10 +66,29 @@ class LayoutWriter:
         )
         return 1
 
-    def source(self, pipe: Any, task: str, source: str) -> int:
-        """Record that ``task`` has results for ``source``."""
-        pipe.sadd(self.keys.sources(task), source)
-        return 1
+    def source(self, pipe: Any, task: str, source: str, written_ms: int) -> int:
+        """Record that ``task`` has results for ``source``, the last written at ``written_ms``;
+        its stream and latest result live ``source_ttl_s`` from now."""
+        k = self.keys
+        pipe.sadd(k.sources(task), source)
+        pipe.zadd(k.sources_seen(task), {source: written_ms})
+        if not self.source_ttl_s:
+            return 2
+        pipe.expire(k.stream(task, source), self.source_ttl_s)
+        pipe.expire(k.latest(task, source), self.source_ttl_s)
+        return 4
+
+    def forget_idle(self, pipe: Any, tasks: Iterable[str], now_ms: int) -> int:
+        """Drop from the listings the sources (per task) and cameras idle for longer than
+        ``source_ttl_s`` (their keys have expired), up to :data:`FORGET_BATCH` per listing."""
+        if not self.source_ttl_s:
+            return 0
+        cutoff, k, n = now_ms - self.source_ttl_s * 1000, self.keys, 0
+        pairs = [(k.sources_seen(t), k.sources(t)) for t in tasks]
+        for seen, members in [*pairs, (k.cameras_seen, k.cameras)]:
+            pipe.eval(_FORGET_IDLE, 2, seen, members, cutoff, FORGET_BATCH)
+            n += 1
+        return n
 
     def thumbnail(
         self, pipe: Any, camera: str, jpeg: bytes, meta: Mapping[str, int], written_ms: int
@@ -64,7 +99,8 @@ class LayoutWriter:
         pipe.hset(k.thumb_meta(camera), mapping={**meta, "written_ms": written_ms})
         pipe.expire(k.thumb_meta(camera), ttl)
         pipe.sadd(k.cameras, camera)
-        return 4
+        pipe.zadd(k.cameras_seen, {camera: written_ms})
+        return 5
 
     def camera_status(self, pipe: Any, camera: str, value: bytes | None) -> int:
         """Make ``value`` the camera's status and publish it; ``None`` (a tombstone on the

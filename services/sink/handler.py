@@ -53,7 +53,10 @@ class RedisSinkHandler(BatchHandler[Prepared]):
         ``status_topic`` is the camera statuses' topic, when consumed."""
         self.settings = settings
         layout = LayoutWriter(
-            RedisKeys(settings.redis_prefix), settings.sink_stream_maxlen, settings.sink_thumb_ttl_s
+            RedisKeys(settings.redis_prefix),
+            settings.sink_stream_maxlen,
+            settings.sink_thumb_ttl_s,
+            settings.sink_source_ttl_s,
         )
         self.redis = client
         self.topics = topics

@@ -74,7 +74,10 @@ class Rebuild:
         self.since_s = since_s
         self.topics = {settings.topic(t): task for t, task in results_topics().items()}
         self.writer = LayoutWriter(
-            RedisKeys(settings.redis_prefix), settings.sink_stream_maxlen, settings.sink_thumb_ttl_s
+            RedisKeys(settings.redis_prefix),
+            settings.sink_stream_maxlen,
+            settings.sink_thumb_ttl_s,
+            settings.sink_source_ttl_s,
         )
         self.redis = client or sync_client(
             settings.redis_url.get_secret_value(),
@@ -107,7 +110,7 @@ class Rebuild:
             consumer.close()
         for (task, source), (value, ts_ms) in self._latest.items():
             self._queued += self.writer.latest(self._pipe, task, source, value, ts_ms)
-            self._queued += self.writer.source(self._pipe, task, source)
+            self._queued += self.writer.source(self._pipe, task, source, ts_ms)
         if ends:  # the sink resumes where the replay ended, applying nothing twice
             positions = {f"{t}[{p}]": end for (t, p), end in ends.items()}
             self._queued += self.writer.positions(self._pipe, positions)

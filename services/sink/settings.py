@@ -31,6 +31,12 @@ class SinkSettings(StreamsenseSettings):
     """camera thumbnails are scaled to this width (pixels)"""
     sink_thumb_quality: int = Field(default=75, ge=10, le=100)
     """JPEG quality of the thumbnails"""
+    sink_source_ttl_s: int = Field(
+        default=7 * 86_400,
+        ge=0,
+        description="a source's results and listing entry go this long after its last result"
+        " (0: never); bounds Redis when producers invent ids",
+    )
     sink_thumb_ttl_s: int = Field(default=60, ge=1)
     """a camera's thumbnail expires this long after its last frame (s)"""
     sink_thumb_min_interval_ms: int = Field(

@@ -28,12 +28,16 @@ from typing import Any
 import redis
 from redis.exceptions import ResponseError, WatchError
 
+from streamsense.schemas.catalog import TASKS
 from streamsense.services.kafka.exceptions import FatalHandlerError, RewindRequest
 from streamsense.services.kafka.offsets import TopicPartitionKey
 from streamsense.services.serving.clients import TRANSIENT
 from streamsense.services.serving.writes import LayoutWriter
 from streamsense.services.sink import metrics
 from streamsense.services.sink.thumbnails import Thumbnail
+
+#: How often (s) the sink drops idle sources from the listings, at most.
+FORGET_EVERY_S = 60
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +84,9 @@ class RedisWriter:
         self.retries = 0
         self._attempts = 0
         self.skipped_applied = 0
+        #: idle ids leave the listings at most this often (ms), with the batch then written
+        self._forget_every_ms = min(FORGET_EVERY_S, writer.source_ttl_s) * 1000
+        self._forgot_ms = 0
         self._redis_s = metrics.REDIS_SECONDS.labels(service)
         self._retries = metrics.RETRIES.labels(service)
         self._up = metrics.REDIS_UP.labels(service)
@@ -198,7 +205,10 @@ class RedisWriter:
         for (task, source), (i, value) in latest.items():
             owners += [i] * w.latest(pipe, task, source, value, now_ms)
         for task, source in sources:
-            owners += [None] * w.source(pipe, task, source)
+            owners += [None] * w.source(pipe, task, source, now_ms)
+        if self._forget_every_ms and now_ms - self._forgot_ms >= self._forget_every_ms:
+            owners += [None] * w.forget_idle(pipe, TASKS, now_ms)
+            self._forgot_ms = now_ms
         if positions:
             owners += [None] * w.positions(pipe, {field_of(tp): o for tp, o in positions.items()})
         if lag:
