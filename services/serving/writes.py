@@ -66,17 +66,21 @@ class LayoutWriter:
         )
         return 1
 
-    def source(self, pipe: Any, task: str, source: str, written_ms: int) -> int:
-        """Record that ``task`` has results for ``source``, the last written at ``written_ms``;
-        its stream and latest result live ``source_ttl_s`` from now."""
-        k = self.keys
-        pipe.sadd(k.sources(task), source)
-        pipe.zadd(k.sources_seen(task), {source: written_ms})
+    def source(self, pipe: Any, task: str, source: str) -> int:
+        """Record that ``task`` has results for ``source``."""
+        pipe.sadd(self.keys.sources(task), source)
+        return 1
+
+    def seen(self, pipe: Any, task: str, source: str, written_ms: int) -> int:
+        """Note ``source``'s last result for ``task`` (``written_ms``): its stream and latest
+        result live ``source_ttl_s`` from now, and :meth:`forget_idle` keeps it listed."""
         if not self.source_ttl_s:
-            return 2
+            return 0
+        k = self.keys
+        pipe.zadd(k.sources_seen(task), {source: written_ms})
         pipe.expire(k.stream(task, source), self.source_ttl_s)
         pipe.expire(k.latest(task, source), self.source_ttl_s)
-        return 4
+        return 3
 
     def forget_idle(self, pipe: Any, tasks: Iterable[str], now_ms: int) -> int:
         """Drop from the listings the sources (per task) and cameras idle for longer than

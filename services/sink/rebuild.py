@@ -110,7 +110,8 @@ class Rebuild:
             consumer.close()
         for (task, source), (value, ts_ms) in self._latest.items():
             self._queued += self.writer.latest(self._pipe, task, source, value, ts_ms)
-            self._queued += self.writer.source(self._pipe, task, source, ts_ms)
+            self._queued += self.writer.source(self._pipe, task, source)
+            self._queued += self.writer.seen(self._pipe, task, source, ts_ms)
         if ends:  # the sink resumes where the replay ended, applying nothing twice
             positions = {f"{t}[{p}]": end for (t, p), end in ends.items()}
             self._queued += self.writer.positions(self._pipe, positions)

@@ -38,6 +38,11 @@ from streamsense.services.sink.thumbnails import Thumbnail
 
 #: How often (s) the sink drops idle sources from the listings, at most.
 FORGET_EVERY_S = 60
+#: How often (s) a busy source's TTLs and last-write score are renewed, at most (at most half
+#: the source TTL): a command or three per source and minute instead of per batch.
+SEEN_EVERY_S = 60
+#: Sources whose renewal time is remembered; past this many, the memory starts afresh.
+SEEN_REMEMBERED = 100_000
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +92,9 @@ class RedisWriter:
         #: idle ids leave the listings at most this often (ms), with the batch then written
         self._forget_every_ms = min(FORGET_EVERY_S, writer.source_ttl_s) * 1000
         self._forgot_ms = 0
+        self._seen_every_ms = min(SEEN_EVERY_S * 1000, writer.source_ttl_s * 500)
+        self._seen_ms: dict[tuple[str, str], int] = {}  # (task, source) -> last renewal
+        self._seen_pending: dict[tuple[str, str], int] = {}
         self._redis_s = metrics.REDIS_SECONDS.labels(service)
         self._retries = metrics.RETRIES.labels(service)
         self._up = metrics.REDIS_UP.labels(service)
@@ -153,6 +161,9 @@ class RedisWriter:
             raise busy
         self._ok(time.perf_counter() - start)
         self.written_positions.update(positions)
+        if len(self._seen_ms) + len(self._seen_pending) > SEEN_REMEMBERED:
+            self._seen_ms.clear()
+        self._seen_ms.update(self._seen_pending)
         return [
             (owner, reply)
             for reply, owner in zip(replies, owners, strict=True)
@@ -204,8 +215,13 @@ class RedisWriter:
                 owners += [i] * w.thumbnail(pipe, it.camera_id, it.jpeg, meta, now_ms)
         for (task, source), (i, value) in latest.items():
             owners += [i] * w.latest(pipe, task, source, value, now_ms)
+        self._seen_pending = {}
         for task, source in sources:
-            owners += [None] * w.source(pipe, task, source, now_ms)
+            owners += [None] * w.source(pipe, task, source)
+            last = self._seen_ms.get((task, source))
+            if w.source_ttl_s and (last is None or now_ms - last >= self._seen_every_ms):
+                owners += [None] * w.seen(pipe, task, source, now_ms)
+                self._seen_pending[(task, source)] = now_ms
         if self._forget_every_ms and now_ms - self._forgot_ms >= self._forget_every_ms:
             owners += [None] * w.forget_idle(pipe, TASKS, now_ms)
             self._forgot_ms = now_ms

@@ -53,7 +53,7 @@ def _old_writer(p: Pipeline, task: str, doc: dict[str, Any], latest: bool = True
     writer.result(pipe, task, doc["source_id"], value)
     if latest:
         writer.latest(pipe, task, doc["source_id"], value, int(time.time() * 1000))
-        writer.source(pipe, task, doc["source_id"], int(time.time() * 1000))
+        writer.source(pipe, task, doc["source_id"])
     pipe.execute()
 
 

@@ -31,8 +31,8 @@ def crowded(stack: dict[str, str]) -> str:
     r = redis.Redis.from_url(stack["redis_url"])
     pipe = r.pipeline(transaction=False)
     for i in range(MANY):
-        writer.source(pipe, "detect", f"cam-{i:03d}", 1)
-        writer.source(pipe, "sentiment", f"log-{i:03d}", 1)
+        writer.source(pipe, "detect", f"cam-{i:03d}")
+        writer.source(pipe, "sentiment", f"log-{i:03d}")
         pipe.sadd(keys.cameras, f"cam-{i:03d}")
         writer.camera_status(pipe, f"cam-{i:03d}", encode(camera_status(f"cam-{i:03d}")))
     pipe.execute()

@@ -74,7 +74,8 @@ def test_a_ttl_of_zero_keeps_everything(r: redis.Redis) -> None:
     pipe = r.pipeline(transaction=False)
     writer.result(pipe, "detect", "cam-1", b"{}", publish=False)
     writer.latest(pipe, "detect", "cam-1", b"{}", 1)
-    writer.source(pipe, "detect", "cam-1", 1)  # written at the epoch's first millisecond
+    writer.source(pipe, "detect", "cam-1")
+    writer.seen(pipe, "detect", "cam-1", 1)  # written at the epoch's first millisecond
     assert writer.forget_idle(pipe, ["detect"], int(time.time() * 1000)) == 0
     pipe.execute()
     keys = writer.keys
