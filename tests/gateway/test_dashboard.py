@@ -86,16 +86,21 @@ def test_sentiment_timeline_grows_live(page: Page, pipeline: Pipeline, tmp_path:
     page.wait_for_selector("#stats tbody tr")
     page.wait_for_selector("#models tbody tr td:has-text('centernet')")
 
+    _screenshot(page, tmp_path, save=False)
+
+
+def _screenshot(page: Page, tmp_path: Path, save: bool) -> None:
+    """The whole page as PNG; with ``save`` and STREAMSENSE_SAVE_SCREENSHOT=1, the docs' copy."""
     shot = tmp_path / "dashboard.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
-    if os.environ.get("STREAMSENSE_SAVE_SCREENSHOT") == "1":
+    if save and os.environ.get("STREAMSENSE_SAVE_SCREENSHOT") == "1":
         target = Path(__file__).resolve().parents[2] / "docs" / "img" / "dashboard.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, target)
 
 
-def test_camera_states_show_on_tiles(page: Page, pipeline: Pipeline) -> None:
+def test_camera_states_show_on_tiles(page: Page, pipeline: Pipeline, tmp_path: Path) -> None:
     """Each camera's state from ``/api/cameras`` on its tile; a camera with a status and no
     result yet gets a tile; a status past three intervals reads as stale."""
     publish(
@@ -138,3 +143,4 @@ def test_camera_states_show_on_tiles(page: Page, pipeline: Pipeline) -> None:
     assert re.fullmatch(
         r"no status for 1\d\d s: its producer is gone \(it last said online\)", attic["reason"]
     ), attic["reason"]
+    _screenshot(page, tmp_path, save=True)  # the docs' picture: results and camera states
