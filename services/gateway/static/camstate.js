@@ -1,8 +1,8 @@
 // Camera states from GET /api/cameras, polled: each camera's state on its tile (online,
 // reconnecting, offline, or stale once its producer stopped publishing), the age of its last
 // frame, fps against the target, reconnects, the reason, and what it reads and who reads it.
-// A camera known only from its status gets a tile too, while there is room. Every string from data is set as text
-// (textContent); the state only picks a class from a fixed list.
+// A camera known only from its status gets a tile too, while there is room. Every string from
+// data is set as text (textContent); the state only picks a class from a fixed list.
 "use strict";
 
 const CAMERA_STATE_EVERY_MS = 2000;

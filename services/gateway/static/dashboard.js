@@ -49,7 +49,9 @@ function makeRoom(kind, items, max, evict) {
   if (items.size < max) return true;
   if (!evict) return false;
   let oldest = null;
-  for (const [id, item] of items) if (oldest === null || item.touched < items.get(oldest).touched) oldest = id;
+  for (const [id, item] of items) {
+    if (oldest === null || item.touched < items.get(oldest).touched) oldest = id;
+  }
   const gone = items.get(oldest);
   gone.el.remove();
   if (gone.thumb) gone.thumb.close();
@@ -66,8 +68,9 @@ function showLeftOut(kind) {
   const n = hidden[kind].size, note = document.getElementById(kind + "-hidden");
   const max = kind === "cameras" ? MAX_CAMERA_TILES : MAX_TEXT_CARDS;
   note.hidden = n === 0;
-  note.textContent = n === 0 ? "" : `${n}${n >= HIDDEN_COUNTED ? "+" : ""} more ${kind === "cameras"
-    ? "cameras" : "text sources"} not shown: the dashboard keeps the ${max} with the latest results`;
+  const what = kind === "cameras" ? "cameras" : "text sources";
+  note.textContent = n === 0 ? "" : `${n}${n >= HIDDEN_COUNTED ? "+" : ""} more ${what} not ` +
+    `shown: the dashboard keeps the ${max} with the latest results`;
 }
 
 function placeholder(containerId, text) {
@@ -81,7 +84,10 @@ function placeholder(containerId, text) {
 function camera(id, evict = true) {
   let cam = cameras.get(id);
   if (cam) return cam;
-  if (!makeRoom("cameras", cameras, MAX_CAMERA_TILES, evict)) { leftOut("cameras", id); return null; }
+  if (!makeRoom("cameras", cameras, MAX_CAMERA_TILES, evict)) {
+    leftOut("cameras", id);
+    return null;
+  }
   if (hidden.cameras.delete(id)) showLeftOut("cameras");
   document.querySelector("#cameras .empty")?.remove();
   const tile = el("div", "tile");
@@ -104,8 +110,10 @@ async function refreshThumb(id, cam, minGap) {
   cam.thumbAt = performance.now();
   try {
     const blob = await (await api("/api/thumbnail/" + enc(id))).blob();
+    const bitmap = await createImageBitmap(blob);
     if (cam.thumb) cam.thumb.close();
-    cam.thumb = await createImageBitmap(blob);
+    cam.thumb = bitmap;
+    if (cameras.get(id) !== cam) { bitmap.close(); cam.thumb = null; }  // closed meanwhile
     cam.hadThumb = true;
     cam.offline = false;
   } catch (e) {
@@ -182,7 +190,10 @@ function drawCamera(id) {
 function textSource(id, evict = true) {
   let t = texts.get(id);
   if (t) return t;
-  if (!makeRoom("texts", texts, MAX_TEXT_CARDS, evict)) { leftOut("texts", id); return null; }
+  if (!makeRoom("texts", texts, MAX_TEXT_CARDS, evict)) {
+    leftOut("texts", id);
+    return null;
+  }
   if (hidden.texts.delete(id)) showLeftOut("texts");
   document.querySelector("#texts .empty")?.remove();
   const card = el("div", "text");
