@@ -14,8 +14,10 @@ With the default prefix ``ss`` (``STREAMSENSE_REDIS_PREFIX``)::
     ss:cameras                        Set, every camera a thumbnail was stored for
     ss:cameras:seen                   Sorted set, the same ids by their last thumbnail (ms)
     ss:cameras:status                 Hash, camera id (as given) -> its newest CameraStatus JSON
-                                      (``cameras.status``; no TTL: a status older than three of
-                                      its ``interval_s`` means its producer is gone)
+                                      (``cameras.status``; a status older than three of its
+                                      ``interval_s`` means its producer is gone)
+    ss:cameras:status:seen            Sorted set, the same ids by their last status (ms): ids
+                                      silent longer than the sink's source TTL leave both
     ss:cameras:status:live            pub/sub channel, each CameraStatus JSON as it is written
     ss:sink:lag                       Hash, Kafka consumer lag per ``topic[partition]`` (TTL)
     ss:analytics:{kind}:{source}      Hash, analytics windows and totals of a camera/text source
@@ -134,6 +136,10 @@ class RedisKeys:
     def camera_status(self) -> str:
         """Hash: camera id -> its newest ``CameraStatus`` JSON (one HGETALL reads the fleet)."""
         return f"{self.prefix}:cameras:status"
+
+    @property
+    def camera_status_seen(self) -> str:
+        return f"{self.prefix}:cameras:status:seen"
 
     @property
     def camera_status_channel(self) -> str:

@@ -18,12 +18,17 @@ LAG_TTL_S = 60
 FORGET_BATCH = 500
 
 #: Drop the ids of KEYS[1] (a sorted set scored by last write, ms) scored at or below ARGV[1]
-#: from it and from the set KEYS[2], at most ARGV[2] of them; returns how many.
+#: from it and from KEYS[2] (a set, or a hash when ARGV[3] is "hash"), at most ARGV[2] of
+#: them; returns how many.
 _FORGET_IDLE = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 if #ids > 0 then
   redis.call('ZREM', KEYS[1], unpack(ids))
-  redis.call('SREM', KEYS[2], unpack(ids))
+  if ARGV[3] == 'hash' then
+    redis.call('HDEL', KEYS[2], unpack(ids))
+  else
+    redis.call('SREM', KEYS[2], unpack(ids))
+  end
 end
 return #ids
 """
@@ -84,15 +89,19 @@ class LayoutWriter:
 
     def forget_idle(self, pipe: Any, tasks: Iterable[str], now_ms: int) -> int:
         """Drop from the listings the sources (per task) and cameras idle for longer than
-        ``source_ttl_s`` (their keys have expired), up to :data:`FORGET_BATCH` per listing."""
+        ``source_ttl_s`` (their keys have expired), and the statuses of cameras silent that
+        long, up to :data:`FORGET_BATCH` per listing."""
         if not self.source_ttl_s:
             return 0
-        cutoff, k, n = now_ms - self.source_ttl_s * 1000, self.keys, 0
-        pairs = [(k.sources_seen(t), k.sources(t)) for t in tasks]
-        for seen, members in [*pairs, (k.cameras_seen, k.cameras)]:
-            pipe.eval(_FORGET_IDLE, 2, seen, members, cutoff, FORGET_BATCH)
-            n += 1
-        return n
+        cutoff, k = now_ms - self.source_ttl_s * 1000, self.keys
+        listings = [(k.sources_seen(t), k.sources(t), "set") for t in tasks]
+        listings += [
+            (k.cameras_seen, k.cameras, "set"),
+            (k.camera_status_seen, k.camera_status, "hash"),
+        ]
+        for seen, members, kind in listings:
+            pipe.eval(_FORGET_IDLE, 2, seen, members, cutoff, FORGET_BATCH, kind)
+        return len(listings)
 
     def thumbnail(
         self, pipe: Any, camera: str, jpeg: bytes, meta: Mapping[str, int], written_ms: int
@@ -106,16 +115,21 @@ class LayoutWriter:
         pipe.zadd(k.cameras_seen, {camera: written_ms})
         return 5
 
-    def camera_status(self, pipe: Any, camera: str, value: bytes | None) -> int:
+    def camera_status(self, pipe: Any, camera: str, value: bytes | None, *, written_ms: int) -> int:
         """Make ``value`` the camera's status and publish it; ``None`` (a tombstone on the
-        compacted topic) forgets the camera. An upsert: writing it twice changes nothing."""
+        compacted topic) forgets the camera. An upsert: writing it twice changes nothing.
+        A status not renewed for ``source_ttl_s`` goes with :meth:`forget_idle`."""
         k = self.keys
         if value is None:
             pipe.hdel(k.camera_status, camera)
-            return 1
+            pipe.zrem(k.camera_status_seen, camera)
+            return 2
         pipe.hset(k.camera_status, camera, value)
         pipe.publish(k.camera_status_channel, value)
-        return 2
+        if not self.source_ttl_s:
+            return 2
+        pipe.zadd(k.camera_status_seen, {camera: written_ms})
+        return 3
 
     def positions(self, pipe: Any, positions: Mapping[str, int]) -> int:
         """The next offset to apply per results partition (with the batch it follows)."""

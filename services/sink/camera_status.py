@@ -91,9 +91,12 @@ class StatusWriter:
         client: redis.Redis = self.writer.redis
         layout = self.writer.layout
         owners: list[int] = []
+        now_ms = time.time_ns() // 1_000_000
         with client.pipeline(transaction=False) as pipe:
             for i, it in items:
-                owners += [i] * layout.camera_status(pipe, it.camera_id, it.value)
+                owners += [i] * layout.camera_status(
+                    pipe, it.camera_id, it.value, written_ms=now_ms
+                )
             start = time.perf_counter()
             replies = pipe.execute(raise_on_error=False)
         busy = next(

@@ -34,8 +34,8 @@ class SinkSettings(StreamsenseSettings):
     sink_source_ttl_s: int = Field(
         default=7 * 86_400,
         ge=0,
-        description="a source's results and listing entry go this long after its last result"
-        " (0: never); bounds Redis when producers invent ids",
+        description="a source's results and listing entries, and a camera's status, go this"
+        " long after the last one (0: never); bounds Redis when producers invent ids",
     )
     sink_thumb_ttl_s: int = Field(default=60, ge=1)
     """a camera's thumbnail expires this long after its last frame (s)"""

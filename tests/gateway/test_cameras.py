@@ -30,7 +30,7 @@ def stored_as_is(p: Pipeline, entries: dict[str, bytes]) -> None:
     writer = LayoutWriter(p.keys)
     pipe = p.redis.pipeline(transaction=False)
     for camera, value in entries.items():
-        writer.camera_status(pipe, camera, value)
+        writer.camera_status(pipe, camera, value, written_ms=int(time.time() * 1000))
     pipe.execute()
 
 

@@ -171,7 +171,9 @@ def test_hostile_camera_statuses_render_as_text(
     )  # fmt: skip
     bad_id = camera_status("x", "offline").model_copy(update={"camera_id": HOSTILE[1]})
     pipe = pipeline.redis.pipeline(transaction=False)
-    LayoutWriter(pipeline.keys).camera_status(pipe, HOSTILE[1], encode(bad_id))
+    LayoutWriter(pipeline.keys).camera_status(
+        pipe, HOSTILE[1], encode(bad_id), written_ms=int(time.time() * 1000)
+    )
     pipe.execute()
     for i, bad in enumerate(HOSTILE):
         tile = f'.tile[data-camera="cam-status-{i}"][data-state="reconnecting"]'

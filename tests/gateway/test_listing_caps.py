@@ -34,7 +34,8 @@ def crowded(stack: dict[str, str]) -> str:
         writer.source(pipe, "detect", f"cam-{i:03d}")
         writer.source(pipe, "sentiment", f"log-{i:03d}")
         pipe.sadd(keys.cameras, f"cam-{i:03d}")
-        writer.camera_status(pipe, f"cam-{i:03d}", encode(camera_status(f"cam-{i:03d}")))
+        value = encode(camera_status(f"cam-{i:03d}"))
+        writer.camera_status(pipe, f"cam-{i:03d}", value, written_ms=1)
     pipe.execute()
     r.close()
     return prefix

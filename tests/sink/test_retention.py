@@ -1,5 +1,6 @@
-"""Idle sources leave Redis: their results expire and the listings drop them (real broker,
-real Redis, the real sink), so a producer inventing ids cannot grow Redis for ever."""
+"""Idle sources leave Redis: their results expire and the listings drop them, and so do the
+statuses of cameras gone silent (real broker, real Redis, the real sink), so a producer
+inventing ids cannot grow Redis for ever."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from streamsense.schemas.catalog import Topic
+from streamsense.schemas.registry import encode
 from streamsense.services.serving.keys import RedisKeys
 from streamsense.services.serving.writes import LayoutWriter
 from streamsense.services.sink.service import RedisSink
 from tests.conftest import wait_for
+from tests.gateway.conftest import camera_status
 from tests.sink import factory
 
 pytestmark = pytest.mark.integration
@@ -41,8 +45,12 @@ def test_a_source_idle_past_the_ttl_leaves_the_results_and_the_listing(
     try:
         old = [factory.sentiment("gone-quiet", i) for i in range(3)]
         old += [factory.detection("cam-gone", i, [(0.1, 0.1, 0.3, 0.3)]) for i in range(2)]
-        factory.produce(settings, [factory.result_record(m) for m in old])
+        records = [factory.result_record(m) for m in old]
+        status = encode(camera_status("cam-gone"))
+        records.append((Topic.CAMERAS_STATUS, status, "cam-gone", None))
+        factory.produce(settings, records)
         wait_for(lambda: r.sismember(keys.sources("detect"), "cam-gone"), 30, "first results")
+        wait_for(lambda: r.hexists(keys.camera_status, "cam-gone"), 30, "the camera's status")
         assert 0 < r.ttl(keys.stream("sentiment", "gone-quiet")) <= TTL_S
         assert 0 < r.ttl(keys.latest("detect", "cam-gone")) <= TTL_S
         time.sleep(TTL_S + 1.5)  # both keys expire; the listings still name the sources
