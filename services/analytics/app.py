@@ -69,6 +69,7 @@ class Status:
     alerts: int = 0
     ticks: int = 0
     gaps: int = 0
+    forgotten: int = 0
     sources: dict[str, int] = field(default_factory=dict)
     #: kind -> monotonic time its agent began waiting for its outputs' acknowledgements
     waiting: dict[str, float] = field(default_factory=dict)
@@ -212,9 +213,13 @@ class AnalyticsApp:
                 store = self.tables[kind].data
                 mine = self._owned(kind)
                 rows = {k: v for k, v in store.items() if int(v["p"]) in mine}
-                out = self.processors[kind].tick(rows, now, self.settings.analytics_idle_close_s)
+                s = self.settings
+                out = self.processors[kind].tick(
+                    rows, now, s.analytics_idle_close_s, s.analytics_source_ttl_s
+                )
                 if out.rows or out.windows or out.alerts:
                     await self._deliver(kind, out)
+                self._forget(kind, out.forget, rows)
                 self.status.sources[kind] = len(rows)
                 ametrics.SOURCES.labels(self.service, kind).set(len(rows))
         self.status.ticks += 1
@@ -283,6 +288,20 @@ class AnalyticsApp:
         for source, row in out.rows.items():
             table.send_changelog(row.partition, source, row.d)
         self._account(kind, out)
+
+    def _forget(self, kind: Kind, sources: list[str], rows: dict[str, Any]) -> None:
+        """Drop silent sources: from the table, with a tombstone on the changelog (a restart
+        does not bring them back); their Redis hash expires on its own."""
+        if not sources:
+            return
+        table = self.tables[kind]
+        for source in sources:
+            table.send_changelog(int(rows[source]["p"]), source, None, value_serializer="raw")
+            del table.data[source]
+            del rows[source]
+        self.status.forgotten += len(sources)
+        log.info("%d %s sources silent for %g s forgotten", len(sources), kind,
+                 self.settings.analytics_source_ttl_s)  # fmt: skip
 
     def _check_gaps(self, records: list[InRecord]) -> None:
         """Count input offsets the consumer skipped. Workers running at-least-once write the
@@ -386,6 +405,7 @@ class AnalyticsApp:
             "alerts": st.alerts,
             "ticks": st.ticks,
             "gaps": st.gaps,
+            "forgotten": st.forgotten,
             "sources": dict(st.sources),
             "crashed": crashed,
         }

@@ -68,6 +68,8 @@ class Outcome:
     duplicates: dict[str, int] = field(default_factory=dict)
     late: int = 0
     consumed: dict[str, int] = field(default_factory=dict)
+    #: sources silent past the retention, their windows closed: their rows go
+    forget: list[str] = field(default_factory=list)
 
 
 class Processor:
@@ -138,11 +140,23 @@ class Processor:
             self._emit(source, row, closed, out)
         return out
 
-    def tick(self, table: MutableMapping[str, Any], now_s: float, idle_close_s: float) -> Outcome:
-        """Wall-clock duties: silence rules, and closing the windows of sources gone quiet."""
+    def tick(
+        self,
+        table: MutableMapping[str, Any],
+        now_s: float,
+        idle_close_s: float,
+        forget_after_s: float = 0.0,
+    ) -> Outcome:
+        """Wall-clock duties: silence rules, closing the windows of sources gone quiet, and
+        (``forget_after_s`` > 0) forgetting sources silent that long once their windows are
+        closed, so ids that come and go do not grow the table for ever."""
         out = Outcome()
         for source, d in list(table.items()):
             row = SourceState(d)
+            silent_s = now_s - row.seen_s
+            if forget_after_s and silent_s >= forget_after_s and not row.has_open_windows():
+                out.forget.append(source)  # a silence alert it fired went out long ago
+                continue
             changed = False
             if self.engine.has_silence_rules:
                 before = list(row.firing)

@@ -43,8 +43,11 @@ class RedisPublisher:
         alerts_maxlen: int = 10_000,
         max_pending_alerts: int = 100_000,
         service: str = "analytics",
+        hash_ttl_s: float = 0.0,
     ) -> None:
+        """``hash_ttl_s`` > 0: a source's hash expires that long after its last write."""
         self.keys = keys
+        self.hash_ttl_s = int(hash_ttl_s)
         self.alerts_maxlen = alerts_maxlen
         self.service = service
         self._url = url
@@ -109,6 +112,8 @@ class RedisPublisher:
             for key, fields in hashes.items():
                 mapping: dict[Any, Any] = {**fields, "updated_ns": now}
                 pipe.hset(key, mapping=mapping)
+                if self.hash_ttl_s:
+                    pipe.expire(key, self.hash_ttl_s)
             for data in alerts:
                 pipe.xadd(
                     self.keys.alerts,

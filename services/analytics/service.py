@@ -31,6 +31,7 @@ def build(settings: AnalyticsSettings) -> AnalyticsApp:
             alerts_maxlen=settings.analytics_alerts_maxlen,
             max_pending_alerts=settings.analytics_redis_max_pending,
             service=settings.service_name,
+            hash_ttl_s=settings.analytics_source_ttl_s,
         )
     log.info(
         "analytics %s: %d rules, windows %gs tumbling / %gs every %gs hopping, %s",

@@ -103,6 +103,12 @@ class AnalyticsSettings(StreamsenseSettings):
         default=30.0, gt=0, description="wall-clock silence after which a source's windows close"
     )
     analytics_tick_s: float = Field(default=1.0, gt=0, description="silence/idle timer period")
+    analytics_source_ttl_s: float = Field(
+        default=7 * 86_400.0,
+        ge=0,
+        description="a source silent this long (its windows closed) leaves the"
+        " table, its changelog and its Redis hash (0: never); bounds memory when ids come and go",
+    )
 
     # -- what counts as a person ---------------------------------------------------------------
     analytics_person_label: str = "person"

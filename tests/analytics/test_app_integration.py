@@ -317,3 +317,18 @@ def test_alert_rules_fire_once_per_breach(env: Env, tmp_path: Path) -> None:
     pubsub.close()
     assert Counter(a.rule for a in live) == Counter(a.rule for a in alerts)
     assert app.terminate() == 0
+
+
+def test_sources_silent_past_the_retention_are_forgotten_for_good(env: Env) -> None:
+    env.send("results.detections", syn.detection("cam-gone", B + 1 * S, {"person": 1}))
+    env.send("results.sentiment", syn.sentiment("chat-gone", B, "positive"))
+    app = env.start(STREAMSENSE_ANALYTICS_SOURCE_TTL_S="3", STREAMSENSE_ANALYTICS_IDLE_CLOSE_S="1")
+    app.wait(lambda h: h["events"] == 2, 30, "2 events applied")
+    h = app.wait(lambda h: h["forgotten"] == 2, 30, "both sources forgotten")
+    assert h["sources"] == {"camera": 0, "text": 0}
+    wait_for(lambda: not env.hash("camera", "cam-gone"), 10, "the camera's Redis hash expired")
+    assert app.terminate(timeout=30) == 0
+    # the changelog ends with tombstones: a restart does not bring the rows back
+    again = env.start()
+    h = again.wait(lambda h: h["ticks"] > 0, 30, "a tick after recovery")
+    assert h["table_events"] == 0 and h["sources"] == {"camera": 0, "text": 0}, h

@@ -142,3 +142,18 @@ def test_tick_closes_windows_of_quiet_sources_only() -> None:
     assert {w.source_id for w in out.windows} == {"quiet"}
     assert list(out.rows) == ["quiet"]
     assert proc.tick(table, 131.0, 30.0).windows == []
+
+
+def test_tick_forgets_sources_silent_past_the_retention_once_closed() -> None:
+    proc, table = camera(), {}
+    proc.process(records(DET, [syn.detection("gone", B, {"person": 1})]), table, wall_s=100.0)
+    proc.process(records(DET, [syn.detection("here", B, {"person": 1})], start=1), table, 190.0)
+    # silent past the retention, but its windows are still open: they close first
+    out = proc.tick(table, now_s=200.0, idle_close_s=1e9, forget_after_s=50.0)
+    assert out.forget == []
+    out = proc.tick(table, now_s=200.0, idle_close_s=30.0, forget_after_s=50.0)
+    assert out.forget == [] and {w.source_id for w in out.windows} == {"gone"}
+    table.update({s: row.d for s, row in out.rows.items()})
+    out = proc.tick(table, now_s=200.0, idle_close_s=30.0, forget_after_s=50.0)
+    assert out.forget == ["gone"], "closed and silent for 100 s: forgotten"
+    assert proc.tick(table, 200.0, 30.0, forget_after_s=0.0).forget == [], "0: never"
