@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -39,6 +38,7 @@ from streamsense.services.analytics.processor import InRecord, Kind, Outcome, Pr
 from streamsense.services.analytics.redis_out import RedisPublisher
 from streamsense.services.analytics.rules import AlertEngine, RuleSet
 from streamsense.services.analytics.settings import AnalyticsSettings, seconds_to_ns
+from streamsense.services.analytics.status import Status
 from streamsense.services.analytics.topology import Layout
 from streamsense.services.analytics.windows import SourceState, WindowSpec
 from streamsense.services.observability import metrics
@@ -46,33 +46,6 @@ from streamsense.services.observability import metrics
 log = logging.getLogger(__name__)
 
 KINDS: tuple[Kind, ...] = ("camera", "text")
-
-#: Outputs unacknowledged for this long make ``/healthz`` fail (an acknowledgement normally
-#: takes milliseconds); the agent itself gives up at the producer's request timeout + 10 s.
-STALLED_AFTER_S = 10.0
-
-
-@dataclass
-class Status:
-    """Counters the health endpoint reports (written by the loop, read by the HTTP thread)."""
-
-    started: float = field(default_factory=time.monotonic)
-    recovered: bool = False
-    recovery_s: float | None = None
-    recoveries: int = 0
-    events: int = 0
-    table_events: int = 0
-    duplicates: int = 0
-    dead_lettered: int = 0
-    late: int = 0
-    windows: int = 0
-    alerts: int = 0
-    ticks: int = 0
-    gaps: int = 0
-    forgotten: int = 0
-    sources: dict[str, int] = field(default_factory=dict)
-    #: kind -> monotonic time its agent began waiting for its outputs' acknowledgements
-    waiting: dict[str, float] = field(default_factory=dict)
 
 
 class AnalyticsApp:
@@ -389,43 +362,11 @@ class AnalyticsApp:
         return {tp.partition for tp in self.app.consumer.assignment() if tp.topic in inputs}
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        st = self.status
-        crashed = bool(getattr(self.app, "crashed", False))
-        detail: dict[str, Any] = {
-            "service": self.service,
-            "recovered": st.recovered,
-            "recovery_s": st.recovery_s,
-            "recoveries": st.recoveries,
-            "events": st.events,
-            "table_events": st.table_events,
-            "duplicates": st.duplicates,
-            "dead_lettered": st.dead_lettered,
-            "late": st.late,
-            "windows": st.windows,
-            "alerts": st.alerts,
-            "ticks": st.ticks,
-            "gaps": st.gaps,
-            "forgotten": st.forgotten,
-            "sources": dict(st.sources),
-            "crashed": crashed,
-        }
+        ok, detail = self.status.report(self.service, bool(getattr(self.app, "crashed", False)))
         if self.publisher is not None:
             detail["redis_errors"] = self.publisher.errors
             detail["redis_pending"] = self.publisher.pending
-        stalled = self._stalled()
-        if stalled:
-            detail["stalled"] = stalled
-        return st.recovered and not crashed and not stalled, detail
-
-    def _stalled(self) -> str:
-        """Why the agents are stuck, or "" (the HTTP thread reads ``waiting`` unlocked)."""
-        now = time.monotonic()
-        waits = {k: now - t for k, t in dict(self.status.waiting).items()}
-        late = {k: w for k, w in waits.items() if w >= STALLED_AFTER_S}
-        return "; ".join(
-            f"{kind} outputs unacknowledged for {w:.0f} s (Kafka reachable? see the log)"
-            for kind, w in sorted(late.items())
-        )
+        return ok, detail
 
 
 def _closer(publisher: RedisPublisher) -> Any:

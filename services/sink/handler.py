@@ -21,8 +21,6 @@ from streamsense.schemas.results import DetectionResult, SegmentResult, Sentimen
 from streamsense.services.kafka.dlq import where
 from streamsense.services.kafka.handler import BatchHandler, Outcome
 from streamsense.services.observability import metrics as core_metrics
-from streamsense.services.serving.keys import RedisKeys
-from streamsense.services.serving.writes import LayoutWriter
 from streamsense.services.sink import metrics
 from streamsense.services.sink.camera_status import StatusItem, StatusWriter, parse_status
 from streamsense.services.sink.exceptions import ThumbnailError
@@ -52,12 +50,7 @@ class RedisSinkHandler(BatchHandler[Prepared]):
         """``topics`` maps each consumed topic to its task, or to None for camera frames;
         ``status_topic`` is the camera statuses' topic, when consumed."""
         self.settings = settings
-        layout = LayoutWriter(
-            RedisKeys(settings.redis_prefix),
-            settings.sink_stream_maxlen,
-            settings.sink_thumb_ttl_s,
-            settings.sink_source_ttl_s,
-        )
+        layout = settings.layout_writer()
         self.redis = client
         self.topics = topics
         self.status_topic = status_topic

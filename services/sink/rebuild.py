@@ -34,8 +34,6 @@ from streamsense.schemas.catalog import TASKS, Task, results_topics
 from streamsense.schemas.registry import decode
 from streamsense.services.kafka.exceptions import KafkaIOError
 from streamsense.services.serving.clients import sync_client
-from streamsense.services.serving.keys import RedisKeys
-from streamsense.services.serving.writes import LayoutWriter
 from streamsense.services.sink.settings import SinkSettings
 
 log = logging.getLogger(__name__)
@@ -73,12 +71,7 @@ class Rebuild:
         self.settings = settings
         self.since_s = since_s
         self.topics = {settings.topic(t): task for t, task in results_topics().items()}
-        self.writer = LayoutWriter(
-            RedisKeys(settings.redis_prefix),
-            settings.sink_stream_maxlen,
-            settings.sink_thumb_ttl_s,
-            settings.sink_source_ttl_s,
-        )
+        self.writer = settings.layout_writer()
         self.redis = client or sync_client(
             settings.redis_url.get_secret_value(),
             timeout=settings.sink_redis_timeout_s,

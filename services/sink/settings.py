@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from streamsense.services.serving.keys import RedisKeys
+from streamsense.services.serving.writes import LayoutWriter
 from streamsense.services.settings import StreamsenseSettings
 
 
@@ -45,3 +47,12 @@ class SinkSettings(StreamsenseSettings):
     sink_redis_timeout_s: float = Field(default=2.0, gt=0)
     """Redis connect and command timeout (s)"""
     sink_retry_cap_s: float = Field(default=5.0, gt=0, description="longest wait between retries")
+
+    def layout_writer(self) -> LayoutWriter:
+        """The serving layer's writer with this sink's prefix, history length and TTLs."""
+        return LayoutWriter(
+            RedisKeys(self.redis_prefix),
+            self.sink_stream_maxlen,
+            self.sink_thumb_ttl_s,
+            self.sink_source_ttl_s,
+        )

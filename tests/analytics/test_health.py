@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from streamsense.services.analytics.app import STALLED_AFTER_S, AnalyticsApp
+from streamsense.services.analytics.app import AnalyticsApp
 from streamsense.services.analytics.rules import RuleSet
 from streamsense.services.analytics.settings import AnalyticsSettings
+from streamsense.services.analytics.status import STALLED_AFTER_S
 from streamsense.services.analytics.topology import Layout
 
 
