@@ -83,7 +83,10 @@ format: python-deps ## apply ruff's formatting and import order
 	$(BIN)/ruff check --fix -q . ; $(BIN)/ruff format -q .
 
 test: setup test-deps lint ## install, start a real Kafka + Redis for the session, run every test
-	@set -o pipefail; $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@report=$$(mktemp -t streamsense-pytest.XXXXXX); \
+	PYTEST_REPORT_FILE=$$report $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -ne 0 ] && [ -s $$report ]; then echo "== what failed (tests/session_report.py) =="; cat $$report; fi; \
+	rm -f $$report; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; \
 	exit $$rc
 

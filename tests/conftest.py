@@ -20,6 +20,8 @@ from streamsense.services.local import procs
 from streamsense.services.local.stack import LocalStack
 from streamsense.services.settings import StreamsenseSettings, default_home
 
+pytest_plugins = ["tests.session_report"]
+
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
@@ -36,9 +38,26 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     finally:
         from tests.sink.factory import close_producers
 
+        _report_dead(local, root)
         close_producers()
         gc.collect()  # destroy leftover Kafka clients while the broker still answers them
         local.down()
+
+
+def _report_dead(local: LocalStack, root: Path) -> None:
+    """A session whose own Kafka or Redis died fails test after test for no reason of theirs:
+    say so in the CI report, with the tail of the dead one's log."""
+    from tests.session_report import note  # loaded by pytest_plugins, after this module
+
+    _state, kafka_ok, redis_ok = local.status()
+    for name, ok, log_path in (("Kafka", kafka_ok, root / "kafka" / "kafka.log"),
+                               ("Redis", redis_ok, root / "redis" / "redis.log")):  # fmt: skip
+        if not ok:
+            tail = (
+                log_path.read_text(errors="replace").splitlines()[-15:] if log_path.exists() else []
+            )
+            note(f"SESSION {name} was not answering at the end; {log_path}:")
+            note("\n".join(f"    {line[:300]}" for line in tail) or "    (empty)")
 
 
 @pytest.fixture
