@@ -46,10 +46,14 @@ def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
 
     def _handle(signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
-        if stopping and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+        name = signal.Signals(signum).name
+        if stopping:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            log.info("%s again: still finishing in-flight work (a second SIGINT interrupts)", name)
+            return
         stopping = True
-        log.info("%s: finishing in-flight work, then stopping", signal.Signals(signum).name)
+        log.info("%s: finishing in-flight work, then stopping", name)
         stop()
 
     for s in _SIGNALS:

@@ -1,13 +1,38 @@
-"""Small helpers for integration tests: read a topic to the end, an echo handler."""
+"""Small helpers for integration tests: read a topic to the end, a group's committed offset, an
+echo handler."""
 
 from __future__ import annotations
 
 import time
 import uuid
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from streamsense.services.kafka.handler import BatchHandler, Outcome, OutRecord
+
+
+def committed_offset(bootstrap: str, group: str, topic: str, partition: int = 0) -> int:
+    """The offset ``group`` committed on ``topic[partition]`` (0: none yet; -1 while the
+    coordinator does not answer, e.g. a fresh broker's is loading)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        (tp,) = c.committed([TopicPartition(topic, partition)], timeout=10)
+    except KafkaException:
+        return -1
+    finally:
+        c.close()
+    return max(int(tp.offset), 0)
+
+
+def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> int:
+    """The offsets ``group`` committed on partitions ``0..partitions-1`` of ``topic``, summed
+    (a partition without a commit counts 0)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        offs = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+    finally:
+        c.close()
+    return sum(max(tp.offset, 0) for tp in offs)
 
 
 def read_all(bootstrap: str, topic: str, expect: int, timeout: float = 30.0) -> list[Message]:

@@ -3,8 +3,9 @@
 A batch's source offsets are marked finished only when every output (results and dead letters)
 was acknowledged. One refused output fails the whole batch: its offsets stay unfinished, so
 nothing at or past them is committed, and the loop re-reads from there (see
-``BatchLoop._recover``). Acknowledgements that arrive after such a rewind belong to an earlier
-generation and are ignored, so a stale acknowledgement can never finish a re-read message.
+:func:`~streamsense.services.kafka.recovery.recover`). Acknowledgements that arrive after such a
+rewind belong to an earlier generation and are ignored, so a stale acknowledgement can never
+finish a re-read message.
 """
 
 from __future__ import annotations

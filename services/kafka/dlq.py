@@ -22,7 +22,7 @@ from confluent_kafka import KafkaError, KafkaException, Message
 from streamsense.schemas.catalog import dlq_topic
 from streamsense.schemas.dlq import DeadLetterInfo
 from streamsense.services.kafka.producer import DeliveryCallback, Producer
-from streamsense.services.kafka.topics import dead_letter_budget
+from streamsense.services.kafka.topics import catalogue_spec, dead_letter_budget
 from streamsense.services.observability import metrics
 
 log = logging.getLogger(__name__)
@@ -108,8 +108,17 @@ class DeadLetterRouter:
         self._producer = producer
         self._service = service
         self._prefix = topic_prefix
+        self._outputs: dict[str, int | None] = {}
         self.sent = 0
         self.truncated = 0
+
+    def output_budget(self, topic: str) -> int | None:
+        """The largest record (key + value + headers, uncompressed) a catalogue ``topic``
+        accepts, or None for a topic outside the catalogue (the broker's limit decides)."""
+        if topic not in self._outputs:
+            known = catalogue_spec(topic, self._prefix) is not None
+            self._outputs[topic] = dead_letter_budget(topic, self._prefix) if known else None
+        return self._outputs[topic]
 
     @staticmethod
     def topic_for(topic: str) -> str:

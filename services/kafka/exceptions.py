@@ -33,3 +33,25 @@ class FatalHandlerError(ServiceError):
 class TopicMismatchError(KafkaIOError):
     """A topic a service writes is missing or configured unlike the topic spec (a broker's
     auto-creation, an old spec): ``streamsense topics create`` aligns it."""
+
+
+class UnreadableRecordError(KafkaIOError):
+    """The consumer cannot read a record (its batch fails to decompress, e.g. past
+    ``receive.message.max.bytes``, or it is corrupt): it is dead-lettered without its payload
+    and the partition reads on past it (:mod:`~streamsense.services.kafka.unreadable`)."""
+
+
+class HandlerUnavailableError(ServiceError):
+    """Raised by a handler's ``process`` when it cannot serve any message right now (e.g. the
+    model fails on a known-good input too): the batch is not the culprit, so nothing of it is
+    dead-lettered or committed; health is red with this reason and the loop reads the batch
+    again after a backoff."""
+
+
+#: What a handler raises for the loop to act on: never a dead letter, never retried one by one.
+LOOP_SIGNALS = (FatalHandlerError, RewindRequest, HandlerUnavailableError)
+
+
+class OutputTooLargeError(KafkaIOError):
+    """An output record larger than its topic accepts: the broker would refuse it on every
+    retry and its partition would stall behind it, so its input is dead-lettered instead."""

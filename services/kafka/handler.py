@@ -9,7 +9,7 @@ by one, so only the poison ones are dead-lettered.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -32,6 +32,11 @@ Outcome = Sequence[OutRecord] | BaseException
 class BatchHandler(Generic[P]):
     """Base handler; override ``process`` (and ``prepare`` to overlap work with it)."""
 
+    #: Whether ``prepare`` and ``process`` also get the stand-ins of records the consumer
+    #: cannot read (:mod:`.unreadable`; ``m.error()`` is set) and give their outcomes; by
+    #: default the loop dead-letters them itself and the handler never sees them.
+    sees_unreadable = False
+
     def prepare(self, messages: list[Message]) -> P:
         return messages  # type: ignore[return-value]
 
@@ -46,7 +51,9 @@ class BatchHandler(Generic[P]):
         anything slow, e.g. retries of an unreachable store."""
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """The handler's part of the loop's health: whether it can do its job, and details."""
+        """The handler's part of the loop's health: whether it can do its job, and details.
+        When it cannot, ``detail["problem"]`` says why in words; the loop lists it with its
+        own problems."""
         return True, {}
 
     def fetch_limit(self, configured: int) -> int:
@@ -60,9 +67,12 @@ class BatchHandler(Generic[P]):
         be a model run old by the time it runs)."""
         return True
 
-    def start_positions(self, assigned: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    def start_positions(
+        self, assigned: list[tuple[str, int]], committed: Callable[[], dict[tuple[str, int], int]]
+    ) -> dict[tuple[str, int], int]:
         """Offsets to start newly assigned partitions at, where the handler keeps its own
-        (the Redis sink does); the others start at the group's committed offsets."""
+        (the Redis sink does); the others start at the group's committed offsets, which
+        ``committed()`` asks the group coordinator for (empty when it cannot say)."""
         return {}
 
     def summary(self) -> dict[str, Any]:

@@ -50,6 +50,8 @@ def loop_problems(loop: BatchLoop[Any]) -> list[str]:
 def loop_health(loop: BatchLoop[Any]) -> tuple[bool, dict[str, Any]]:
     problems = loop.problems()
     handler_ok, handler_detail = loop.handler.health()
+    if not handler_ok:  # red says why in the one list an operator reads first
+        problems.append(str(handler_detail.get("problem") or "the handler cannot do its job"))
     return not problems and handler_ok, {
         "service": loop.service,
         "problems": problems,

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 #: A transactional producer's first retry (librdkafka doubles it up to retry.backoff.max.ms);
 #: librdkafka and the Java client use 20 ms for a concurrent transaction's partitions too.
 TXN_RETRY_BACKOFF_MS = 20
+#: Failed deliveries logged per (topic, error) before only one in FAILURES_LOG_EVERY is.
+FAILURES_LOGGED, FAILURES_LOG_EVERY = 3, 1000
 
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
 Headers = Sequence[tuple[str, bytes | str]]
@@ -126,6 +128,7 @@ class Producer:
         self.failed = 0
         self.acked = 0
         self._children: dict[str, tuple[Any, Any, Any]] = {}
+        self._failures: dict[tuple[str, int], int] = {}  # failed deliveries by (topic, error)
         self._in_flight_gauge = metrics.IN_FLIGHT.labels(self.service)
         self._closed = False
 
@@ -278,7 +281,14 @@ class Producer:
             self.account(topic, 1)
         else:
             self.account(topic, 0, 1)
-            log.error("delivery to %s failed: %s", topic, err)
+            # a lost broker fails every queued record: the first few say why, then a count
+            key = (topic, err.code())
+            n = self._failures[key] = self._failures.get(key, 0) + 1
+            if n <= FAILURES_LOGGED or n % FAILURES_LOG_EVERY == 0:
+                more = "" if n <= FAILURES_LOGGED else f" ({n} such failures so far)"
+                if n == FAILURES_LOGGED:
+                    more = f" (further ones logged 1 in {FAILURES_LOG_EVERY})"
+                log.error("delivery to %s failed: %s%s", topic, err, more)
 
     def _send(
         self,

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka.admin import AdminClient
 
 from streamsense.services.kafka.clientlog import ClientState
@@ -60,6 +60,16 @@ class Watchdog:
         self._thread: threading.Thread | None = None
         # the loop's rebalance callback and this thread both update the assignment finding
         self._lock = threading.Lock()
+
+    def consumer_error(self, m: Message) -> None:
+        """A consumer error that names no record: a missing input topic is kept for health
+        (until the next check finds it), anything but the end of a partition is logged."""
+        err = m.error()
+        assert err is not None
+        if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            self.missing = sorted({*self.missing, str(m.topic())})
+        elif err.code() != KafkaError._PARTITION_EOF:
+            log.error("consumer error on %s: %s", m.topic(), err)
 
     def start(self) -> Watchdog:
         self._thread = threading.Thread(target=self._run, name="kafka-watchdog", daemon=True)

@@ -10,8 +10,9 @@ import sys
 
 from confluent_kafka import Message
 
-from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.consumer import BatchLoop
 from streamsense.services.kafka.handler import Outcome
+from streamsense.services.kafka.loopconfig import LoopConfig
 from streamsense.services.runner import stop_on_signals
 from streamsense.services.settings import StreamsenseSettings
 from tests.kafka_helpers import EchoHandler

@@ -13,9 +13,10 @@ import pytest
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from streamsense.schemas.dlq import DeadLetterInfo
-from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.consumer import BatchLoop
 from streamsense.services.kafka.exceptions import FatalHandlerError
 from streamsense.services.kafka.handler import Outcome
+from streamsense.services.kafka.loopconfig import LoopConfig
 from streamsense.services.kafka.producer import Producer
 from streamsense.services.settings import StreamsenseSettings
 from tests.conftest import wait_for

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -22,12 +22,13 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
-from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.consumer import BatchLoop
+from streamsense.services.kafka.loopconfig import LoopConfig
 from streamsense.services.kafka.producer import Producer
 from streamsense.services.runner import running
 from streamsense.services.settings import StreamsenseSettings
 from tests.conftest import wait_for
-from tests.kafka_helpers import EchoHandler
+from tests.kafka_helpers import EchoHandler, committed_offset
 
 
 def _eo(settings: StreamsenseSettings) -> StreamsenseSettings:
@@ -67,18 +68,6 @@ def read_committed(
     return out
 
 
-def _committed(bootstrap: str, group: str, topic: str) -> int:
-    """The group's committed offset (-1 while a fresh broker's coordinator is loading)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
-    try:
-        (tp,) = c.committed([TopicPartition(topic, 0)], timeout=10)
-    except KafkaException:
-        return -1
-    finally:
-        c.close()
-    return max(tp.offset, 0)
-
-
 def test_outputs_dead_letters_and_offsets_commit_together(
     settings: StreamsenseSettings, make_topic: Callable[..., str], group_id: str
 ) -> None:
@@ -88,7 +77,9 @@ def test_outputs_dead_letters_and_offsets_commit_together(
     s = _eo(settings)
     loop = BatchLoop(s, LoopConfig([src], group_id, max_batch=16), EchoHandler(out))
     with running(loop):
-        wait_for(lambda: _committed(s.kafka_bootstrap, group_id, src) == 200, 60, "200 committed")
+        wait_for(
+            lambda: committed_offset(s.kafka_bootstrap, group_id, src) == 200, 60, "200 committed"
+        )
         ok, detail = loop.health()
         assert ok, detail["problems"]
         assert detail["delivery"] == "exactly-once" and detail["transactions"] >= 1
@@ -115,7 +106,7 @@ def test_an_aborted_round_leaves_no_duplicates_for_read_committed_readers(
     with running(loop):
         wait_for(lambda: loop.health()[1]["delivery_error"], 30, "a failed round")
         wait_for(lambda: loop.health()[1]["aborted"] >= 2, 30, "rounds aborted and retried")
-        assert _committed(s.kafka_bootstrap, group_id, src) <= 0
+        assert committed_offset(s.kafka_bootstrap, group_id, src) <= 0
         larger = ConfigEntry(
             "max.message.bytes", "1048576", incremental_operation=AlterConfigOpType.SET
         )
@@ -123,7 +114,7 @@ def test_an_aborted_round_leaves_no_duplicates_for_read_committed_readers(
             ConfigResource.Type.TOPIC, src + ".dlq", incremental_configs=[larger]
         )
         admin.incremental_alter_configs([resource])[resource].result()
-        wait_for(lambda: _committed(s.kafka_bootstrap, group_id, src) == 3, 60, "committed")
+        wait_for(lambda: committed_offset(s.kafka_bootstrap, group_id, src) == 3, 60, "committed")
         wait_for(lambda: loop.health()[0], 20, "healthy again")
     assert Counter(read_committed(s.kafka_bootstrap, out)) == {b"GOOD-1": 1, b"GOOD-2": 1}
     assert read_committed(s.kafka_bootstrap, src + ".dlq") == [b"bad-poison"]
@@ -166,7 +157,9 @@ def test_kill_9_mid_stream_then_restart_gives_every_output_once(
     s = _eo(settings)
     loop = BatchLoop(s, LoopConfig([src], group_id), EchoHandler(out))
     with running(loop):
-        wait_for(lambda: _committed(s.kafka_bootstrap, group_id, src) == n, 90, "all committed")
+        wait_for(
+            lambda: committed_offset(s.kafka_bootstrap, group_id, src) == n, 90, "all committed"
+        )
     counts = Counter(read_committed(s.kafka_bootstrap, out, expect=n))
     missing = sorted(i for i in range(n) if f"M{i}".encode() not in counts)
     assert not missing, f"inputs without an output: {missing}"

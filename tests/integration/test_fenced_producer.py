@@ -13,27 +13,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka import Producer as RdProducer
 
-from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.consumer import BatchLoop
+from streamsense.services.kafka.loopconfig import LoopConfig
 from streamsense.services.kafka.producer import Producer
 from streamsense.services.runner import running
 from streamsense.services.settings import StreamsenseSettings
 from tests.conftest import wait_for
 from tests.integration.test_exactly_once import read_committed
-from tests.kafka_helpers import EchoHandler
-
-
-def _committed(bootstrap: str, group: str, topic: str) -> int:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
-    try:
-        (tp,) = c.committed([TopicPartition(topic, 0)], timeout=10)
-    except KafkaException:
-        return -1
-    finally:
-        c.close()
-    return tp.offset
+from tests.kafka_helpers import EchoHandler, committed_offset
 
 
 def test_a_fenced_producer_is_replaced_and_every_output_committed_once(
@@ -51,12 +40,16 @@ def test_a_fenced_producer_is_replaced_and_every_output_committed_once(
 
     with running(loop):
         send(0, 100)
-        wait_for(lambda: _committed(s.kafka_bootstrap, group_id, src) == 100, 60, "100 committed")
+        wait_for(
+            lambda: committed_offset(s.kafka_bootstrap, group_id, src) == 100, 60, "100 committed"
+        )
         fenced = loop.producer.transactional_id
         newer = RdProducer({"bootstrap.servers": s.kafka_bootstrap, "transactional.id": fenced})
         newer.init_transactions(30)  # the loop's producer is fenced from now on
         send(100, 100)
-        wait_for(lambda: _committed(s.kafka_bootstrap, group_id, src) == 200, 60, "200 committed")
+        wait_for(
+            lambda: committed_offset(s.kafka_bootstrap, group_id, src) == 200, 60, "200 committed"
+        )
         wait_for(lambda: loop.health()[0], 30, "healthy again")
         assert loop.producer.transactional_id != fenced, "the fenced producer was replaced"
         newer.close()

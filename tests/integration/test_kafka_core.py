@@ -16,7 +16,8 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from streamsense.schemas.dlq import DeadLetterInfo
-from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.consumer import BatchLoop
+from streamsense.services.kafka.loopconfig import LoopConfig
 from streamsense.services.kafka.producer import BackpressurePolicy, Producer
 from streamsense.services.settings import StreamsenseSettings
 from tests.conftest import wait_for

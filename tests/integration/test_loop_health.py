@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -18,22 +17,14 @@ from confluent_kafka.admin import (
 )
 
 from streamsense.schemas.dlq import DeadLetterInfo
-from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.consumer import BatchLoop
+from streamsense.services.kafka.loopconfig import LoopConfig
 from streamsense.services.kafka.producer import Producer
 from streamsense.services.local import procs
 from streamsense.services.runner import running
 from streamsense.services.settings import StreamsenseSettings
 from tests.conftest import wait_for
-from tests.kafka_helpers import EchoHandler, read_all
-
-
-def _committed(bootstrap: str, group: str, topic: str) -> int:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
-    try:
-        (tp,) = c.committed([TopicPartition(topic, 0)], timeout=10)
-    finally:
-        c.close()
-    return max(tp.offset, 0)
+from tests.kafka_helpers import EchoHandler, committed_offset, read_all
 
 
 def _problems(loop: BatchLoop[object]) -> str:
@@ -150,7 +141,7 @@ def test_a_dead_letter_that_cannot_be_written_is_retried_never_skipped_never_a_c
         wait_for(lambda: "not delivered" in _problems(loop), 30, "red with the reason")
         assert f"{src}.dlq" in _problems(loop) and "nothing past it is committed" in _problems(loop)
         time.sleep(2)  # a few retries with backoff: still running, still nothing committed
-        assert loop.running and _committed(stack["bootstrap"], group_id, src) == 0
+        assert loop.running and committed_offset(stack["bootstrap"], group_id, src) == 0
         resource = ConfigResource(
             ConfigResource.Type.TOPIC,
             src + ".dlq",
@@ -162,7 +153,9 @@ def test_a_dead_letter_that_cannot_be_written_is_retried_never_skipped_never_a_c
         )
         admin.incremental_alter_configs([resource])[resource].result()
         wait_for(
-            lambda: _committed(stack["bootstrap"], group_id, src) == 3, 60, "all three committed"
+            lambda: committed_offset(stack["bootstrap"], group_id, src) == 3,
+            60,
+            "all three committed",
         )
         wait_for(lambda: loop.health()[0], 20, "healthy again")
     [dead] = read_all(stack["bootstrap"], src + ".dlq", 1)

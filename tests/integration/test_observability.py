@@ -7,7 +7,8 @@ from collections.abc import Callable
 import orjson
 import pytest
 
-from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.consumer import BatchLoop
+from streamsense.services.kafka.loopconfig import LoopConfig
 from streamsense.services.kafka.producer import Producer
 from streamsense.services.observability.health import HealthServer
 from streamsense.services.settings import StreamsenseSettings

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from streamsense.models.card import InputSpec, ModelCard, Source
-from streamsense.models.store import ModelStore, artifact_sha256
+from streamsense.models.digest import artifact_sha256
+from streamsense.models.store import ModelStore
 
 NAME = "victim"
 

@@ -11,7 +11,8 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.consumer import BatchLoop
+from streamsense.services.kafka.loopconfig import LoopConfig
 from streamsense.services.kafka.producer import Producer
 from streamsense.services.local import procs
 from streamsense.services.settings import StreamsenseSettings

@@ -37,7 +37,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from streamsense.models.store import ModelStore, artifact_sha256
+from streamsense.models.digest import artifact_sha256
+from streamsense.models.store import ModelStore
 from streamsense.schemas.catalog import Topic
 from streamsense.schemas.model_updates import ModelVersion
 from streamsense.schemas.registry import decode, encode

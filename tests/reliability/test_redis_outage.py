@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import redis
-from confluent_kafka import Consumer, TopicPartition
 
 from streamsense.services.serving.keys import RedisKeys
 from tests.conftest import wait_for
+from tests.kafka_helpers import committed_total
 from tests.sink import factory
 from tests.sink.test_outage import SOURCES, OwnRedis, _produce, _seqs
 from tests.sink.test_sink import Running
@@ -20,15 +20,6 @@ from tests.sink.test_sink import Running
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 OUTAGE_S = 30.0
-
-
-def _committed(bootstrap: str, group: str, topic: str) -> int:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
-    try:
-        offs = c.committed([TopicPartition(topic, p) for p in range(2)], timeout=10)
-    finally:
-        c.close()
-    return sum(max(tp.offset, 0) for tp in offs)
 
 
 def test_redis_down_30_s_then_the_sink_catches_up(stack: dict[str, str], tmp_path: Path) -> None:
@@ -44,7 +35,7 @@ def test_redis_down_30_s_then_the_sink_catches_up(stack: dict[str, str], tmp_pat
         _produce(settings, range(100))
         wait_for(lambda: len(_seqs(client, keys)) == 100, 30, "the first 100 results")
         wait_for(
-            lambda: _committed(settings.kafka_bootstrap, settings.sink_group, topic) == 100,
+            lambda: committed_total(settings.kafka_bootstrap, settings.sink_group, topic, 2) == 100,
             20,
             "the first 100 offsets committed",
         )
@@ -59,7 +50,7 @@ def test_redis_down_30_s_then_the_sink_catches_up(stack: dict[str, str], tmp_pat
             unhealthy_polls += not running.sink.health()[0]
             tick = down_at + polls * 0.5
             wait_for(lambda t=tick: time.monotonic() > t, 5, "the next tick")
-        held = _committed(settings.kafka_bootstrap, settings.sink_group, topic)
+        held = committed_total(settings.kafka_bootstrap, settings.sink_group, topic, 2)
 
         own.start()
         back_at = time.monotonic()
@@ -82,4 +73,4 @@ def test_redis_down_30_s_then_the_sink_catches_up(stack: dict[str, str], tmp_pat
     assert unhealthy_polls >= polls - 2, "unhealthy for the whole outage"
     assert running.sink.loop.dead_lettered == 0
     assert caught_up_s < 10, "retries are capped at 5 s, the backlog is written in seconds"
-    assert _committed(settings.kafka_bootstrap, settings.sink_group, topic) == sent
+    assert committed_total(settings.kafka_bootstrap, settings.sink_group, topic, 2) == sent

@@ -20,7 +20,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from streamsense.schemas.dlq import DeadLetterInfo
 from streamsense.schemas.registry import decode
 from streamsense.schemas.results import SentimentResult
-from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.consumer import BatchLoop
+from streamsense.services.kafka.loopconfig import LoopConfig
 from streamsense.services.kafka.producer import Producer
 from streamsense.services.local import procs
 from streamsense.services.local.kafka import KafkaNode, SecureListener
@@ -306,7 +307,11 @@ def test_no_module_deserializes_with_pickle_and_keras_loads_are_safe() -> None:
     assert len(files) > 100, "the scan must cover the whole product"
     scans = [_scan(f) for f in files]
     assert [msg for problems, _ in scans for msg in problems] == []
-    assert sum(n for _, n in scans) >= 3, "the Keras loads of models/ and the learner were seen"
+    # models.runtime.load_keras (serving and the learner load artifacts through it, after the
+    # archive check) and the learner's clone of its own saved model
+    assert sum(n for _, n in scans) >= 2, "the Keras loads of models/ and the learner were seen"
+    learner = (REPO / "services/learner/keras_text.py").read_text()
+    assert "load_keras(artifact)" in learner, "the learner loads artifacts unchecked"
 
 
 def test_the_scan_catches_what_it_forbids(tmp_path: Path) -> None:

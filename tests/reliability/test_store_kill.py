@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from streamsense.models.store import ModelStore, artifact_sha256
+from streamsense.models.digest import artifact_sha256
+from streamsense.models.store import ModelStore
 from tests.reliability.conftest import REPO
 from tests.reliability.store_child import NAME
 

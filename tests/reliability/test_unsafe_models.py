@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from streamsense.models.digest import artifact_sha256
 from streamsense.models.exceptions import UnsafeModelError
 from streamsense.models.register import register_saved_model
-from streamsense.models.store import ModelStore, artifact_sha256
+from streamsense.models.store import ModelStore
 from streamsense.schemas.model_updates import ModelVersion
 from streamsense.schemas.registry import decode
 from streamsense.schemas.results import DetectionResult
