@@ -7,10 +7,15 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from streamsense.models.exceptions import ModelIntegrityError
 from streamsense.schemas.fields import Label, ModelName, VersionTag
 from streamsense.schemas.model_updates import Task
 from streamsense.schemas.results import SourceRef
 
+#: Largest batch a card may ask for (the sentiment model peaks at 1024 on a CPU).
+MAX_BATCH = 4096
+#: Most class names a card may list (COCO has 80).
+MAX_LABELS = 10000
 #: How an artifact is stored; decides which runtime loads it.
 ArtifactFormat = Literal["tflite", "saved_model", "keras"]
 
@@ -63,15 +68,23 @@ class ModelCard(_Frozen):
     source: Source
     input: InputSpec
     labels: list[Label] = Field(
+        max_length=MAX_LABELS,
         description="class names, indexed by the class id the model emits (they travel in "
-        "results, so the results' label bounds apply)"
+        "results, so the results' label bounds apply)",
     )
     metrics: dict[str, float] = Field(default_factory=dict)
     params: dict[str, float | int | str | bool] = Field(
         default_factory=dict, description="adapter settings, e.g. score_threshold"
     )
-    preferred_batch: int = Field(default=1, ge=1, description="best batch size measured")
-    max_batch: int = Field(default=1, ge=1, description="largest batch sent in one call")
+    preferred_batch: int = Field(
+        default=1, ge=1, le=MAX_BATCH, description="best batch size measured"
+    )
+    max_batch: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_BATCH,
+        description="largest batch sent in one call (warmup runs every power of two up to it)",
+    )
     description: str = ""
     allow_unsafe_ops: bool = Field(
         default=False,
@@ -89,6 +102,34 @@ class ModelCard(_Frozen):
             msg = "artifact must name a file or directory inside the version directory"
             raise ValueError(msg)
         return value
+
+    def number_param(self, key: str, default: float, low: float, high: float) -> float:
+        """``params[key]`` as a number in ``[low, high]`` (``default`` when absent);
+        ModelIntegrityError naming the parameter otherwise. A card is read from the store,
+        so its values are checked before an adapter uses them: a threshold of -1 would
+        publish negative scores, an IoU of 7 fails inside TensorFlow on every image with a
+        detection (and not on the warmup's random image)."""
+        value = self.params.get(key, default)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not low <= value <= high
+        ):
+            shown = value if isinstance(value, int | float) else f"a {type(value).__name__}"
+            msg = (
+                f"{self.name}/{self.version}: card parameter {key!r} must be a number from "
+                f"{low:g} to {high:g}, got {shown}"
+            )
+            raise ModelIntegrityError(msg)
+        return float(value)
+
+    def int_param(self, key: str, default: int, low: int, high: int) -> int:
+        """``params[key]`` as an integer in ``[low, high]``; see :meth:`number_param`."""
+        value = self.number_param(key, default, low, high)
+        if not value.is_integer():
+            msg = f"{self.name}/{self.version}: card parameter {key!r} must be an integer"
+            raise ModelIntegrityError(msg)
+        return int(value)
 
     def label(self, class_id: int) -> str:
         if 0 <= class_id < len(self.labels):

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from streamsense.models.base import BoxXYXY, DetectionOutput
-from streamsense.models.card import ModelCard
-from streamsense.models.exceptions import SignatureError
+from streamsense.models.card import MAX_LABELS, ModelCard
+from streamsense.models.exceptions import ModelOutputError, SignatureError
 from streamsense.models.imaging import (
     ImageAdapter,
     Letterbox,
@@ -31,6 +31,13 @@ from streamsense.models.runtime import SavedModelRunner, TensorInfo, TFLiteRunne
 
 log = logging.getLogger(__name__)
 
+#: Most detections one result may list (a card's ``max_detections``).
+MAX_DETECTIONS = 1000
+#: Largest class id a detector may emit (the most labels a card may have, less one).
+MAX_CLASS_ID = MAX_LABELS - 1
+#: How far over 1 a score may be (float rounding in a sigmoid or softmax) before the output
+#: is refused as not a probability.
+SCORE_TOLERANCE = 1e-3
 #: Outputs a TF2 Object Detection API SavedModel must have.
 TFOD_OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes")
 
@@ -58,14 +65,14 @@ class Detector(ImageAdapter[list[DetectionOutput]]):
 
     def __init__(self, card: ModelCard, artifact: Path) -> None:
         super().__init__(card, artifact)
-        self.score_threshold = float(card.params.get("score_threshold", 0.3))
-        self.iou_threshold = float(card.params.get("iou_threshold", 0.5))
-        self.max_detections = int(card.params.get("max_detections", 100))
+        self.score_threshold = card.number_param("score_threshold", 0.3, 0.0, 1.0)
+        self.iou_threshold = card.number_param("iou_threshold", 0.5, 0.0, 1.0)
+        self.max_detections = card.int_param("max_detections", 100, 1, MAX_DETECTIONS)
 
     @abstractmethod
     def _candidates(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``boxes [B,N,4]`` normalized xyxy in each source image, ``scores [B,N]``,
-        ``classes [B,N]`` (int)."""
+        ``classes [B,N]`` as the model emits them (checked in :meth:`_detections`)."""
 
     def _predict_chunk(self, images: list[np.ndarray]) -> list[list[DetectionOutput]]:
         boxes, scores, classes = self._candidates(images)
@@ -77,27 +84,61 @@ class Detector(ImageAdapter[list[DetectionOutput]]):
     def _detections(
         self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, w: int, h: int
     ) -> list[DetectionOutput]:
-        candidates = np.flatnonzero(scores >= self.score_threshold)
+        """The detections above the score threshold after NMS; ModelOutputError when the
+        model's output cannot be published as detections (see :func:`output_problem`)."""
+        with np.errstate(invalid="ignore"):
+            candidates = np.flatnonzero(scores >= self.score_threshold)
+        problem = output_problem(scores, boxes[candidates], scores[candidates], classes[candidates])
+        if problem is not None:
+            msg = f"the model's output {problem}"
+            raise ModelOutputError(msg)
         if candidates.size == 0:
             return []
-        boxes = np.clip(boxes[candidates], 0.0, 1.0).astype(np.float32)
-        scores = scores[candidates].astype(np.float32)
-        classes = classes[candidates]
+        # inverted or out-of-frame corners: the box they span, inside the frame
+        corners = np.clip(boxes[candidates], 0.0, 1.0).astype(np.float32)
+        boxes = np.concatenate(
+            [
+                np.minimum(corners[:, :2], corners[:, 2:]),
+                np.maximum(corners[:, :2], corners[:, 2:]),
+            ],
+            axis=1,
+        )
+        scores = np.minimum(scores[candidates], 1.0).astype(np.float32)
+        classes = np.rint(classes[candidates]).astype(np.int64)
         found = []
         for k in nms(boxes, scores, classes, self.iou_threshold, self.max_detections):
             x1, y1, x2, y2 = (float(v) for v in boxes[k])
             class_id = int(classes[k])
             found.append(
                 DetectionOutput(
-                    self.card.label(class_id),
-                    class_id,
-                    min(float(scores[k]), 1.0),
-                    BoxXYXY(x1, y1, x2, y2),
-                    w,
-                    h,
+                    self.card.label(class_id), class_id, float(scores[k]),
+                    BoxXYXY(x1, y1, x2, y2), w, h,
                 )
-            )
+            )  # fmt: skip
         return found
+
+
+def output_problem(
+    scores: np.ndarray, boxes: np.ndarray, kept: np.ndarray, classes: np.ndarray
+) -> str | None:
+    """Why a detector's output for one image is not detections (None when it is): a score
+    that is not finite anywhere, or, among the detections above the threshold, a score over
+    1, a corner that is not finite, or a class id that is not an integer from 0 to
+    :data:`MAX_CLASS_ID` (``class_nan`` or a wrapped-around ``class_-2147483648`` would be
+    published as if the model had meant it)."""
+    if not np.isfinite(scores).all():
+        return "has scores that are not finite (NaN or infinite)"
+    if kept.size and kept.max() > 1.0 + SCORE_TOLERANCE:
+        return f"has a score of {float(kept.max()):g}, over 1: scores must be probabilities"
+    if not np.isfinite(boxes).all():
+        return "has a box whose corners are not finite (NaN or infinite)"
+    with np.errstate(invalid="ignore"):
+        integral = np.isfinite(classes) & (np.abs(classes - np.rint(classes)) <= 1e-3)
+        in_range = (classes >= 0) & (classes <= MAX_CLASS_ID)
+    if not (integral & in_range).all():
+        bad = classes[~(integral & in_range)][0]
+        return f"has a class id of {float(bad):g}: class ids are integers from 0 to {MAX_CLASS_ID}"
+    return None
 
 
 def blazeface_anchors(size: int = 128, strides: Sequence[int] = (8, 16, 16, 16)) -> np.ndarray:
@@ -174,7 +215,7 @@ class CenterNetDetector(Detector):
         else:
             out = self._runner.run(**{self._key: batch.astype(np.float32)})["detections"]
         boxes = np.clip(out[..., :4] / self._size, 0.0, 1.0)
-        return boxes, out[..., 4], out[..., 5].astype(np.int32)
+        return boxes, out[..., 4], out[..., 5]
 
 
 def check_detection_signature(inputs: dict[str, TensorInfo], outputs: dict[str, Any]) -> str:
@@ -224,12 +265,11 @@ class ObjectDetectionAPIDetector(Detector):
         out = self._runner.run(**{self._key: feed})
         yxyx = out["detection_boxes"].astype(np.float32)
         scores = out["detection_scores"].astype(np.float32)
-        classes = np.rint(out["detection_classes"]).astype(np.int32)
+        classes = out["detection_classes"].astype(np.float32)
         if "num_detections" in out:
             keep = np.arange(scores.shape[1])[None, :] < out["num_detections"].reshape(-1, 1)
             scores = np.where(keep, scores, 0.0)
-        boxes = np.clip(yxyx[..., [1, 0, 3, 2]], 0.0, 1.0)
-        return boxes, scores, np.maximum(classes, 0)
+        return yxyx[..., [1, 0, 3, 2]], scores, classes
 
 
 def _pad(a: np.ndarray, width: int) -> np.ndarray:

@@ -22,6 +22,13 @@ class BadImageError(BadInputError):
     over a size or pixel budget, corrupt); raised by :mod:`streamsense.models.decoding`."""
 
 
+class ModelOutputError(BadInputError):
+    """The model's output for an input is unusable (NaN, inf, or not a probability
+    distribution where one is expected). A BadInputError, so a worker dead-letters that input
+    with the reason and serves the rest of the batch; at load time the probe's output is
+    checked the same way and a model that fails it is refused (SignatureError)."""
+
+
 class ModelIntegrityError(ModelError):
     """An artifact does not match its card (sha256 mismatch) or cannot be read (corrupt)."""
 

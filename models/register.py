@@ -6,13 +6,14 @@ import json
 import logging
 from pathlib import Path
 
-from streamsense.models.card import InputSpec, ModelCard, Source
+from streamsense.models.card import MAX_BATCH, InputSpec, ModelCard, Source
 from streamsense.models.detection import check_detection_signature
+from streamsense.models.digest import artifact_sha256
 from streamsense.models.exceptions import ModelError, SignatureError
 from streamsense.models.registry import create_adapter
 from streamsense.models.runtime import SavedModelRunner
 from streamsense.models.segmentation import check_segmentation_signature
-from streamsense.models.store import ModelStore, artifact_sha256
+from streamsense.models.store import ModelStore
 from streamsense.schemas.catalog import ImageTask
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def register_saved_model(
         labels=labels or [],
         params=params,
         preferred_batch=1 if batch == 1 else 4,
-        max_batch=int(batch) if batch is not None else 8,
+        max_batch=min(int(batch), MAX_BATCH) if batch is not None else 8,
         allow_unsafe_ops=bool(runner.unsafe_ops),
         unsafe_ops=sorted({str(u) for u in runner.unsafe_ops}),
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 from streamsense.models.base import ModelAdapter
 from streamsense.models.card import ArtifactFormat, ModelCard
-from streamsense.models.exceptions import ModelError
+from streamsense.models.exceptions import ModelIntegrityError
 
 #: adapter kind -> (module:class, task, artifact formats it reads)
 ADAPTERS: dict[str, tuple[str, str, tuple[ArtifactFormat, ...]]] = {
@@ -27,8 +27,8 @@ ADAPTERS: dict[str, tuple[str, str, tuple[ArtifactFormat, ...]]] = {
 
 def adapter_class(kind: str) -> type[ModelAdapter[Any, Any]]:
     if kind not in ADAPTERS:
-        msg = f"unknown adapter kind {kind!r}; known: {sorted(ADAPTERS)}"
-        raise ModelError(msg)
+        msg = f"unknown adapter kind {kind[:40]!r}; known: {sorted(ADAPTERS)}"
+        raise ModelIntegrityError(msg)
     module, _, name = ADAPTERS[kind][0].partition(":")
     cls: type[ModelAdapter[Any, Any]] = getattr(importlib.import_module(module), name)
     return cls
@@ -43,5 +43,5 @@ def create_adapter(card: ModelCard, artifact: Path) -> ModelAdapter[Any, Any]:
             f"adapter {card.adapter!r} serves {task} models stored as {formats}; "
             f"the card says {card.task} in {card.format}"
         )
-        raise ModelError(msg)
+        raise ModelIntegrityError(msg)
     return cls(card, artifact)

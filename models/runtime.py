@@ -185,21 +185,32 @@ class SavedModelRunner:
         return {k: v.numpy() for k, v in self._fn(**tensors).items()}
 
 
+def load_keras(path: Path) -> Any:
+    """A ``.keras`` model, its archive checked first (:mod:`streamsense.models.archive`), then
+    loaded with ``safe_mode=True`` and uncompiled; ModelIntegrityError or UnsafeModelError
+    otherwise (never Keras's or zipfile's own exceptions)."""
+    import keras
+
+    from streamsense.models.archive import check_keras_archive
+
+    check_keras_archive(path)
+    try:
+        return keras.saving.load_model(str(path), compile=False, safe_mode=True)
+    except Exception as exc:  # any failure of a hostile file is "not loadable", never a crash
+        msg = f"{path}: not a loadable Keras model: {type(exc).__name__}: {exc}"
+        raise ModelIntegrityError(msg[:2000]) from exc
+
+
 class KerasRunner:
     """A ``.keras`` model loaded with ``safe_mode=True`` and served through a ``tf.function``
     with a fixed input signature (never ``model.predict`` on the hot path)."""
 
     def __init__(self, path: Path) -> None:
-        import keras
         import tensorflow as tf
 
         configure_devices()
         self.path = path
-        try:
-            self._model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            msg = f"{path}: not a loadable Keras model: {exc}"
-            raise ModelIntegrityError(msg) from exc
+        self._model = load_keras(path)
         if len(self._model.inputs) != 1:
             msg = f"{path}: expected one input, found {len(self._model.inputs)}"
             raise SignatureError(msg)

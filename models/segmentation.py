@@ -17,11 +17,11 @@ import numpy as np
 from pycocotools import mask as coco_mask
 
 from streamsense.models.base import SegmentationOutput
-from streamsense.models.card import ModelCard
-from streamsense.models.exceptions import SignatureError
+from streamsense.models.card import MAX_LABELS, ModelCard
+from streamsense.models.exceptions import ModelOutputError, SignatureError
 from streamsense.models.imaging import ImageAdapter, check_image_input, normalize, resize
 from streamsense.models.runtime import SavedModelRunner, TensorInfo, TFLiteRunner
-from streamsense.schemas.results import RleMask
+from streamsense.schemas.results import MAX_MASK_SIDE, RleMask
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,41 @@ def _upsample(scores: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.concatenate(parts, axis=-1)
 
 
+def upsampled_argmax(scores: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The class of each pixel of a ``height x width`` image from ``h x w x C`` scores: the
+    argmax of the bilinearly upsampled scores, four channels at a time. Upsampling all of
+    them at once took ``height x width x C`` floats: 1.2 GB for a 150-class model on a 1080p
+    frame, 41 GB (the worker killed) for a model that emits 5,000 channels."""
+    if scores.shape[0] == height and scores.shape[1] == width:
+        return np.argmax(scores, axis=-1)
+    best: np.ndarray | None = None
+    classes = np.zeros((height, width), dtype=np.intp)
+    for c in range(0, scores.shape[-1], 4):
+        part = _upsample(scores[..., c : c + 4], width, height)
+        local = np.argmax(part, axis=-1)
+        value = np.take_along_axis(part, local[..., None], axis=-1)[..., 0]
+        if best is None:
+            best, classes = value, local
+            continue
+        better = value > best  # ties keep the lower class, as np.argmax does
+        best = np.where(better, value, best)
+        classes = np.where(better, local + c, classes)
+    return classes
+
+
+def score_problem(scores: np.ndarray) -> str | None:
+    """Why a segmenter's scores for one image cannot be a mask (None when they can)."""
+    if scores.ndim != 3 or min(scores.shape) < 1:
+        return f"has shape {scores.shape}, not [height, width, classes]"
+    if max(scores.shape[:2]) > MAX_MASK_SIDE:
+        return f"is {scores.shape[1]}x{scores.shape[0]}, over {MAX_MASK_SIDE} pixels a side"
+    if scores.shape[2] > MAX_LABELS:
+        return f"has {scores.shape[2]} classes, more than the {MAX_LABELS} a model may have"
+    if not np.isfinite(scores).all():
+        return "has scores that are not finite (NaN or infinite)"
+    return None
+
+
 class Segmenter(ImageAdapter[SegmentationOutput]):
     """Shared checks and mask encoding; subclasses return per-pixel scores."""
 
@@ -62,9 +97,9 @@ class Segmenter(ImageAdapter[SegmentationOutput]):
 
     def __init__(self, card: ModelCard, artifact: Path) -> None:
         super().__init__(card, artifact)
-        self.threshold = float(card.params.get("threshold", 0.5))
-        background = card.params.get("background_class", 0)
-        self.background = int(background) if background is not None else -1
+        self.threshold = card.number_param("threshold", 0.5, 0.0, 1.0)
+        # -1: no class is background (every class is foreground in the mask)
+        self.background = card.int_param("background_class", 0, -1, MAX_LABELS - 1)
 
     @abstractmethod
     def _scores(self, images: list[np.ndarray]) -> Sequence[np.ndarray]:
@@ -73,20 +108,27 @@ class Segmenter(ImageAdapter[SegmentationOutput]):
 
     def _predict_chunk(self, images: list[np.ndarray]) -> list[SegmentationOutput]:
         scores = self._scores(images)
+        if len(scores) != len(images):
+            msg = f"the model returned {len(scores)} outputs for {len(images)} images"
+            raise ModelOutputError(msg)
         out = []
-        for img, score in zip(images, scores, strict=True):
+        for i, (img, raw) in enumerate(zip(images, scores, strict=True)):
             h, w = img.shape[:2]
-            full = _upsample(score.astype(np.float32), w, h)
-            if full.shape[-1] == 1:
-                mask = full[..., 0] > self.threshold
+            score = np.asarray(raw, dtype=np.float32)
+            if problem := score_problem(score):
+                msg = f"image {i}: the model's output {problem}"
+                raise ModelOutputError(msg)
+            channels = score.shape[-1]
+            if channels == 1:
+                mask = _upsample(score, w, h)[..., 0] > self.threshold
                 areas = {self.card.label(0): float(mask.mean())}
             else:
-                classes = np.argmax(full, axis=-1)
+                classes = upsampled_argmax(score, w, h)
                 mask = classes != self.background
-                counts = np.bincount(classes.ravel(), minlength=full.shape[-1]) / classes.size
+                counts = np.bincount(classes.ravel(), minlength=channels) / classes.size
                 areas = {
                     self.card.label(c): float(counts[c])
-                    for c in range(full.shape[-1])
+                    for c in range(channels)
                     if c != self.background
                 }
             out.append(SegmentationOutput(mask=encode_mask(mask), class_areas=areas))
@@ -129,6 +171,10 @@ def check_segmentation_signature(
             "(name it 'logits' if there are several)"
         )
         raise SignatureError(msg)
+    channels = rank4[key].shape[3]
+    if channels is not None and channels > MAX_LABELS:
+        msg = f"a segmenter may have at most {MAX_LABELS} classes; {key!r} has {channels}"
+        raise SignatureError(msg)
     return next(iter(inputs)), key
 
 
@@ -161,6 +207,6 @@ class LogitsSegmenter(Segmenter):
             batch = np.stack(images)
         feed = batch if self._dtype == "uint8" else normalize(batch, *self._range)
         logits = self._runner.run(**{self._key: feed})[self._out].astype(np.float32)
-        if logits.shape[-1] == 1:
-            return list(1.0 / (1.0 + np.exp(-logits)))
+        if logits.ndim == 4 and logits.shape[-1] == 1:  # float32-safe sigmoid; NaN stays NaN
+            return list(1.0 / (1.0 + np.exp(-np.clip(logits, -80.0, 80.0))))
         return list(logits)

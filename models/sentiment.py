@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from streamsense.models.base import ModelAdapter, SentimentOutput
-from streamsense.models.exceptions import BadInputError, SignatureError
+from streamsense.models.exceptions import BadInputError, ModelOutputError, SignatureError
 from streamsense.models.runtime import KerasRunner
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,19 @@ def check_texts(items: Sequence[object]) -> list[str]:
     return out
 
 
+def not_distributions(probs: np.ndarray, tolerance: float = 1e-3) -> list[tuple[int, str]]:
+    """Rows of ``probs`` that are not probability distributions, with why: a model emitting
+    NaN, inf, logits or negative scores must not publish them as class probabilities."""
+    finite = np.isfinite(probs).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        shaped = (probs.min(axis=1) >= -tolerance) & (np.abs(probs.sum(axis=1) - 1.0) <= tolerance)
+    return [
+        (int(i), f"is {'not a probability distribution' if finite[i] else 'not finite'} "
+                 f"({probs[i].tolist()})")
+        for i in np.flatnonzero(~(finite & shaped))
+    ]  # fmt: skip
+
+
 class KerasSentiment(ModelAdapter[str, SentimentOutput]):
     """A Keras text classifier with softmax outputs over ``card.labels``."""
 
@@ -63,6 +76,9 @@ class KerasSentiment(ModelAdapter[str, SentimentOutput]):
         if probe.shape != (1, len(self.labels)):
             msg = f"{self.artifact}: output {probe.shape} does not match labels {self.labels}"
             raise SignatureError(msg)
+        if bad := not_distributions(probe):
+            msg = f"{self.artifact}: refused, its output on a sample text {bad[0][1]}"
+            raise SignatureError(msg)
 
     def _check(self, items: Sequence[str]) -> list[str]:
         return check_texts(items)
@@ -73,6 +89,10 @@ class KerasSentiment(ModelAdapter[str, SentimentOutput]):
     def _predict_chunk(self, items: list[str]) -> list[SentimentOutput]:
         cleaned = [clean_text(t) for t in items]
         probs = self._runner.run(np.asarray(cleaned, dtype=object)).astype(np.float64)
+        if bad := not_distributions(probs):
+            row, why = bad[0]
+            msg = f"text {row}: the model's output {why}"
+            raise ModelOutputError(msg)
         best = probs.argmax(axis=1)
         labels = self.labels
         return [

@@ -9,23 +9,20 @@ Layout::
 Versions are immutable and appear atomically: a version is assembled in a temporary
 directory beside its final place and renamed into it; the champion pointer is replaced with
 ``os.replace``. Readers therefore never see a half-written version. Every load verifies the
-artifact's sha256 against its card (for a directory, a digest over its sorted relative paths
-and file bytes), so a corrupt or tampered artifact raises :class:`ModelIntegrityError` and is
-never served.
+artifact's sha256 against its card (:func:`streamsense.models.digest.artifact_sha256`: for a
+directory, a digest over its sorted relative paths and file bytes), so a corrupt or tampered
+artifact raises :class:`ModelIntegrityError` and is never served. How the store reads and
+writes its files (no links, bounded reads, atomic renames, sweeping interrupted writes) is
+:mod:`streamsense.models.store_files`.
 """
 
 from __future__ import annotations
 
 import builtins
-import hashlib
 import json
 import logging
-import os
 import re
 import shutil
-import tempfile
-import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,11 +30,21 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from streamsense.models.card import ModelCard
+from streamsense.models.digest import artifact_sha256
 from streamsense.models.exceptions import (
     ModelError,
     ModelIntegrityError,
     ModelNotFoundError,
+    SignatureError,
     UnsafeModelError,
+)
+from streamsense.models.store_files import (
+    no_link,
+    read_small,
+    swap_in,
+    sweep_stale,
+    temp_path,
+    write_atomic,
 )
 from streamsense.schemas.fields import NAME_PATTERN
 
@@ -49,40 +56,18 @@ log = logging.getLogger(__name__)
 CARD_FILE = "card.json"
 CHAMPION_FILE = "champion.json"
 _NAME_RE = re.compile(NAME_PATTERN)
-_CHUNK = 1 << 20
-#: A put's temporary directory older than this was left by a killed writer (a put takes
-#: seconds to minutes): the next put into the same model removes it.
-STALE_TMP_S = 3600.0
-#: What makes a stored version unservable, so that a worker falls back to an older one.
-_UNSERVABLE = (ModelIntegrityError, ModelNotFoundError, UnsafeModelError)
+#: What makes a stored version unservable, so that a worker falls back to an older one (a
+#: card whose parameters or adapter make no sense is a ModelIntegrityError; a graph whose
+#: signature or probe output does not fit its task, a SignatureError).
+_UNSERVABLE = (ModelIntegrityError, ModelNotFoundError, SignatureError, UnsafeModelError)
 
 
-def artifact_sha256(path: Path) -> str:
-    """sha256 of a file, or of a directory: over sorted relative paths, sizes and bytes."""
-    digest = hashlib.sha256()
-    if path.is_symlink():
-        msg = f"{path}: artifacts may not be symbolic links"
-        raise ModelIntegrityError(msg)
-    if path.is_file():
-        _hash_file(path, digest)
-        return digest.hexdigest()
-    if not path.is_dir():
-        msg = f"{path}: artifact is missing"
-        raise ModelIntegrityError(msg)
-    for file in sorted(p for p in path.rglob("*") if not p.is_dir()):
-        if file.is_symlink() or not file.is_file():
-            msg = f"{file}: artifacts may contain only plain files"
-            raise ModelIntegrityError(msg)
-        rel = file.relative_to(path).as_posix()
-        digest.update(f"{rel}\0{file.stat().st_size}\0".encode())
-        _hash_file(file, digest)
-    return digest.hexdigest()
-
-
-def _hash_file(path: Path, digest: Any) -> None:
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
+def _errors(exc: ValidationError) -> str:
+    """A validation error without the input values (a card could hold anything)."""
+    shown = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'card'}: {e['msg']}" for e in exc.errors()[:5]
+    )
+    return f"{exc.error_count()} invalid field(s): {shown}"
 
 
 def _natural_key(version: str) -> list[tuple[int, int | str]]:
@@ -93,32 +78,6 @@ def _check_name(kind: str, value: str) -> None:
     if not _NAME_RE.match(value) or value.startswith("."):
         msg = f"invalid model {kind} {value!r}: use letters, digits, '_', '.', '-'"
         raise ModelError(msg)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _sweep_stale(model_dir: Path) -> None:
-    """Remove what killed writers left (``.tmp-*`` and ``.trash-*`` older than an hour)."""
-    cutoff = time.time() - STALE_TMP_S
-    for left in [*model_dir.glob(".tmp-*"), *model_dir.glob(".trash-*")]:
-        try:
-            if left.is_dir() and left.stat().st_mtime < cutoff:
-                shutil.rmtree(left, ignore_errors=True)
-                log.warning("removed %s, left by an interrupted write", left)
-        except FileNotFoundError:  # another writer swept it first
-            continue
 
 
 class ModelStore:
@@ -138,7 +97,12 @@ class ModelStore:
         return sorted(p.name for p in self.root.iterdir() if self._has_versions(p))
 
     def _has_versions(self, path: Path) -> bool:
-        return path.is_dir() and not path.name.startswith(".") and bool(self._versions(path))
+        return (
+            path.is_dir()
+            and not path.is_symlink()
+            and not path.name.startswith(".")
+            and bool(self._versions(path))
+        )
 
     def versions(self, name: str) -> builtins.list[str]:
         """Versions of ``name``, oldest first (numeric parts compare as numbers)."""
@@ -152,13 +116,16 @@ class ModelStore:
 
     @staticmethod
     def _versions(model_dir: Path) -> builtins.list[str]:
-        if not model_dir.is_dir():
+        if not model_dir.is_dir() or model_dir.is_symlink():
             return []
-        found = [
-            p.name
-            for p in model_dir.iterdir()
-            if p.is_dir() and not p.name.startswith(".") and (p / CARD_FILE).is_file()
-        ]
+        found = []
+        for p in model_dir.iterdir():
+            if p.name.startswith(".") or not p.is_dir() or not (p / CARD_FILE).is_file():
+                continue
+            if p.is_symlink():
+                log.error("ignoring %s: a symbolic link in the model store", p)
+                continue
+            found.append(p.name)
         return sorted(found, key=_natural_key)
 
     def version_dir(self, name: str, version: str) -> Path:
@@ -168,15 +135,17 @@ class ModelStore:
         if not (path / CARD_FILE).is_file():
             msg = f"model {name!r} has no version {version!r} in {self.root}"
             raise ModelNotFoundError(msg)
+        for part in (path.parent, path, path / CARD_FILE):
+            no_link(part)
         return path
 
     def card(self, name: str, version: str) -> ModelCard:
         path = self.version_dir(name, version) / CARD_FILE
         try:
-            card = ModelCard.model_validate_json(path.read_bytes())
+            card = ModelCard.model_validate_json(read_small(path, "model card"))
         except ValidationError as exc:
-            msg = f"{path}: unreadable model card: {exc}"
-            raise ModelIntegrityError(msg) from exc
+            msg = f"{path}: unreadable model card: {_errors(exc)}"
+            raise ModelIntegrityError(msg) from None
         if card.name != name or card.version != version:
             msg = f"{path}: card names {card.name}/{card.version}, expected {name}/{version}"
             raise ModelIntegrityError(msg)
@@ -191,12 +160,16 @@ class ModelStore:
         path = self.root / name / CHAMPION_FILE
         if not path.is_file():
             return None
+        no_link(path.parent)
         try:
-            version = json.loads(path.read_text(encoding="utf-8"))["version"]
+            version = json.loads(read_small(path, "champion pointer"))["version"]
         except (ValueError, KeyError, TypeError) as exc:
             msg = f"{path}: unreadable champion pointer"
             raise ModelIntegrityError(msg) from exc
-        return str(version)
+        if not isinstance(version, str) or not _NAME_RE.match(version):
+            msg = f"{path}: the champion pointer names no valid version"
+            raise ModelIntegrityError(msg)
+        return version
 
     def verify(self, name: str, version: str) -> ModelCard:
         """The card of a version whose artifact matches its sha256; raises otherwise."""
@@ -274,7 +247,7 @@ class ModelStore:
         self.version_dir(name, version)
         now = datetime.now(UTC).isoformat()
         text = json.dumps({"version": version, "updated": now})
-        _write_atomic(self.root / name / CHAMPION_FILE, text)
+        write_atomic(self.root / name / CHAMPION_FILE, text)
         log.info("champion of %s is now %s", name, version)
 
     def put(
@@ -302,12 +275,13 @@ class ModelStore:
             raise ModelIntegrityError(msg)
         model_dir = self.root / name
         model_dir.mkdir(parents=True, exist_ok=True)
+        no_link(model_dir)
         final = model_dir / version
         if final.exists() and not replace:
             msg = f"{name}/{version} already exists in {self.root}; versions are immutable"
             raise ModelError(msg)
-        _sweep_stale(model_dir)
-        tmp = model_dir / f".tmp-{version}-{uuid.uuid4().hex}"
+        sweep_stale(model_dir)
+        tmp = temp_path(final)
         try:
             tmp.mkdir()
             target = tmp / card.artifact
@@ -319,25 +293,9 @@ class ModelStore:
                 msg = f"{name}/{version}: the copy in the store differs from {artifact_path}"
                 raise ModelIntegrityError(msg)
             (tmp / CARD_FILE).write_text(card.model_dump_json(indent=2), encoding="utf-8")
-            self._swap_in(tmp, final, replace=replace)
+            swap_in(tmp, final, replace=replace)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         log.info("stored %s/%s (%s) in %s", name, version, card.sha256[:12], self.root)
         return card
-
-    @staticmethod
-    def _swap_in(tmp: Path, final: Path, *, replace: bool) -> None:
-        trash = None
-        if replace and final.exists():
-            trash = final.with_name(f".trash-{final.name}-{uuid.uuid4().hex}")
-            final.rename(trash)
-        try:
-            tmp.rename(final)
-        except OSError as exc:
-            if trash is not None and not final.exists():
-                trash.rename(final)
-            msg = f"{final} appeared while it was being written (concurrent put?)"
-            raise ModelError(msg) from exc
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)

@@ -49,6 +49,9 @@ class FrameHeaders(BaseModel):
             if raw is None:
                 msg = f"frame header {key!r} has no value"
                 raise SchemaError(msg)
+            if key[len(HEADER_PREFIX) :] in values:  # which one counts depends on the reader
+                msg = f"frame header {key!r} appears more than once"
+                raise SchemaError(msg)
             try:
                 values[key[len(HEADER_PREFIX) :]] = (
                     raw.decode("utf-8") if isinstance(raw, bytes) else raw

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from streamsense.schemas.base import Message
@@ -67,11 +69,18 @@ class DetectionResult(_Result):
     detections: list[Detection]
 
 
+#: Largest side of a mask (that of a frame): a reader allocates height x width pixels for it.
+MAX_MASK_SIDE = 16384
+MaskSide = Annotated[int, Field(gt=0, le=MAX_MASK_SIDE)]
+
+
 class RleMask(_Part):
     """COCO run-length encoding (``pycocotools.mask.encode``), counts as a string."""
 
-    size: tuple[int, int] = Field(description="[height, width]")
-    counts: str
+    size: tuple[MaskSide, MaskSide] = Field(description="[height, width]")
+    counts: str = Field(
+        pattern=r"^[0-o]*$", description="COCO's compressed counts: characters '0' to 'o'"
+    )
 
 
 class SegmentResult(_Result):

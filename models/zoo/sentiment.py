@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from streamsense.models.card import InputSpec, ModelCard, Source
+from streamsense.models.digest import artifact_sha256
 from streamsense.models.sentiment import clean_text
-from streamsense.models.store import artifact_sha256
 from streamsense.models.zoo.base import PROJECT_LICENCE, BuildContext, Built, ZooModel
 from streamsense.models.zoo.download import Pinned, pip_download, text_member
 

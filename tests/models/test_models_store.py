@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 
 from streamsense.models.card import InputSpec, ModelCard, Source
+from streamsense.models.digest import artifact_sha256
 from streamsense.models.exceptions import ModelError, ModelIntegrityError, ModelNotFoundError
-from streamsense.models.store import STALE_TMP_S, ModelStore, artifact_sha256
+from streamsense.models.store import ModelStore
+from streamsense.models.store_files import STALE_TMP_S
 
 
 def _card(artifact: Path, name: str = "seg", version: str = "1") -> ModelCard:

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from skimage import data
 
+from streamsense.models.digest import artifact_sha256
 from streamsense.models.segmentation import decode_mask
-from streamsense.models.store import ModelStore, artifact_sha256
+from streamsense.models.store import ModelStore
 from streamsense.models.zoo import ZOO
 from streamsense.models.zoo.fetch import fetch_zoo
 from streamsense.models.zoo.sentiment import accuracy, load_corpus, split
