@@ -11,10 +11,12 @@ from streamsense.models.runtime import configure_devices
 from streamsense.models.store import ModelStore
 from streamsense.schemas.catalog import dlq_topic
 from streamsense.services.exceptions import ConfigError
-from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
-from streamsense.services.kafka.topics import verify_topics
+from streamsense.services.kafka.consumer import BatchLoop
+from streamsense.services.kafka.loopconfig import LoopConfig
+from streamsense.services.kafka.topics import dead_letter_budget, verify_topics
 from streamsense.services.workers.codecs import FrameCodec, Item, TextCodec
 from streamsense.services.workers.handler import InferenceHandler
+from streamsense.services.workers.model_call import warm
 from streamsense.services.workers.schedule import FrameScheduler
 from streamsense.services.workers.settings import WorkerSettings
 from streamsense.services.workers.slot import ModelSlot
@@ -61,7 +63,7 @@ def build_worker(
             f"worker (`streamsense models list` shows each model's task)"
         )
         raise ConfigError(msg)
-    adapter.warmup()
+    warm(adapter, settings.worker_warmup_timeout_s)
     codec: FrameCodec | TextCodec
     if settings.task == "sentiment":
         codec = TextCodec()
@@ -73,7 +75,7 @@ def build_worker(
             settings.worker_max_frame_age_ms,
         )
         codec.need_side = model_side(adapter)
-    slot = ModelSlot(adapter, lambda n, v: store.load(n, v))
+    slot = ModelSlot(adapter, lambda n, v: store.load(n, v), settings.worker_warmup_timeout_s)
     max_batch = settings.worker_max_batch or max(adapter.preferred_batch, 1)
     scheduler = None
     if isinstance(codec, FrameCodec) and settings.worker_latency_budget_ms:
@@ -85,6 +87,10 @@ def build_worker(
         settings.output_topic,
         settings.worker_decode_threads,
         scheduler,
+        settings.worker_model_timeout_s,
+        # a results topic's record budget: its limit less the record's framing (uncompressed,
+        # so whatever the codec makes of it the broker accepts it)
+        max_result_bytes=dead_letter_budget(settings.output_topic, settings.topic_prefix),
     )
     if fallback is not None:
         handler.fallback = (adapter.version, fallback)

@@ -11,24 +11,47 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from streamsense.models.exceptions import BadInputError
+from streamsense.models.base import ModelAdapter
+from streamsense.models.exceptions import BadInputError, ModelOutputError
 from streamsense.schemas.frames import FrameHeaders
+from streamsense.services.kafka.exceptions import FatalHandlerError, HandlerUnavailableError
 from streamsense.services.kafka.handler import BatchHandler, Outcome, OutRecord
+from streamsense.services.kafka.topics import DEFAULT_DEAD_LETTER_BYTES
 from streamsense.services.observability import metrics
 from streamsense.services.workers.codecs import FrameCodec, Item, TextCodec
+from streamsense.services.workers.model_call import ModelCaller
 from streamsense.services.workers.schedule import Candidate, FrameScheduler
 from streamsense.services.workers.slot import ModelSlot
 from streamsense.services.workers.updates import UpdateFollower
 
 log = logging.getLogger(__name__)
 
+#: Inputs in a row whose model output is refused before health turns red: a model wrong on
+#: every real input (though fine on its sample input) sends everything to the dead letters.
+MODEL_FAULT_RUN = 20
+
 LATENCY_SAMPLES = 64
 
 
-class InferenceHandler(BatchHandler[list[Item]]):
-    """``prepare`` decodes in a thread pool while the loop's thread runs the previous batch."""
+def _source_id(item: Item) -> str:
+    """A result's key: the validated source id (the input's key is whatever its producer
+    chose: null, binary, 1 MB, another source's), so each source's results stay in order."""
+    meta = item.meta
+    assert meta is not None
+    return meta.camera_id if isinstance(meta, FrameHeaders) else meta.source_id
 
-    def __init__(
+
+class InferenceHandler(BatchHandler[list[Item]]):
+    """``prepare`` decodes in a thread pool while the loop's thread runs the previous batch.
+
+    A model error on one input makes that input a dead letter and the rest of its batch is
+    served. When the model fails on its own sample input too, the model is at fault, not the
+    inputs: nothing is dead-lettered and the loop reads the batch again after a backoff, red
+    with the reason meanwhile. Model calls run on a thread of their own
+    (:mod:`~streamsense.services.workers.model_call`): one running past ``model_timeout_s``
+    turns health red, and a stop gives up on it once it reaches that timeout."""
+
+    def __init__(  # noqa: PLR0913 - the handler's parts
         self,
         service: str,
         codec: FrameCodec | TextCodec,
@@ -36,8 +59,13 @@ class InferenceHandler(BatchHandler[list[Item]]):
         output_topic: str,
         decode_threads: int = 2,
         scheduler: FrameScheduler | None = None,
+        model_timeout_s: float = 30.0,
+        max_result_bytes: int = DEFAULT_DEAD_LETTER_BYTES,
     ) -> None:
         self.codec = codec
+        #: largest result (key + value) the results topic accepts, uncompressed: a larger one
+        #: would fail the batch's delivery on every retry and stall the partition behind it
+        self.max_result_bytes = max_result_bytes
         self.slot = slot
         self.output_topic = output_topic
         self.scheduler = scheduler
@@ -53,6 +81,10 @@ class InferenceHandler(BatchHandler[list[Item]]):
         self._model_s = metrics.MODEL_SECONDS.labels(service)
         self._e2e = metrics.E2E_LATENCY.labels(service)
         self._service = service
+        self._model = ModelCaller(model_timeout_s, name=f"{service}-model")
+        #: inputs in a row whose output the model got wrong (ModelOutputError), and the last why
+        self.output_faults = 0
+        self._last_fault = ""
 
     @property
     def stale(self) -> int:
@@ -101,15 +133,7 @@ class InferenceHandler(BatchHandler[list[Item]]):
         model_ms = 0.0
         if ready:
             t0 = time.perf_counter()
-            try:
-                preds = adapter.predict_batch([it.value for it in ready])
-                outputs = {id(it): p for it, p in zip(ready, preds, strict=True)}
-            except BadInputError:  # find the bad one(s): predict one by one
-                for it in ready:
-                    try:
-                        outputs[id(it)] = adapter.predict_batch([it.value])[0]
-                    except BadInputError as exc:
-                        it.error = exc
+            outputs = self._predict(adapter, ready)
             model_ms = (time.perf_counter() - t0) * 1000
             self._model_s.observe(model_ms / 1000)
             if self.scheduler is not None:
@@ -125,10 +149,74 @@ class InferenceHandler(BatchHandler[list[Item]]):
                 outcomes.append([])
             else:
                 value = self.codec.encode(it, outputs[id(it)], model, model_ms, batch)
-                key = it.msg.key()
-                outcomes.append([OutRecord(self.output_topic, value, key=key)])
+                key = _source_id(it)
+                outcomes.append(self._fitting(value, key, model))
+            self._count_fault(outcomes[-1])
         self._observe_latency(prepared)
         return outcomes
+
+    def _count_fault(self, outcome: Outcome) -> None:
+        """A run of inputs the model's output was refused for (a model fine on its warmup
+        sample, wrong on real inputs): every input becomes a dead letter, so health must say
+        so (``MODEL_FAULT_RUN``); any result served ends the run."""
+        if isinstance(outcome, ModelOutputError):
+            self.output_faults += 1
+            self._last_fault = str(outcome)[:300]
+        elif not isinstance(outcome, BaseException) and outcome:
+            self.output_faults = 0
+
+    def _fitting(self, value: bytes, key: str, model: tuple[str, str]) -> Outcome:
+        """The result record, or, when the results topic cannot take it, the reason the input
+        becomes a dead letter (the frames behind it are served)."""
+        size = len(value) + len(key.encode())
+        if size <= self.max_result_bytes:
+            return [OutRecord(self.output_topic, value, key=key)]
+        msg = (
+            f"the result of model {model[0]}@{model[1]} is {size} bytes, over the "
+            f"{self.max_result_bytes} bytes its results topic {self.output_topic} accepts: not "
+            "published (a mask this fragmented, or this many classes, is a model fault; check "
+            "the model's output)"
+        )
+        return ModelOutputError(msg)
+
+    def _predict(self, adapter: ModelAdapter[Any, Any], ready: list[Item]) -> dict[int, Any]:
+        """Outputs by ``id(item)``; an item the model fails on gets its ``error``."""
+        call = self._model.call
+        try:
+            preds = call(adapter.predict_batch, [it.value for it in ready])
+            return {id(it): p for it, p in zip(ready, preds, strict=True)}
+        except FatalHandlerError:
+            raise
+        except BadInputError:
+            pass  # find the bad one(s) below
+        except Exception as exc:
+            self._check_model(adapter, exc)
+        outputs: dict[int, Any] = {}
+        for it in ready:  # one by one: only the inputs the model fails on are dead letters
+            try:
+                outputs[id(it)] = call(adapter.predict_batch, [it.value])[0]
+            except FatalHandlerError:
+                raise
+            except Exception as exc:
+                it.error = exc
+        return outputs
+
+    def _check_model(self, adapter: ModelAdapter[Any, Any], error: Exception) -> None:
+        """After a model error on a batch: the model's own sample input tells poison inputs
+        (they become dead letters) from a failing model (HandlerUnavailableError)."""
+        try:
+            self._model.call(adapter.predict_batch, [adapter.sample_input()])
+        except FatalHandlerError:
+            raise
+        except Exception as sample_error:
+            msg = (
+                f"model {adapter.name}@{adapter.version} fails ({error!r}) and fails on its own "
+                f"sample input too ({sample_error!r}): no input is dead-lettered, the batch is "
+                "read again"
+            )
+            raise HandlerUnavailableError(msg) from error
+        log.warning("model %s@%s failed on a batch (%r) but serves its sample input: finding "
+                    "the input(s) it fails on", adapter.name, adapter.version, error)  # fmt: skip
 
     def _observe_latency(self, items: list[Item]) -> None:
         """Capture-to-result latency; large batches are sampled (at most 64 items, evenly
@@ -158,16 +246,38 @@ class InferenceHandler(BatchHandler[list[Item]]):
         still doing its job) until another version is swapped in."""
         name, version = self.slot.ref
         detail: dict[str, Any] = {"model": f"{name}@{version}", "skipped": dict(self.skipped)}
+        ok = True
+        running = self._model.running_for()
+        if running > self._model.timeout_s:
+            ok = False
+            detail["model_stuck"] = detail["problem"] = (
+                f"a model call has run for {running:.0f} s, over the model timeout "
+                f"({self._model.timeout_s:g} s, STREAMSENSE_WORKER_MODEL_TIMEOUT_S): the "
+                "partitions behind it stall; restart the worker"
+            )
+        if self.output_faults >= MODEL_FAULT_RUN:
+            ok = False
+            detail["model_faulty"] = detail["problem"] = (
+                f"model {name}@{version} gave an invalid output for the last "
+                f"{self.output_faults} inputs in a row (all dead-lettered; the last: "
+                f"{self._last_fault}): roll back (streamsense models rollback) or fix the model"
+            )
         if self.fallback is not None and self.fallback[0] == version:
             detail["model_fallback"] = self.fallback[1]
+        if self.slot.rejected is not None:  # the announced champion does not serve here
+            detail["model_rejected"] = f"{self.slot.rejected}; {name}@{version} keeps serving"
         if self.scheduler is not None:
             per_camera = self.scheduler.skipped.most_common(20)
             load = self.scheduler.load  # frames arriving / what the model serves
             detail.update(behind=self.scheduler.behind, skipped_behind=dict(per_camera),
                           load=None if load is None else round(load, 2))  # fmt: skip
-        return True, detail
+        return ok, detail
+
+    def stop(self) -> None:
+        self._model.stop()
 
     def close(self) -> None:
+        self._model.close()
         if self.follower is not None:
             self.follower.close()
         if self._pool is not None:

@@ -29,6 +29,13 @@ class WorkerSettings(StreamsenseSettings):
     worker_max_pixels: int = Field(
         default=FRAME_MAX_PIXELS, ge=1, description="decompression guard"
     )
+    worker_model_timeout_s: float = Field(default=30.0, gt=0, le=240)
+    """a model call running longer turns health red, and once the worker is asked to stop it is
+    given up (its batch is read again) (s; under the 300 s max.poll.interval.ms)"""
+    worker_warmup_timeout_s: float = Field(default=600.0, gt=0, le=3600)
+    """the model's warmup, at start and before a hot swap (one call per batch size; the first
+    call of a TensorFlow model traces it, tens of seconds on a loaded CPU): past this the worker
+    exits 1 at start, and a new version is rejected while the old one keeps serving (s)"""
     worker_group: str | None = Field(
         default=None, description="consumer group (default <topic prefix>streamsense-<task>)"
     )
