@@ -51,6 +51,12 @@ class FrameSource(ABC):
     def is_open(self) -> bool:
         """Between a successful :meth:`open` and :meth:`close`."""
 
+    @property
+    def damage(self) -> str | None:
+        """What could not be read since :meth:`open` (frames of a damaged video file), said
+        for the operator, or ``None``: a finite source that ends with damage ends on an error."""
+        return None
+
     def __enter__(self) -> FrameSource:
         self.open()
         return self

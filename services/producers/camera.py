@@ -66,8 +66,10 @@ class CameraProducer:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         cam = self.camera
-        return cam.state == "online", {"source": self.source.description, "reason": cam.reason,
-                                       **cam.snapshot()}  # fmt: skip
+        return cam.state == "online" and not cam.failing, {
+            "source": self.source.description, "reason": cam.reason, "failing": cam.failing,
+            **cam.snapshot(),
+        }  # fmt: skip
 
     def run(self) -> CameraStats:
         """Produce until the source ends, ``camera_max_frames`` or ``stop``; then flush.

@@ -73,6 +73,9 @@ class Camera:
         self.changed = False
         self.error: BaseException | None = None
         self.finished = False
+        #: the newest frame outcome was a failure (refused by Kafka, not encodable), and why:
+        #: the camera reads but nothing arrives, so health is red until a frame is acknowledged
+        self.failing: str | None = None
 
     @property
     def target_fps(self) -> float | None:

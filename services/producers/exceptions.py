@@ -17,6 +17,15 @@ class SourceLostError(SourceError):
     """A live source stopped delivering and did not come back within the reconnect attempts."""
 
 
+class CheckpointError(ProducerError):
+    """The text producer's checkpoint cannot be read (invalid: the message names the entry) or
+    written (a read-only place, a full disk)."""
+
+
+class FrameTooLargeError(ProducerError):
+    """A frame does not fit in a frame record even at the lowest JPEG quality tried."""
+
+
 class TopicMissingError(ProducerError):
     """The target topic does not exist on the broker."""
 

@@ -18,7 +18,7 @@ from typing import Any
 from streamsense.services.kafka.producer import BackpressurePolicy, Producer
 from streamsense.services.producers.base import FrameSource
 from streamsense.services.producers.camera_state import Camera
-from streamsense.services.producers.exceptions import KafkaUnavailableError, SourceLostError
+from streamsense.services.producers.exceptions import KafkaUnavailableError
 from streamsense.services.producers.kafka_watch import KafkaWatch
 from streamsense.services.producers.reader import CameraReader
 from streamsense.services.producers.sender import FrameSender
@@ -86,14 +86,19 @@ class CameraFleet:
         return totals(self.cameras)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """Green while some camera is online (or every camera ended on its own) and Kafka
-        answers; one camera down is in its own state, not a reason to restart the others."""
+        """Green while some camera is online (or every camera ended on its own), Kafka answers
+        and no camera's newest frame failed; one camera down is in its own state, not a reason
+        to restart the others. A camera whose frames Kafka refuses (a topic's size limit, its
+        authorization) reads on and is ``online``, but nothing arrives: that is red, with why.
+        """
         online = any(c.state == "online" for c in self.cameras)
         ended = all(c.finished and c.error is None for c in self.cameras)
-        ok = (online or ended) and self.kafka_error is None
-        cams = {c.camera_id: {"state": c.state, "reason": c.reason, **c.snapshot()}
-                for c in self.cameras}  # fmt: skip
-        return ok, {"kafka_error": str(self.kafka_error or "") or None, "cameras": cams}
+        failing = {c.camera_id: c.failing for c in self.cameras if c.failing}
+        ok = (online or ended) and self.kafka_error is None and not failing
+        cams = {c.camera_id: {"state": c.state, "reason": c.reason, "failing": c.failing,
+                              **c.snapshot()} for c in self.cameras}  # fmt: skip
+        return ok, {"kafka_error": str(self.kafka_error or "") or None,
+                    "failing": failing or None, "cameras": cams}  # fmt: skip
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -115,9 +120,16 @@ class CameraFleet:
                 self.stop_event.wait(TICK_S)
         except KafkaUnavailableError as exc:
             self.kafka_error = exc
-            raise
         finally:
             self._finish(threads)
+        if self.kafka_error is not None:  # counted once the last frames were given up
+            failed = sum(c.stats.failed for c in self.cameras)
+            msg = (
+                f"{self.kafka_error}: {failed} frame(s) handed to Kafka were not acknowledged "
+                "(not written, or written without an answer); check the broker and "
+                "STREAMSENSE_KAFKA_BOOTSTRAP, then start again"
+            )
+            raise KafkaUnavailableError(msg) from self.kafka_error
 
     def _finish(self, threads: list[threading.Thread]) -> None:
         s = self.settings
@@ -138,5 +150,7 @@ class CameraFleet:
         self.producer.close(0)  # what is left is counted as failed; the client's threads end
 
     def lost(self) -> list[Camera]:
-        """Cameras whose live source was lost for good."""
-        return [c for c in self.cameras if isinstance(c.error, SourceLostError)]
+        """Cameras that ended on an error: a live source lost for good, a file or folder that
+        could no longer be read (opened again to loop), a reader that failed. Only the first
+        were counted before, so a fleet whose cameras all failed otherwise exited 0."""
+        return [c for c in self.cameras if c.error is not None]

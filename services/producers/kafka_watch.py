@@ -32,6 +32,20 @@ class _NoConnectionNoise(logging.Filter):
         return not (args and args[0] == "FAIL")
 
 
+#: What to do when Kafka refuses records for one of these reasons: a restart alone fails again.
+_REFUSAL_HINTS = {
+    KafkaError.MSG_SIZE_TOO_LARGE: " (the record is larger than the topic's max.message.bytes: "
+    "raise it, as `streamsense topics create` does, or send smaller records)",
+    KafkaError.TOPIC_AUTHORIZATION_FAILED: " (this client may not write to the topic: grant its "
+    "principal WRITE on it)",
+}
+
+
+def refusal_hint(err: KafkaError) -> str:
+    """What to do about a refused record, for the errors a restart alone does not fix."""
+    return _REFUSAL_HINTS.get(err.code(), "")
+
+
 _librdkafka = logging.getLogger("streamsense.librdkafka")
 _librdkafka.addFilter(_NoConnectionNoise())
 

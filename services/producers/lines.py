@@ -7,7 +7,9 @@ fed so far it is emitted at once, so a giant line (a file with no newline at all
 bounded time and memory; the rest of it is skipped up to its newline, never buffered, and
 reported as a *tail* (no text, a new position). A resume position inside a line (the byte
 before it is not a newline) means that line was emitted already: the splitter then starts by
-skipping to the next newline. :func:`line_text` decodes (``errors="replace"``, flag
+skipping to the next newline, unless it follows a last line sent without its newline (at the end
+of a file read without ``--follow``): then the rest of that line is the next line, flagged
+``continued``. :func:`line_text` decodes (``errors="replace"``, flag
 ``invalid-utf8-replaced``) and applies ``--json-field``.
 """
 
@@ -21,6 +23,9 @@ from streamsense.services.producers.exceptions import MissingFieldError, NotJson
 
 TRUNCATED = "truncated"
 INVALID_UTF8 = "invalid-utf8-replaced"
+#: the rest of a line whose beginning was sent before, without its newline (a file read to its
+#: end while its writer was in the middle of the line): join it to that source's previous line
+CONTINUED = "continued"
 
 
 @dataclass(slots=True)
@@ -35,6 +40,8 @@ class RawLine:
     """the line's length in bytes (as far as read, for one emitted before its newline)"""
     tail: bool = False
     """the skipped rest of a line emitted truncated: no record, only the position moves"""
+    continued: bool = False
+    """the rest of a line whose beginning was emitted unterminated (flag ``continued``)"""
 
     @property
     def truncated(self) -> bool:
@@ -50,10 +57,13 @@ class LineSplitter:
         self.max_bytes = max_bytes
         self.reset(offset, skipping=skipping)
 
-    def reset(self, offset: int = 0, *, skipping: bool = False) -> None:
+    def reset(self, offset: int = 0, *, skipping: bool = False, continued: bool = False) -> None:
+        """Start at ``offset``; ``skipping``: inside the tail of a line emitted truncated;
+        ``continued``: inside a line emitted unterminated, whose rest is the next line."""
         self.offset = offset
         self.line_start = offset
         self.skipping = skipping
+        self.continued = continued and not skipping
         self._buf = bytearray()
         self._length = 0
 
@@ -108,7 +118,8 @@ class LineSplitter:
         self.line_start = end
         self._buf.clear()
         self._length = 0
-        return RawLine(start, end, body, length)
+        continued, self.continued = self.continued, False
+        return RawLine(start, end, body, length, continued=continued)
 
     def _end_tail(self, end: int) -> RawLine:
         tail = RawLine(self.line_start, end, b"", end - self.line_start, tail=True)
@@ -137,6 +148,8 @@ def line_text(line: RawLine, json_field: str | None = None) -> LineText:
     """The text and quality flags of a line; with ``json_field`` the line must be a JSON object
     holding that (dotted) string field, else :class:`NotJsonError`/:class:`MissingFieldError`."""
     flags: list[str] = [TRUNCATED] if line.truncated else []
+    if line.continued:
+        flags.append(CONTINUED)
     if json_field is None:
         try:
             text = line.data.decode("utf-8")

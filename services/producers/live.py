@@ -13,6 +13,7 @@ from types import TracebackType
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class LiveProgress:
         self._rates = rates
         self._hidden = hidden
         self._window = RateWindow()
-        self.console = console or Console(stderr=True, markup=False, highlight=False)
+        self.console = console or Console(stderr=True, markup=False, emoji=False, highlight=False)
         self._log_every_s = log_every_s
         self._live: Live | None = None
         self._stop = threading.Event()
@@ -83,7 +84,7 @@ class LiveProgress:
 
     def _render(self) -> Table:
         row = self.row()
-        table = Table(*row.keys(), title=self.title, title_justify="left")
+        table = Table(*row.keys(), title=Text(self.title), title_justify="left")
         table.add_row(*row.values())
         return table
 
@@ -117,7 +118,9 @@ class LiveProgress:
         """The totals and the average rates over the whole run."""
         snap = self._snapshot()
         elapsed = max(time.monotonic() - self._started, 1e-9)
-        table = Table("", "total", title=f"{self.title}: {elapsed:.1f} s", title_justify="left")
+        # Text: a path or an id is shown as it is (no ":b:" emoji codes, no markup)
+        title = Text(f"{self.title}: {elapsed:.1f} s")
+        table = Table("", "total", title=title, title_justify="left")
         for col, (key, scale) in self._rates.items():
             value = snap.get(key, 0)
             if isinstance(value, int | float):

@@ -31,3 +31,9 @@ CAMERA_LAST_FRAME = Gauge(
 CAMERA_FPS = Gauge(
     "streamsense_camera_fps", "Frames sent per second over the last seconds", ["service", "camera"]
 )
+FILES_REFUSED = Counter(
+    "streamsense_camera_files_refused",
+    "Entries of image folders and globs not read: symlink (links are not followed) or "
+    "not_regular (a FIFO, a device, a socket); listed before a camera owns them, so unlabeled",
+    ["reason"],
+)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from streamsense.services.producers.exceptions import SourceError
 
@@ -25,11 +25,13 @@ _TLS = frozenset({"rtsps", "https", "rtmps"})
 _MAX_ANSWER = 4096
 
 
-def _request(scheme: str, url: str, host: str, path: str) -> bytes | None:
+def _request(scheme: str, parts: SplitResult, host: str) -> bytes | None:
     if scheme in ("rtsp", "rtsps"):
-        return f"OPTIONS {url} RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: streamsense\r\n\r\n".encode()
+        # no credentials in the URI (FFmpeg sends them only as the server's auth asks, never here)
+        uri = urlunsplit(parts._replace(netloc=host, fragment=""))
+        return f"OPTIONS {uri} RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: streamsense\r\n\r\n".encode()
     if scheme in ("http", "https"):
-        return f"HEAD {path or '/'} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode()
+        return f"HEAD {parts.path or '/'} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode()
     return None  # other protocols: the TCP connection is the answer
 
 
@@ -54,7 +56,7 @@ def probe_stream(url: str, shown: str, timeout_s: float) -> None:
             context.check_hostname = False  # FFmpeg decides about certificates; this only asks
             context.verify_mode = ssl.CERT_NONE  # noqa: S503 - whether the server answers
             sock = context.wrap_socket(sock, server_hostname=parts.hostname)
-        request = _request(scheme, url, parts.netloc.rpartition("@")[2], parts.path)
+        request = _request(scheme, parts, parts.netloc.rpartition("@")[2])
         if request is None:
             return
         sock.settimeout(max(0.01, deadline - time.monotonic()))

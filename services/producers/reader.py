@@ -46,6 +46,8 @@ class CameraReader:
         cam = self.camera
         try:
             reason = self._run()
+            if (damage := self.source.damage) is not None:  # the rest was sent: say what was not
+                raise SourceError(damage)
             cam.set_state("offline", reason)
         except SourceError as exc:  # SourceLostError too: given up
             cam.error = exc

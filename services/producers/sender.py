@@ -32,8 +32,12 @@ from streamsense.services.kafka.producer import Producer
 from streamsense.services.observability import metrics as core_metrics
 from streamsense.services.producers.camera_state import Camera, PendingFrame
 from streamsense.services.producers.handoff import RawFrame
+from streamsense.services.producers.kafka_watch import refusal_hint
 
 log = logging.getLogger(__name__)
+
+#: Failed deliveries logged per camera: the first few, then one in this many (all are counted).
+_LOG_FIRST, _LOG_EVERY = 3, 1000
 
 
 class FrameSender:
@@ -73,9 +77,13 @@ class FrameSender:
                 frame = cam.slot.take()
                 if frame is not None:
                     self._send(cam, frame)
-            except Exception:  # a bad frame must not take the encoder down
+            except Exception as exc:  # a bad frame must not take the encoder down
                 cam.stats.failed += 1
-                log.exception("camera %s: frame not sent", cam.camera_id)
+                cam.failing = f"frame not sent: {type(exc).__name__}: {exc}"
+                n = cam.stats.failed  # a setting that fails every frame: not a flood of them
+                if n <= _LOG_FIRST or n % _LOG_EVERY == 0:
+                    log.error("camera %s: frame not sent (#%d): %s: %s", cam.camera_id, n,
+                              type(exc).__name__, exc, exc_info=n == 1)  # fmt: skip
             finally:
                 cam.slot.release()
 
@@ -104,12 +112,16 @@ class FrameSender:
             cam.in_flight -= 1
             if err is None:
                 cam.stats.acked += 1
+                cam.failing = None
                 self.producer.account(self.topic, 1)
             else:
                 cam.stats.failed += 1
+                cam.failing = f"frame not delivered to {self.topic}: {err.str()}{refusal_hint(err)}"
                 self.producer.account(self.topic, 0, 1)
-                log.error("camera %s: frame not delivered to %s: %s", cam.camera_id,
-                          self.topic, err)  # fmt: skip
+                n = cam.stats.failed  # a lost broker fails every frame in flight: not a flood
+                if n <= _LOG_FIRST or n % _LOG_EVERY == 0:
+                    log.error("camera %s: frame not delivered to %s: %s (#%d)", cam.camera_id,
+                              self.topic, err, n)  # fmt: skip
 
         self.producer.produce(self.topic, value, key=cam.camera_id, headers=headers,
                               on_delivery=delivered)  # fmt: skip

@@ -7,7 +7,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from streamsense.schemas.catalog import Topic
 from streamsense.services.settings import StreamsenseSettings
@@ -23,6 +23,9 @@ class CameraProducerSettings(StreamsenseSettings):
     service_name: str = "producer-camera"
     """name in logs and metrics, and the Kafka client id"""
     camera_topic: str = Field(default=Topic.FRAMES, description="logical topic (prefix is added)")
+    camera_source: SecretStr | None = None
+    """`produce camera`'s source when `--source` is not given: for a URL with a password or a
+    token, which on the command line every user of the machine reads in `ps`"""
     camera_status_topic: str | None = Field(
         default=Topic.CAMERAS_STATUS,
         description="logical topic of the cameras' states (compacted; prefix is added); "

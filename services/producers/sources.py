@@ -3,11 +3,12 @@ folders and globs. :func:`open_source` picks the kind from the ``--source`` stri
 
 from __future__ import annotations
 
-import glob
+import errno
 import logging
+import math
 from pathlib import Path
 from typing import ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import cv2
 
@@ -16,7 +17,10 @@ from streamsense.models.exceptions import BadImageError
 from streamsense.schemas.catalog import FRAME_MAX_PIXELS
 from streamsense.services.producers.base import FrameSource, Image
 from streamsense.services.producers.exceptions import SourceError
+from streamsense.services.producers.folder_listing import Listing, list_folder, list_glob
 from streamsense.services.producers.probe import probe_stream
+from streamsense.services.producers.redact import redact_url
+from streamsense.services.producers.regular_file import NotRegularFileError, read_regular
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +36,25 @@ _GLOB_CHARS = frozenset("*?[")
 #: Largest image file the folder source reads (an 8K PNG is ~100 MB at worst); its pixel budget
 #: is the frames' (:data:`~streamsense.schemas.catalog.FRAME_MAX_PIXELS`).
 IMAGE_MAX_BYTES = 128 * 1024 * 1024
+#: Undecodable frames in a row a damaged video file is read past before it is taken to end there
+MAX_DAMAGED_RUN = 3000
 
 
 def read_image(path: Path, max_pixels: int = FRAME_MAX_PIXELS) -> Image:
     """A JPEG or PNG file, decoded (BGR) through the decompression guard; BadImageError for
     anything else: another format, too large, truncated, a bomb (the reason says which)."""
-    with path.open("rb") as fh:
-        data = fh.read(IMAGE_MAX_BYTES + 1)
+    # not following links: a file swapped for a symbolic link since the folder was listed is
+    # refused (folder_listing.py)
+    try:
+        data = read_regular(path, IMAGE_MAX_BYTES + 1, follow_links=False)
+    except NotRegularFileError:
+        msg = "not a regular file"
+        raise BadImageError(msg) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            msg = "a symbolic link (links in image folders are not followed)"
+            raise BadImageError(msg) from None
+        raise
     encoding = sniff_encoding(data)
     if encoding is None:
         msg = "not a JPEG or PNG (the only formats the decompression guard reads)"
@@ -50,21 +66,6 @@ def read_image(path: Path, max_pixels: int = FRAME_MAX_PIXELS) -> Image:
 def _quiet_opencv() -> None:
     """OpenCV prints a WARN line for every failed open; our own error message says it better."""
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password (``rtsp://admin:***@cam/``), for logs, errors and statuses."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username}:***@{host}" if parts.username else f"***@{host}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _sane_fps(value: float) -> float | None:
@@ -134,12 +135,56 @@ class CaptureSource(FrameSource):
 
 
 class VideoFileSource(CaptureSource):
+    """A video file. A frame FFmpeg cannot decode (a damaged stretch: a disk error, a copy cut
+    and patched) makes OpenCV's ``read`` fail while later frames still decode: reading goes on
+    past it, up to as many failures in a row as the file declares frames still to come (at most
+    :data:`MAX_DAMAGED_RUN`), so a hole costs only its own frames; :attr:`damage` then says how
+    many were lost. Before, the first undecodable frame ended the file ("the source ended",
+    exit 0) and every frame after it was lost in silence."""
+
     kind: ClassVar[str] = "file"
 
     def __init__(self, path: Path, decode_threads: int = 1) -> None:
         super().__init__(str(path), f"video file {path}")
         self.path = path
         self.decode_threads = decode_threads
+        self._declared = 0
+        self._got = 0
+        self._undecodable = 0
+
+    def open(self) -> None:
+        super().open()
+        assert self._cap is not None
+        # an estimate for some containers, exact for MP4/MOV: it only bounds the reading on
+        count = self._cap.get(cv2.CAP_PROP_FRAME_COUNT)  # a container may say -1, NaN or inf
+        self._declared = int(count) if math.isfinite(count) and count > 0 else 0
+        self._got, self._undecodable = 0, 0
+
+    def read(self) -> Image | None:
+        frame = super().read()
+        failures = 0
+        while frame is None and self._cap is not None:
+            if failures >= min(self._declared - self._got, MAX_DAMAGED_RUN):
+                return None  # the end (or a hole we give up on: damage says so)
+            failures += 1
+            frame = super().read()
+        if failures:
+            self._undecodable += failures
+            log.warning("%s: %d frame(s) after frame %d could not be decoded (damaged): skipped",
+                        self.description, failures, self._got)  # fmt: skip
+        if frame is not None:
+            self._got += 1
+        return frame
+
+    @property
+    def damage(self) -> str | None:
+        if not self._undecodable:
+            return None
+        lost = max(self._declared - self._got, self._undecodable)
+        return (
+            f"{self.description} is damaged: {lost} of its {self._declared} frames could not be "
+            f"decoded; the other {self._got} were read"
+        )
 
     def _capture(self) -> cv2.VideoCapture:
         return cv2.VideoCapture(
@@ -197,23 +242,34 @@ class DeviceSource(CaptureSource):
 
 class ImageFolderSource(FrameSource):
     """Sorted JPEG and PNG files decoded through the decompression guard (:func:`read_image`);
-    any other file, or one the guard refuses, is skipped and logged with the reason."""
+    any other file, or one the guard refuses, is skipped and logged with the reason, and the
+    camera ends on an error saying how many (:attr:`damage`). Symbolic links, FIFOs and devices
+    were left out when the folder was listed (``refused``)."""
 
     kind: ClassVar[str] = "folder"
 
-    def __init__(self, paths: list[Path], description: str) -> None:
+    def __init__(self, paths: list[Path], description: str, refused: int = 0) -> None:
         super().__init__(description)
         if not paths:
-            msg = f"no images in {description} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+            left = f"; {refused} link(s) or special file(s) skipped" if refused else ""
+            msg = (
+                f"no images in {description} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}{left})"
+            )
             raise SourceError(msg)
         self.paths = paths
+        #: entries left out at listing: links (not followed), FIFOs, devices
+        self.refused = refused
         self._next = 0
         self._first: Image | None = None
         self._open = False
         self.skipped = 0
+        self._reported: dict[Path, str] = {}
+        #: the files skipped since :meth:`open`, with why (see :attr:`damage`)
+        self._unread: list[tuple[Path, str]] = []
 
     def open(self) -> None:
         self._next = 0
+        self._unread = []
         self._first = self._read_next()
         if self._first is None:
             msg = f"none of the {len(self.paths)} files in {self.description} is a readable image"
@@ -228,7 +284,11 @@ class ImageFolderSource(FrameSource):
                 return read_image(path)
             except (BadImageError, OSError) as exc:
                 self.skipped += 1
-                log.warning("skipping %s: %s", path, exc)
+                reason = str(exc)
+                self._unread.append((path, reason))
+                if self._reported.get(path) != reason:  # once per file, not at every loop
+                    self._reported[path] = reason
+                    log.warning("skipping %s: %s", path, reason)
         return None
 
     def read(self) -> Image | None:
@@ -244,6 +304,19 @@ class ImageFolderSource(FrameSource):
         return None
 
     @property
+    def damage(self) -> str | None:
+        """The images of this pass that could not be read (corrupt, half-written, refused by
+        the guard): a folder that ends with some is an error, not "the source ended" (exit 0)
+        with only a warning per file in the log."""
+        if not self._unread:
+            return None
+        path, reason = self._unread[0]
+        return (
+            f"{len(self._unread)} of the {len(self.paths)} images in {self.description} could "
+            f"not be read and were skipped (the first: {path}: {reason})"
+        )
+
+    @property
     def is_open(self) -> bool:
         return self._open
 
@@ -252,10 +325,29 @@ class ImageFolderSource(FrameSource):
         self._open = False
 
 
-def _images_in(paths: list[str]) -> list[Path]:
-    return sorted(
-        Path(p) for p in paths if Path(p).suffix.lower() in IMAGE_SUFFIXES and Path(p).is_file()
-    )
+def _check_url(url: str, scheme: str) -> None:
+    """A stream URL the reader and the probe can use: it parses (a port in range, a valid IPv6
+    host) and names a host (UDP and SRT may listen without one). Before, a bad port passed
+    ``--check`` and the fleet, then the camera's reader died on a ValueError."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # parsed lazily: raises here for "cam:99999" or "cam:x"
+    except ValueError as exc:  # its own text may quote a piece of the password: not shown
+        why = (
+            "the port is not a number from 0 to 65535" if "port" in str(exc).lower()
+            else "the host is not a valid [IPv6] address" if "ipv6" in str(exc).lower()
+            else "it cannot be parsed"
+        )  # fmt: skip
+        hint = "; in a password, write / # ? @ as %2F %23 %3F %40" if "@" in url else ""
+        msg = f"invalid stream URL {redact_url(url)}: {why}{hint}"
+        raise SourceError(msg) from None
+    if not parts.hostname and scheme not in ("udp", "srt"):
+        msg = f"stream URL {redact_url(url)} names no host"
+        raise SourceError(msg)
+
+
+def _folder_source(listing: Listing, description: str) -> ImageFolderSource:
+    return ImageFolderSource(listing.paths, description, listing.refused)
 
 
 def open_source(
@@ -288,17 +380,18 @@ def open_source(
                 f"{', '.join(sorted(STREAM_SCHEMES))} (give files as paths)"
             )
             raise SourceError(msg)
+        _check_url(spec, scheme)
         return StreamSource(spec, open_timeout_s, read_timeout_s, decode_threads)
     path = Path(spec).expanduser()
     if base is not None and not path.is_absolute():
         path = base / path
-    if path.is_dir():
-        return ImageFolderSource(_images_in([str(p) for p in path.iterdir()]), f"folder {path}")
+    if path.is_dir():  # the folder named may be a link; links in it are not followed
+        return _folder_source(list_folder(path, IMAGE_SUFFIXES), f"folder {path}")
     if path.is_file():
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            return ImageFolderSource([path], f"image {path}")
+        if path.suffix.lower() in IMAGE_SUFFIXES:  # named by the operator: a link is resolved
+            return ImageFolderSource([path.resolve()], f"image {path}")
         return VideoFileSource(path, decode_threads)
     if _GLOB_CHARS & set(spec):
-        return ImageFolderSource(_images_in(glob.glob(str(path), recursive=True)), f"glob {spec}")
-    msg = f"no such file or folder: {spec}"
+        return _folder_source(list_glob(str(path), IMAGE_SUFFIXES), f"glob {redact_url(spec)}")
+    msg = f"no such file or folder: {redact_url(spec)}"  # a mistyped URL may hold a password
     raise SourceError(msg)

@@ -4,7 +4,7 @@ of the fleet file (:mod:`~streamsense.services.producers.fleet_config`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from streamsense.services.producers.settings import CameraProducerSettings
 
@@ -23,7 +23,9 @@ class ReconnectPolicy:
 @dataclass(frozen=True)
 class CameraSpec:
     camera_id: str
-    source: str
+    #: may hold credentials (from the file, ``password_env``...): out of the repr, shown only
+    #: through :func:`~streamsense.services.producers.redact.redact_url`
+    source: str = field(repr=False)
     fps: float | None = None
     default_fps: float = 10.0
     width: int | None = None

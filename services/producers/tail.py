@@ -7,6 +7,11 @@
 - A file that shrinks below the read position was truncated (``copytruncate``): reading restarts
   at 0. (Like ``tail``, a truncation followed by growth past the old position before the next
   check cannot be seen.)
+- A matched file that cannot be opened (permissions) or read (an I/O error) is never skipped
+  in silence: it is in :attr:`Tailer.unreadable` with the reason, logged once (not at every
+  scan), and followed as soon as it can be opened; one that failed while being read is closed
+  and not reopened (its checkpoint holds what was acknowledged). Without ``--follow`` the run
+  then ends with an error naming it (:mod:`~streamsense.services.producers.text`).
 - ``watchfiles`` wakes the loop on changes; a short poll interval is the fallback.
 """
 
@@ -63,6 +68,11 @@ class TailedFile:
     fp_len: int = 0
 
     @property
+    def shown(self) -> str:
+        """The path as text (:func:`printable`); ``path`` stays the name to open."""
+        return printable(self.path)
+
+    @property
     def position(self) -> int:
         """Where the first unfinished line starts: a restart resumes here."""
         return self.splitter.line_start
@@ -73,6 +83,13 @@ class TailedFile:
             self.fp, self.fp_len = fingerprint(self.fh.fileno(), want), want
 
 
+def printable(path: str) -> str:
+    """``path`` as text for records, checkpoints, health and messages: a file name that is not
+    UTF-8 (``bad\\xff.log``, kept by Python as a lone surrogate) gets U+FFFD instead. Before, such
+    a name in the glob stopped the whole producer on the event's validation (a traceback)."""
+    return os.fsencode(path).decode("utf-8", errors="replace")
+
+
 def file_key(st: os.stat_result) -> str:
     return f"{st.st_dev}:{st.st_ino}"
 
@@ -81,6 +98,22 @@ def matching_files(pattern: str) -> list[str]:
     """Regular files matching ``pattern`` (``**`` recurses), sorted."""
     pattern = str(Path(pattern).expanduser())
     return sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+
+
+def not_regular(pattern: str) -> str:
+    """Why ``pattern`` matches no regular file although it matches something (a directory, a
+    FIFO, a device), to append to "no file matches", or "" when nothing is there."""
+    found = sorted(glob.glob(str(Path(pattern).expanduser()), recursive=True))
+    odd = [p for p in found if not os.path.isfile(p)]
+    if not odd:
+        return ""
+    more = f" (and {len(odd) - 1} more)" if len(odd) > 1 else ""
+    if os.path.isdir(odd[0]):
+        return f": {printable(odd[0])}{more} is a directory; match the files in it (dir/*.log)"
+    return (
+        f": {printable(odd[0])}{more} is a FIFO, a device or a socket, not a regular file; "
+        "pipe it in instead: cat FIFO | streamsense produce text --stdin"
+    )
 
 
 def watch_root(pattern: str) -> Path:
@@ -114,6 +147,10 @@ class Tailer:
         self._resume = resume
         self._on_close = on_close
         self.files: dict[str, TailedFile] = {}
+        #: matched files that cannot be opened or read now: path -> reason
+        self.unreadable: dict[str, str] = {}
+        #: files (by key) closed on a read error: not reopened while they exist
+        self._failed: set[str] = set()
         self.rotations = 0
         self.truncations = 0
         #: files the glob matched at the last scan
@@ -136,6 +173,8 @@ class Tailer:
                 continue
             key = file_key(st)
             seen.add(key)
+            if key in self._failed:
+                continue
             known = self.files.get(key)
             if known is not None:
                 if known.path != path:
@@ -149,6 +188,9 @@ class Tailer:
                     other.orphaned_at = time.monotonic()
                     self.rotations += 1
             self._open(path, key)
+        for gone in set(self.unreadable) - {printable(p) for p in paths}:
+            del self.unreadable[gone]  # removed or renamed away: nothing left to read there
+        self._failed &= seen
         now = time.monotonic()
         for f in self.files.values():
             if f.key not in seen and f.orphaned_at is None:
@@ -167,27 +209,42 @@ class Tailer:
         try:
             fh = open(path, "rb", buffering=0)  # kept open while followed
         except OSError as exc:
-            log.warning("cannot open %s: %s", path, exc)
+            reason, shown = f"cannot open it: {exc.strerror or exc}", printable(path)
+            if self.unreadable.get(shown) != reason:  # once, not at every scan
+                log.error("%s: %s; its lines are not sent until it can be read", shown, reason)
+            self.unreadable[shown] = reason
             return
+        if self.unreadable.pop(printable(path), None) is not None:
+            log.info("%s can be read now", printable(path))
         if file_key(os.fstat(fh.fileno())) != key:  # replaced between stat and open
             fh.close()
             return
         # a file name may hold characters the contracts refuse in an id: they become "_"
-        source_id = self.source_id or source_id_from(Path(path).name)
+        source_id = self.source_id or source_id_from(Path(printable(path)).name)
         start = self._resume(key, path, fh) if self._resume else None
         splitter = LineSplitter(self.max_line_bytes)
         f = TailedFile(key, path, source_id, fh, splitter)
         if start is not None:
             fh.seek(start.position)
-            # resuming inside a line: it was emitted already (truncated), skip its tail
             inside = start.position > 0 and os.pread(fh.fileno(), 1, start.position - 1) != b"\n"
-            splitter.reset(start.position, skipping=inside)
+            # resuming inside a line: it was emitted truncated (skip its tail), or, if no longer
+            # than a line may be, emitted unterminated at the end of the file: its rest is a line
+            cut = inside and self._unterminated(fh, start.position)
+            splitter.reset(start.position, skipping=inside and not cut, continued=cut)
             f.lines, f.source_id = start.lines, start.source_id
             f.update_fingerprint()
             log.info("resuming %s at byte %d (line %d)", path, start.position, start.lines)
         else:
             log.info("following %s from the start", path)
         self.files[key] = f
+
+    def _unterminated(self, fh: BinaryIO, position: int) -> bool:
+        """Whether the line ending at ``position`` (no newline) is at most ``max_line_bytes``
+        long: then it was sent whole, as the last line of a file read to its end (a longer one
+        was sent truncated, and its rest is skipped). Before, its rest was skipped too: lost."""
+        n = min(position, self.max_line_bytes + 1)
+        back = os.pread(fh.fileno(), n, position - n)
+        return len(back) - (back.rfind(b"\n") + 1) <= self.max_line_bytes
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -197,18 +254,16 @@ class Tailer:
         left with more to read is not ``eof``, so the caller reads again without waiting."""
         out: list[tuple[TailedFile, RawLine]] = []
         for f in list(self.files.values()):
-            self._check_truncation(f)
-            got = 0
-            while got < budget:
-                data = f.fh.read(min(CHUNK, budget - got))
-                if not data:
-                    f.eof = True
-                    break
-                f.eof = False
-                got += len(data)
-                out.extend((f, line) for line in f.splitter.feed(data))
-            if got:
-                f.update_fingerprint()
+            try:
+                self._read_file(f, budget, out)
+            except OSError as exc:  # EIO, ESTALE on NFS, a device gone: this file only
+                reason = f"read failed at byte {f.splitter.offset}: {exc.strerror or exc}"
+                log.error("%s: %s; closing it: lines after byte %d are not sent", f.path, reason,
+                          f.position)  # fmt: skip
+                self.unreadable[f.shown] = reason
+                self._failed.add(f.key)
+                self._close(f)
+                continue
             if f.eof and self._finished(f):
                 last = f.splitter.finish()
                 if last is not None:
@@ -216,8 +271,31 @@ class Tailer:
                 self._close(f)
         return out
 
+    def _read_file(self, f: TailedFile, budget: int, out: list[tuple[TailedFile, RawLine]]) -> None:
+        self._check_truncation(f)
+        got = 0
+        while got < budget:
+            data = f.fh.read(min(CHUNK, budget - got))
+            if not data:
+                f.eof = True
+                break
+            f.eof = False
+            got += len(data)
+            out.extend((f, line) for line in f.splitter.feed(data))
+        if got:
+            f.update_fingerprint()
+
     def _check_truncation(self, f: TailedFile) -> None:
-        size = os.fstat(f.fh.fileno()).st_size
+        fd = f.fh.fileno()
+        size = os.fstat(fd).st_size
+        if size == 0 and f.splitter.offset and os.pread(fd, 1, 0) and not os.fstat(fd).st_size:
+            # A /proc or /sys file: its size always reads 0, so it would look truncated at
+            # every read and be sent again and again, without end.
+            msg = (
+                "its size reads 0 although it holds data (a /proc or /sys file): it cannot be "
+                "followed; pipe it in instead: cat FILE | streamsense produce text --stdin"
+            )
+            raise OSError(msg)
         if size < f.splitter.offset:
             log.warning("%s was truncated (%d < %d bytes read): reading it again from the start",
                         f.path, size, f.splitter.offset)  # fmt: skip
@@ -238,6 +316,18 @@ class Tailer:
         log.info("closed %s at byte %d", f.path, f.splitter.offset)
         if self._on_close is not None:
             self._on_close(f)
+
+    def unreadable_summary(self, sent: bool) -> str:
+        """One line for the run's error: which files could not be read, and why."""
+        bad = self.unreadable
+        listed = "; ".join(f"{path}: {why}" for path, why in sorted(bad.items())[:5])
+        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+        rest = "no line was sent" if not sent else (
+            "the other files' lines were sent; run again once these can be read: they are "
+            "read from where they stopped"
+        )  # fmt: skip
+        what = f"{len(bad)} file(s) matching {printable(self.pattern)} could not be read"
+        return f"{what}: {listed}{more}; {rest}"
 
     @property
     def idle(self) -> bool:

@@ -1,21 +1,20 @@
 """The text producer: lines from followed files (or stdin) -> ``TextEvent`` -> ``text``.
 
-- One event per line; ``source_id`` is the file name (or ``--source-id``); ``seq`` grows per
-  source across restarts; ``path`` and ``position`` (byte offset of the line) are set.
-- Whitespace-only lines are skipped and counted (``blank``).
-- Over-long lines keep their first ``text_max_line_bytes`` bytes and get the flag ``truncated``;
-  invalid UTF-8 is replaced (U+FFFD) and flagged ``invalid-utf8-replaced``.
-- With ``json_field`` a line that is not a JSON object with that string field goes to
-  ``<topic>.dlq``: value = the line's bytes, headers =
-  :class:`~streamsense.schemas.dlq.DeadLetterInfo` with ``original_partition = -1`` (it never
-  reached a partition) and ``original_offset`` = the line's byte position in its file, plus
-  ``ss-src-path``.
+:class:`TextProducer` reads; each line goes to Kafka through
+:class:`~streamsense.services.producers.text_sender.LineSender` (one event per line, blank lines
+skipped, over-long lines truncated, invalid UTF-8 replaced, lines without the ``json_field`` to
+``<topic>.dlq``: that module says how).
+
+- ``source_id`` is the file name (or ``--source-id``); ``seq`` grows per source across restarts.
 - File positions are checkpointed only over acknowledged lines, and reconciled with the topic at
   start (see :mod:`streamsense.services.producers.reconcile`), so a restart neither loses nor
   repeats lines (:mod:`streamsense.services.producers.text_files` keeps the book).
 - Each file is read at most ``4 * CHUNK`` bytes per round and a round follows at once while any
   file has more: a giant line delays other files' lines by one round, and is served truncated
   as soon as it passes ``text_max_line_bytes``.
+- A matched file that cannot be opened or read is reported (log, ``unreadable`` in the live
+  view and health) and, without ``--follow``, ends the run with :class:`SourceError` naming it
+  once the other files are sent: never an exit 0 with a file left unread.
 - Kafka unreachable (:class:`~streamsense.services.producers.kafka_watch.KafkaWatch`): no
   acknowledgement for ``text_kafka_timeout_s`` while lines wait stops the producer with
   :class:`KafkaUnavailableError` and the count of unacknowledged lines. stdin is read only while
@@ -30,55 +29,28 @@ import os
 import select
 import threading
 import time
-import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, BinaryIO
 
-from confluent_kafka import KafkaError, Message
-
-from streamsense.schemas.catalog import dlq_topic
-from streamsense.schemas.dlq import DeadLetterInfo
-from streamsense.schemas.registry import encode
-from streamsense.schemas.text import TextEvent
 from streamsense.services.kafka.exceptions import DeliveryFailedError
-from streamsense.services.kafka.producer import BackpressurePolicy, DeliveryCallback, Producer
-from streamsense.services.observability import metrics
+from streamsense.services.kafka.producer import BackpressurePolicy, Producer
 from streamsense.services.producers import reconcile
 from streamsense.services.producers.checkpoint import AckTracker, Checkpoint, CheckpointStore
-from streamsense.services.producers.exceptions import (
-    KafkaUnavailableError,
-    LineError,
-    SourceError,
-)
+from streamsense.services.producers.exceptions import KafkaUnavailableError, SourceError
 from streamsense.services.producers.kafka_watch import KafkaWatch
-from streamsense.services.producers.lines import (
-    INVALID_UTF8,
-    TRUNCATED,
-    LineSplitter,
-    RawLine,
-    line_text,
-)
+from streamsense.services.producers.lines import LineSplitter
 from streamsense.services.producers.settings import TextProducerSettings
-from streamsense.services.producers.tail import CHUNK, ChangeWatcher, TailedFile, Tailer
+from streamsense.services.producers.tail import (
+    CHUNK,
+    ChangeWatcher,
+    Tailer,
+    not_regular,
+    printable,
+)
 from streamsense.services.producers.text_files import FileBook
+from streamsense.services.producers.text_sender import LineSender, TextStats
 
 log = logging.getLogger(__name__)
-
-#: log the first few flagged lines, then every Nth, so a binary file does not flood the log
-_LOG_FIRST, _LOG_EVERY = 10, 1000
-
-
-@dataclass
-class TextStats:
-    lines: int = 0
-    sent: int = 0
-    blank: int = 0
-    truncated: int = 0
-    invalid_utf8: int = 0
-    dlq: int = 0
-    files: int = 0
-    rotations: int = 0
-    truncations: int = 0
 
 
 class TextProducer:
@@ -101,7 +73,6 @@ class TextProducer:
         self.pattern = pattern
         self.stdin = stdin
         self.follow = follow
-        self.json_field = json_field
         self.source_id = source_id
         self.topic = settings.topic_name
         self.watch = KafkaWatch(settings.kafka_bootstrap, settings.text_kafka_timeout_s)
@@ -113,28 +84,40 @@ class TextProducer:
             config=self.watch.client_config(),
         )
         self.stop_event = stop or threading.Event()
-        self.stats = TextStats()
         self.tracker = AckTracker()
+        self.sender = LineSender(self.producer, self.topic, service=settings.service_name,
+                                 json_field=json_field, tracker=self.tracker,
+                                 max_in_flight=settings.text_max_in_flight, watch=self.watch,
+                                 stop=self.stop_event)  # fmt: skip
         self.book: FileBook | None = None
         self.ckpt = Checkpoint()
         self.tailer: Tailer | None = None
-        self._seq: dict[str, int] = {}
-        self._service = settings.service_name
-        self._dlq_topic = dlq_topic(self.topic)
+        self._store: CheckpointStore | None = None
+        #: matched files left unread by a run without --follow (raised after the Kafka checks)
+        self._unread: SourceError | None = None
 
     # -- observability ------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> TextStats:
+        """What was read and sent so far (the files' counts as of the last :meth:`snapshot`)."""
+        return self.sender.stats
 
     def snapshot(self) -> dict[str, int | float | str]:
         if self.tailer is not None:
             self.stats.files = len(self.tailer.files)
             self.stats.rotations = self.tailer.rotations
             self.stats.truncations = self.tailer.truncations
+            self.stats.unreadable = len(self.tailer.unreadable)
         p = self.producer
         return {**asdict(self.stats), "acked": p.acked, "failed": p.failed,
                 "in_flight": p.in_flight}  # fmt: skip
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        return self.tracker.failed is None, self.snapshot()
+        detail: dict[str, Any] = self.snapshot()
+        if self.tailer is not None and self.tailer.unreadable:
+            detail["unreadable_files"] = dict(self.tailer.unreadable)
+        return self.tracker.failed is None, detail
 
     # -- run ----------------------------------------------------------------------------------
 
@@ -154,19 +137,28 @@ class TextProducer:
             left = self.producer.flush(wait)
             if left:
                 self.producer.close(0)  # what is left is purged, so "not delivered" stays true
-            if self.book is not None and self.tailer is not None:
-                self.book.save(self.tailer, 0, force=True)  # acknowledged lines only
-            if self.tailer is not None:
-                self.tailer.close()
+            try:
+                if self.book is not None and self.tailer is not None:
+                    self.book.save(self.tailer, 0, force=True)  # acknowledged lines only
+            finally:
+                if self.tailer is not None:
+                    self.tailer.close()
+                if self._store is not None:
+                    self._store.unlock()
         if unavailable is not None or left:
             what = self._unsent(left, unavailable is not None)
             msg = f"{unavailable or 'Kafka did not acknowledge every line'}: {what}"
             raise KafkaUnavailableError(msg)
         if self.tracker.failed is not None or self.producer.failed:
-            msg = (
-                f"Kafka refused {self.producer.failed} line(s): {self.tracker.failed or 'see log'}"
-            )
-            raise DeliveryFailedError(msg)
+            again = (
+                "; stdin cannot be read again" if self.stdin is not None
+                else "; the checkpoint holds only acknowledged lines: they go at the next start"
+            )  # fmt: skip
+            why = self.sender.refusal or "see log"
+            msg = f"Kafka refused {self.producer.failed} line(s): {why}"
+            raise DeliveryFailedError(msg + again)
+        if self._unread is not None:  # after the Kafka checks: those say more (exit 1)
+            raise self._unread
         return self.stats
 
     def _unsent(self, left: int, early: bool) -> str:
@@ -184,13 +176,14 @@ class TextProducer:
     def _run_files(self) -> None:
         assert self.pattern is not None
         s = self.settings
-        store = CheckpointStore(s.checkpoint_path(self.pattern, self.source_id))
+        store = self._store = CheckpointStore(s.checkpoint_path(self.pattern, self.source_id))
+        store.lock()  # before reading it: another producer may be about to write it
         self.ckpt = store.load()
-        found = reconcile.scan(s, [self.topic, self._dlq_topic], self.ckpt.producer_id,
+        found = reconcile.scan(s, [self.topic, self.sender.dlq_topic], self.ckpt.producer_id,
                                s.text_reconcile_scan)  # fmt: skip
         if reconcile.apply(self.ckpt, found):
             log.info("reconciled the checkpoint with %s: no line is sent twice", self.topic)
-        self._seq = dict(self.ckpt.sources)
+        self.sender.resume(self.ckpt)
         store.save(self.ckpt)  # the producer id must be on disk before the first record
         book = self.book = FileBook(store, self.ckpt, self.tracker)
         self.tailer = Tailer(self.pattern, max_line_bytes=s.text_max_line_bytes,
@@ -199,7 +192,9 @@ class TextProducer:
                              on_close=book.closed)  # fmt: skip
         matched = self._scan(None)
         if not self.tailer.files and not self.follow:
-            msg = f"no file matches {self.pattern}"
+            if self.tailer.unreadable:
+                raise SourceError(self.tailer.unreadable_summary(sent=False))
+            msg = f"no file matches {printable(self.pattern)}{not_regular(self.pattern)}"
             raise SourceError(msg)
         book.adopt_rotated(self.tailer)
         book.scanned(self.tailer)
@@ -215,7 +210,7 @@ class TextProducer:
                     last_scan = now
                 batch = self.tailer.read()
                 for f, raw in batch:
-                    self._emit(f, raw)
+                    self.sender.emit(f, raw)
                 self._served()
                 if batch or not self.tailer.idle:
                     continue  # more to read now: no waiting behind a file that has more
@@ -228,15 +223,18 @@ class TextProducer:
         finally:
             if watcher is not None:
                 watcher.stop()
+        if self.tailer.unreadable and not self.follow:
+            self._unread = SourceError(self.tailer.unreadable_summary(sent=True))
 
     def _scan(self, matched: int | None) -> int:
         """Rescan the glob; say when it matches nothing (at start) and when that changes."""
-        assert self.tailer is not None and self.book is not None
+        assert self.tailer is not None and self.book is not None and self.pattern is not None
         self.tailer.scan()
         self.book.scanned(self.tailer)
         now = self.tailer.matched
         if matched is None and not now and self.follow:
-            log.warning("no file matches %s yet: waiting for one to appear", self.pattern)
+            log.warning("no file matches %s yet%s: waiting for one to appear",
+                        printable(self.pattern), not_regular(self.pattern))  # fmt: skip
         elif matched is not None and bool(matched) != bool(now):
             if now:
                 log.info("%s now matches %d file(s)", self.pattern, now)
@@ -249,7 +247,7 @@ class TextProducer:
         splitter = LineSplitter(self.settings.text_max_line_bytes)
         fd = stream.fileno()
         while not self.stop_event.is_set():
-            self._wait_for_room()
+            self.sender.wait_for_room()
             ready, _, _ = select.select([fd], [], [], 0.1)
             if not ready:
                 self._served()
@@ -258,20 +256,16 @@ class TextProducer:
             if not data:
                 last = splitter.finish()
                 if last is not None and not last.tail:
-                    self._emit_line(None, source, last)
+                    self.sender.emit_line(None, source, last)
                 break
             for raw in splitter.feed(data):
                 if not raw.tail:
-                    self._emit_line(None, source, raw)
+                    self.sender.emit_line(None, source, raw)
             self._served()
-
-    def _wait_for_room(self) -> None:
-        """Read no more input while ``text_max_in_flight`` lines wait for Kafka (stdin is not
-        read faster than it is acknowledged); KafkaUnavailableError when Kafka stays silent."""
-        limit = self.settings.text_max_in_flight
-        while self.producer.in_flight >= limit and not self.stop_event.is_set():
-            self.producer.poll(0.05)
-            self.watch.check(self.producer)
+        else:  # stopped before the end of stdin: what was read of a line is not a line yet
+            if splitter.pending and not splitter.skipping:
+                log.warning("stopped with %d byte(s) of an unfinished last line read from stdin: "
+                            "not sent", splitter.pending)  # fmt: skip
 
     def _served(self) -> None:
         self.producer.poll(0)
@@ -280,85 +274,3 @@ class TextProducer:
             self.stop_event.set()
         elif self.book is not None and self.tailer is not None:
             self.book.save(self.tailer, self.settings.text_checkpoint_interval_s)
-
-    # -- lines -> records ---------------------------------------------------------------------
-
-    def _emit(self, f: TailedFile, raw: RawLine) -> None:
-        if raw.tail:  # the skipped rest of a line sent truncated: only the position moves
-            self.tracker.skip(f.key, raw.end, f.lines)
-            return
-        f.lines += 1
-        self._emit_line(f, f.source_id, raw)
-
-    def _emit_line(self, f: TailedFile | None, source: str, raw: RawLine) -> None:
-        st = self.stats
-        st.lines += 1
-        if not raw.truncated and not raw.data.strip():
-            st.blank += 1
-            metrics.SKIPPED.labels(self._service, "blank-line").inc()
-            if f is not None:
-                self.tracker.skip(f.key, raw.end, f.lines)
-            return
-        where = f"{f.path if f else source}@{raw.start}"
-        try:
-            lt = line_text(raw, self.json_field)
-        except LineError as exc:
-            self._dead_letter(f, source, raw, exc, where)
-            return
-        if TRUNCATED in lt.flags:
-            st.truncated += 1
-            self._flagged(st.truncated, "%s: line of %d+ bytes truncated to %d", where, raw.length,
-                          len(raw.data))  # fmt: skip
-        if INVALID_UTF8 in lt.flags:
-            st.invalid_utf8 += 1
-            self._flagged(st.invalid_utf8, "%s: invalid UTF-8 replaced", where)
-        seq = self._seq.get(source, 0)
-        self._seq[source] = seq + 1
-        event = TextEvent(source_id=source, text=lt.text, ts_ns=time.time_ns(), seq=seq,
-                          trace_id=uuid.uuid4().hex, path=f.path if f else None,
-                          position=raw.start, flags=lt.flags)  # fmt: skip
-        self._wait_for_room()
-        headers = self._headers(f, raw, seq)
-        self.producer.produce(self.topic, encode(event), key=source, headers=headers,
-                              on_delivery=self._on_delivery(f, raw, seq))  # fmt: skip
-        st.sent += 1
-
-    def _dead_letter(
-        self, f: TailedFile | None, source: str, raw: RawLine, exc: LineError, where: str
-    ) -> None:
-        info = DeadLetterInfo.describe(
-            exc, topic=self.topic, partition=-1, offset=raw.start, service=self._service
-        )
-        headers: list[tuple[str, bytes | str]] = [*info.to_kafka_headers(),
-                                                  *self._headers(f, raw, -1)]  # fmt: skip
-        if f is not None:
-            headers.append((reconcile.PATH_HEADER, f.path.encode()))
-        self.stats.dlq += 1
-        metrics.DLQ_TOTAL.labels(self._service, self.topic, info.error_class).inc()
-        self._flagged(self.stats.dlq, "%s -> %s: %s: %s", where, self._dlq_topic,
-                      info.error_class, info.error_message)  # fmt: skip
-        self._wait_for_room()
-        self.producer.produce(self._dlq_topic, raw.data, key=source, headers=headers,
-                              on_delivery=self._on_delivery(f, raw, -1))  # fmt: skip
-
-    def _headers(self, f: TailedFile | None, raw: RawLine, seq: int) -> list[tuple[str, bytes]]:
-        if f is None:
-            return []
-        return [reconcile.src_header(self.ckpt.producer_id, f.key, f.lines, raw.end, seq)]
-
-    def _on_delivery(self, f: TailedFile | None, raw: RawLine, seq: int) -> DeliveryCallback | None:
-        if f is None:
-            return None
-        key, entry, tracker = f.key, self.tracker.add(f.key, raw.end, f.lines, seq), self.tracker
-        account = self.producer.account
-
-        def done(err: KafkaError | None, msg: Message) -> None:
-            tracker.done(key, entry, err)
-            account(str(msg.topic()), err is None, err is not None)
-
-        return done
-
-    @staticmethod
-    def _flagged(count: int, fmt: str, *args: object) -> None:
-        if count <= _LOG_FIRST or count % _LOG_EVERY == 0:
-            log.warning(fmt + (f" (#{count})" if count > _LOG_FIRST else ""), *args)

@@ -26,7 +26,7 @@ from streamsense.services.producers.checkpoint import (
     FileCheckpoint,
     fingerprint,
 )
-from streamsense.services.producers.tail import Resume, TailedFile, Tailer, file_key
+from streamsense.services.producers.tail import Resume, TailedFile, Tailer, file_key, printable
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class FileBook:
             log.warning("%s has other content than checkpointed (inode reused): from the start",
                         path)  # fmt: skip
             return None
-        if entry.path != path and not entry.fp_len:
+        if entry.path != printable(path) and not entry.fp_len:
             return None
         return Resume(entry.position, entry.lines, entry.source_id)
 
@@ -60,7 +60,7 @@ class FileBook:
         """After a scan: new files join the tracker, rotated-away ones become orphans."""
         for key, f in tailer.files.items():
             if key not in self.tracker.files:
-                self.tracker.start(key, f.position, f.lines, f.source_id, f.path)
+                self.tracker.start(key, f.position, f.lines, f.source_id, f.shown)
             if f.orphaned_at is not None:
                 self.orphans.add(key)
             else:
@@ -69,7 +69,7 @@ class FileBook:
     def closed(self, f: TailedFile) -> None:
         c = self.tracker.files.get(f.key)
         if c is not None:
-            c.path, c.fp, c.fp_len = f.path, f.fp, f.fp_len
+            c.path, c.fp, c.fp_len = f.shown, f.fp, f.fp_len
         if f.orphaned_at is not None:
             self.orphans.add(f.key)  # forgotten once its last line is acknowledged
 
@@ -84,7 +84,7 @@ class FileBook:
                          moved, entry.path)  # fmt: skip
                 tailer.adopt(moved, key)
                 continue
-            reused = any(f.path == entry.path for f in tailer.files.values())
+            reused = any(f.shown == entry.path for f in tailer.files.values())
             what = f"the file formerly at {entry.path}" if reused else entry.path
             log.info("checkpoint: %s (inode %s) is gone, forgetting it", what, key)
             del self.ckpt.files[key]
@@ -101,7 +101,7 @@ class FileBook:
         for key, c in self.tracker.files.items():
             f = tailer.files.get(key)
             if f is not None:
-                c.path, c.fp, c.fp_len = f.path, f.fp, f.fp_len
+                c.path, c.fp, c.fp_len = f.shown, f.fp, f.fp_len
             self.ckpt.files[key] = FileCheckpoint(
                 c.path, c.source_id, c.position, c.lines, c.fp, c.fp_len
             )

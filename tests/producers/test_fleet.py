@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from streamsense.services.cli.app import app
 from streamsense.services.producers.exceptions import FleetConfigError
 from streamsense.services.producers.fleet import CameraFleet
-from streamsense.services.producers.fleet_config import MAX_CAMERAS, load_fleet
+from streamsense.services.producers.fleet_config import MAX_CAMERAS, MAX_FILE_BYTES, load_fleet
 from streamsense.services.producers.settings import CameraProducerSettings
 from streamsense.services.producers.spec import ReconnectPolicy
 from tests.producers.conftest import statuses, topic_size
@@ -135,7 +135,9 @@ def test_the_cli_exits_2_with_one_line(tmp_path: Path) -> None:
 
 def test_files_larger_than_a_fleet_file_are_refused_unread(tmp_path: Path) -> None:
     path = _file(tmp_path, "# " + "x" * (1024 * 1024) + "\n" + CAM)
-    with pytest.raises(FleetConfigError, match="over 1024 KiB: not a fleet file"):
+    with pytest.raises(
+        FleetConfigError, match=f"over {MAX_FILE_BYTES // 1024} KiB: not a fleet file"
+    ):
         load_fleet(path, CameraProducerSettings())
 
 

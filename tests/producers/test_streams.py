@@ -253,7 +253,7 @@ def test_a_fleet_whose_only_camera_is_lost_for_good_exits_3(
         proc.kill()
     assert proc.returncode == 3, out
     line = " ".join(out.split())
-    assert "every camera ended; lost: doomed (stream http://127.0.0.1:" in line
+    assert "every camera ended; ended on an error: doomed (stream http://127.0.0.1:" in line
     assert "lost and not back after 2 attempts" in line and "Traceback" not in line
 
 
