@@ -1,7 +1,8 @@
 """REST routes over the Redis layout of the serving layer (``services/serving/keys.py``).
 
 Results are stored as validated JSON by the sink, so routes return those bytes as they are
-(no re-serialization); the declared response models document and test the shape.
+(no re-serialization) once they parse as a JSON object: what an older or foreign writer left
+is skipped or refused (``stored.py``). The declared response models document the shape.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from streamsense.schemas.catalog import TASK_NAMES, Task
 from streamsense.schemas.fields import MAX_ID_CHARS, SAFE_TEXT_PATTERN
 from streamsense.services.gateway import stats as stats_mod
+from streamsense.services.gateway import stored
 from streamsense.services.gateway.cameras import CameraStatusReader
 from streamsense.services.gateway.responses import (
     Cameras,
@@ -62,6 +64,9 @@ class ErrorBody(BaseModel):
 _404: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "nothing stored for it (yet)"}
 }
+_502: dict[int | str, dict[str, Any]] = {
+    502: {"model": ErrorBody, "description": "what is stored for it is not a valid result"}
+}
 router = APIRouter(prefix="/api", tags=["results"])
 
 
@@ -102,16 +107,25 @@ async def sources(request: Request) -> Sources:
     return Sources(tasks=tasks, cameras=listed, totals=totals, truncated=cut)
 
 
-@router.get("/latest/{task}/{source:source_id}", response_model=LatestResult, responses=_404)
+@router.get(
+    "/latest/{task}/{source:source_id}",
+    response_model=LatestResult,
+    responses={**_404, **_502},
+)
 async def latest(request: Request, task: Task, source: SourceId) -> Response:
     """The newest result of one source."""
-    fields: dict[Any, Any] = await _redis(request).hgetall(_keys(request).latest(task, source))
+    key = _keys(request).latest(task, source)
+    fields: dict[Any, Any] = await _redis(request).hgetall(key)
     if JSON_FIELD.encode() not in fields:
         raise HTTPException(404, f"no {task} result for {source!r}")
+    if stored.result_doc(key, fields) is None:
+        what = f"latest {task} result of {source!r}"
+        raise stored.refuse(what)
     written = fields.get(b"written_ms")
-    head = orjson.dumps(
-        {"task": task, "source": source, "written_ms": int(written) if written else None}
-    )
+    written_ms = None if written is None else stored.count(written)
+    if written is not None and written_ms is None:
+        stored.malformed(key, "written_ms is not a number")
+    head = orjson.dumps({"task": task, "source": source, "written_ms": written_ms})
     return _json(head[:-1] + b',"result":' + _b(fields[JSON_FIELD.encode()]) + b"}")
 
 
@@ -123,7 +137,7 @@ async def results(
     since: Annotated[
         str | None,
         Query(
-            pattern=r"^\d{1,15}(-\d{1,19})?$",
+            pattern=r"^[0-9]{1,15}(-[0-9]{1,19})?$",  # ASCII: \d takes any script's digits
             description="a stream id (exclusive) or a time in ms since the epoch (inclusive)",
         ),
     ] = None,
@@ -141,12 +155,15 @@ async def results(
         start = f"({since}" if "-" in since else since
         raw = await r.xrange(key, min=start, count=limit)
     entries: list[Any] = list(raw or [])
+    # An entry that is not a result is left out (counted); paging goes on past it.
+    usable = [(eid, f) for eid, f in entries if stored.result_doc(key, f) is not None]
     items = b",".join(
         b'{"id":"' + _b(eid) + b'","result":' + _b(fields[JSON_FIELD.encode()]) + b"}"
-        for eid, fields in entries
+        for eid, fields in usable
     )
     last = _b(entries[-1][0]).decode() if entries else None
-    head = orjson.dumps({"task": task, "source": source, "last_id": last})
+    skipped = len(entries) - len(usable)
+    head = orjson.dumps({"task": task, "source": source, "last_id": last, "skipped": skipped})
     return _json(head[:-1] + b',"items":[' + items + b"]}")
 
 
@@ -193,7 +210,7 @@ async def models(request: Request) -> Models:
     """Models in the store (cards, champions) and the versions that produced the latest
     result of each source (what is in service)."""
     root = request.app.state.settings.model_store_dir
-    stored = await asyncio.to_thread(list_models, root)
+    in_store = await asyncio.to_thread(list_models, root)
     r, k = _redis(request), _keys(request)
     seen: dict[tuple[str, str, str], int] = {}
     for task in TASK_NAMES:
@@ -202,17 +219,20 @@ async def models(request: Request) -> Models:
         pipe = r.pipeline(transaction=False)
         for s in members:
             pipe.hget(k.latest(task, s), JSON_FIELD)
-        for raw in await pipe.execute() if members else []:
+        for s, raw in zip(members, await pipe.execute() if members else [], strict=True):
             if raw is None:
                 continue
-            model = orjson.loads(raw).get("model") or {}
+            doc = stored.result_doc(k.latest(task, s), {JSON_FIELD.encode(): raw})
+            model = doc.get("model") if doc is not None else None
+            if not isinstance(model, dict):
+                continue
             ref = (task, str(model.get("name")), str(model.get("version")))
             seen[ref] = seen.get(ref, 0) + 1
     in_service = [
         {"task": t, "name": n, "version": v, "sources": c} for (t, n, v), c in sorted(seen.items())
     ]
     return Models.model_validate(
-        {"store_found": root.is_dir(), "models": stored, "in_service": in_service}
+        {"store_found": root.is_dir(), "models": in_store, "in_service": in_service}
     )
 
 

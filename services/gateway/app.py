@@ -21,10 +21,11 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from streamsense.services.gateway import api, errors, feedback, redact, security, ws
+from streamsense.services.gateway import api, errors, feedback, redact, security, urls, ws
 from streamsense.services.gateway.auth import Tickets, require_token
 from streamsense.services.gateway.cameras import CameraStatusReader
 from streamsense.services.gateway.feedback import Producers
+from streamsense.services.gateway.head import HeadAsGet
 from streamsense.services.gateway.live import LiveHub
 from streamsense.services.gateway.responses import Health
 from streamsense.services.gateway.settings import GatewaySettings
@@ -65,7 +66,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             await sub.aclose()
             await asyncio.to_thread(app.state.producers.close)
 
-    app = FastAPI(
+    app = security.SecureApp(
         title="streamsense gateway",
         version=VERSION,
         description="Results of the streamsense workers from the Redis serving layer: REST for "
@@ -74,13 +75,21 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,  # served below, behind the token
+        responses={
+            400: {"model": urls.UrlError, "description": "the URL is not percent-encoded UTF-8"}
+        },
     )
     app.state.settings = settings
     app.state.keys = RedisKeys(settings.redis_prefix)
     app.state.tickets = Tickets(settings.gateway_ticket_ttl_s)
+    app.state.live_admitted = 0  # /ws/live clients admitted and not gone (ws.py)
     app.state.producers = Producers()
     app.state.camera_statuses = CameraStatusReader(app.state.keys, settings.gateway_max_listed)
+    # Innermost first: URLs are checked after the Host check and CORS (its errors readable
+    # cross-origin), HEAD is routed as GET by all of them.
+    app.add_middleware(urls.StrictUrls, router=app.router)
     security.install(app, settings)
+    app.add_middleware(HeadAsGet)
     errors.install(app)
 
     guarded: list[DependsParam] = []

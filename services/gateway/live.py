@@ -1,9 +1,10 @@
 """Live fan-out: one Redis pub/sub subscriber per process, one bounded backlog per client.
 
-The subscriber reads every ``<prefix>:live:*`` message once, frames it once, and offers the
-frame to each client whose filter matches. Offers are flushed together once per turn of the
-event loop: each client gets what accumulated in one write, so a burst costs one write per
-client, not one per message and client; and the whole fan-out makes at most
+The subscriber reads every ``<prefix>:live:*`` message once, checks that it is a result as the
+sink publishes it (:mod:`.livemsg`: anything else is dropped and counted), frames it once, and
+offers the frame to each client whose filter matches. Offers are flushed together once per turn
+of the event loop: each client gets what accumulated in one write, so a burst costs one write
+per client, not one per message and client; and the whole fan-out makes at most
 ``WRITES_PER_S`` writes a second (see :meth:`LiveHub.flush`).
 
 A client whose socket does not take data keeps a backlog of at most
@@ -28,6 +29,7 @@ import orjson
 import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge
 
+from streamsense.services.gateway import livemsg
 from streamsense.services.gateway.wsconn import text_frame
 from streamsense.services.serving.clients import TRANSIENT
 from streamsense.services.serving.keys import RedisKeys
@@ -64,6 +66,9 @@ class Connection(Protocol):
     def can_write(self) -> bool: ...
     @property
     def room(self) -> int: ...
+    @property
+    def idle(self) -> bool: ...
+    def probe(self) -> None: ...
     def write(self, frames: bytes) -> None: ...
     def close_now(self, code: int, reason: str) -> None: ...
 
@@ -102,14 +107,17 @@ class LiveClient:
         wrote = True
         if not self.backlog:
             self.stalled_since = None
-        elif not self.conn.can_write:
+        elif not self.ready():
             if self.stalled_since is None:
                 self.stalled_since = now
+            if self.conn.can_write:  # a frame larger than its room: does the client read?
+                self.conn.probe()
         elif now < self.next_write:
             wrote = False
         else:
-            # As much as the client's window has room for (one frame at least); the rest
-            # goes once the client confirms reading.
+            # As much as the client's window has room for (one frame at least: a frame larger
+            # than the room goes alone, once the client confirmed all before it, see ready());
+            # the rest goes once the client confirms reading.
             room, size = self.conn.room, 0
             frames: list[bytes] = []
             while self.backlog and (not frames or size + len(self.backlog[0]) <= room):
@@ -122,6 +130,15 @@ class LiveClient:
             self.next_write = now + interval
         self.count_drops()
         return wrote and not self.backlog
+
+    def ready(self) -> bool:
+        """The socket takes the next frame now: it fits the client's window, or it is larger
+        and the client has confirmed everything (``idle``). So a client that does not read
+        holds at most its window, whatever size a result has (before, the first frame always
+        went: one 16 MB result sat whole in the buffer of every client that read nothing)."""
+        if not self.conn.can_write:
+            return False
+        return not self.backlog or len(self.backlog[0]) <= self.conn.room or self.conn.idle
 
     def count_drops(self) -> None:
         """Bring the drop metric up to date (once per flush, not once per message)."""
@@ -182,10 +199,15 @@ class LiveHub:
     def dispatch(self, channel: str, data: bytes | str) -> None:
         parsed = self.keys.parse_channel(channel)
         if parsed is None:
+            livemsg.dropped(channel, "bad_channel")
             return
         task, source = parsed
         self.received += 1
         RECEIVED.inc()
+        text, reason = livemsg.check(task, source, data)
+        if text is None:  # not a result as the sink publishes it: never sent to a browser
+            livemsg.dropped(channel, reason)
+            return
         frame: bytes | None = None
         # The hot loop (results x clients): the filter and the offer are written out here, a
         # method call each cost as much as the rest of the loop.
@@ -197,7 +219,7 @@ class LiveHub:
                     frame = text_frame(
                         f'{{"type":"result","task":{orjson.dumps(task).decode()},'
                         f'"source":{orjson.dumps(source).decode()},'
-                        f'"result":{_text(data)}}}'
+                        f'"result":{text}}}'
                     )
                 client.backlog.append(frame)  # a full deque drops its oldest by itself
                 client.offered += 1
@@ -253,7 +275,7 @@ class LiveHub:
         for client in list(self.stalled):
             if not client.conn.open:
                 self.unregister(client)
-            elif client.conn.can_write:
+            elif client.ready():
                 self._mark(client)  # it drained; the flush takes it back
             elif client.stalled_since is not None:
                 if now - client.stalled_since >= self.slow_client_s:

@@ -41,6 +41,11 @@ class ResultPage(BaseModel):
     source: str
     items: list[StreamEntry] = Field(description="oldest first")
     last_id: str | None = Field(description="id of the last item, None when there is none")
+    skipped: int = Field(
+        default=0,
+        description="entries in this page left out as not valid results (an older or foreign "
+        "writer left them); last_id pages on past them",
+    )
 
 
 class ModelVersionInfo(BaseModel):

@@ -41,9 +41,18 @@ HEADERS = {
 }
 
 
+#: Answers that hold data (results, ids, metrics, errors that name them), unless the route says
+#: otherwise: no browser or proxy keeps a copy (without it they were heuristically cacheable).
+DATA_CACHE = "no-store"
+#: The dashboard's files: kept, but revalidated (an ETag, so a 304) on every use, so an
+#: upgraded gateway never runs with a stale script beside a new page.
+FILES_CACHE = "no-cache"
+
+
 class SecurityHeaders:
     """Sets the security headers on every HTTP response, refusals of WebSocket handshakes
-    included (pure ASGI, so streaming responses and WebSockets pass untouched)."""
+    included (pure ASGI, so streaming responses and WebSockets pass untouched), and
+    ``Cache-Control`` where the response has none."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -52,7 +61,9 @@ class SecurityHeaders:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        csp = DOCS_CSP if scope.get("path") == "/docs" else CSP
+        path = scope.get("path", "")
+        csp = DOCS_CSP if path == "/docs" else CSP
+        cache = FILES_CACHE if path.startswith("/static/") else DATA_CACHE
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] in ("http.response.start", "websocket.http.response.start"):
@@ -60,14 +71,24 @@ class SecurityHeaders:
                 headers["Content-Security-Policy"] = csp
                 for name, value in HEADERS.items():
                     headers[name] = value
+                if "cache-control" not in headers:
+                    headers["Cache-Control"] = cache
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
 
+class SecureApp(FastAPI):
+    """The gateway's app: :class:`SecurityHeaders` wraps the whole stack, so the 500s of the
+    outermost error handler (which ``add_middleware`` cannot wrap) carry the headers too."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def install(app: FastAPI, settings: GatewaySettings) -> None:
-    """Add the middlewares. The last added runs first: the headers wrap every answer, the
-    Host check's refusals included, and the Host check comes before CORS and the routes."""
+    """Add the middlewares. The last added runs first: the Host check comes before CORS and
+    the routes, and its refusals carry the headers (:class:`SecureApp` adds them outside)."""
     if settings.gateway_allowed_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -76,7 +97,6 @@ def install(app: FastAPI, settings: GatewaySettings) -> None:
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(settings.served_hosts))
-    app.add_middleware(SecurityHeaders)
 
 
 def origin_allowed(headers: Headers, settings: GatewaySettings) -> bool:

@@ -13,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from streamsense.services.exceptions import ServiceError
+from streamsense.services.gateway import httpconn
 from streamsense.services.gateway.app import create_app
 from streamsense.services.gateway.settings import GatewaySettings
 from streamsense.services.gateway.wsconn import protocol
@@ -26,9 +27,18 @@ def uvicorn_config(settings: GatewaySettings, app: FastAPI | None = None) -> uvi
         app or create_app(settings),
         host=settings.gateway_host,
         port=settings.gateway_port,
+        # request heads bounded in size and time (uvicorn's own protocol bounds neither)
+        http=httpconn.protocol(
+            settings.gateway_max_request_head, settings.gateway_header_timeout_s
+        ),
         ws=protocol(settings.gateway_ws_send_buffer),
         ws_max_size=settings.gateway_ws_max_message,  # checked on the frame header, unread
         lifespan="on",
+        # X-Forwarded-For/-Proto only from configured proxies (uvicorn's default believes any
+        # local client, and FORWARDED_ALLOW_IPS from the environment): they set the client
+        # address and scheme the logs and the app see.
+        proxy_headers=bool(settings.gateway_trusted_proxies),
+        forwarded_allow_ips=list(settings.gateway_trusted_proxies),
         log_config=None,  # logging is configured by the entry point
         access_log=settings.gateway_access_log,  # token parameters redacted (redact.py)
         ws_ping_interval=settings.gateway_ws_ping_s,

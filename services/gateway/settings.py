@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from streamsense.schemas.fields import SourceId
 from streamsense.services.exceptions import ConfigError
 from streamsense.services.settings import StreamsenseSettings
 
@@ -16,6 +17,8 @@ MIN_TOKEN_CHARS = 12
 #: Host names a browser uses for this machine; the default Host allowlist.
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
+#: What an Authorization header carries as it is: printable ASCII.
+_TOKEN_CHARS = re.compile(r"^[\x20-\x7e]+$")
 _HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9.\-]+|\[[0-9a-f:.]+\])$")
 
 
@@ -72,6 +75,12 @@ class GatewaySettings(StreamsenseSettings):
         "call the API from a browser (CORS); empty = same origin only",
     )
     gateway_access_log: bool = Field(default=False, description="uvicorn's access log")
+    gateway_trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="addresses or networks (comma-separated, e.g. '10.0.0.0/8,::1') of reverse "
+        "proxies whose X-Forwarded-For / X-Forwarded-Proto are believed for the client address "
+        "and scheme; empty = those headers are ignored (any client could set them)",
+    )
     gateway_client_queue: int = Field(
         default=256, ge=1, description="messages buffered per WebSocket client before dropping"
     )
@@ -81,6 +90,13 @@ class GatewaySettings(StreamsenseSettings):
         le=600,
         description="a WebSocket client whose socket has taken nothing for this long while "
         "messages wait for it is closed with code 1013",
+    )
+    gateway_max_live_clients: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="/ws/live clients at most; a handshake past that is answered 503 with "
+        "Retry-After (each client holds a socket and ~35 kB)",
     )
     gateway_ws_max_message: int = Field(
         default=4096,
@@ -103,6 +119,11 @@ class GatewaySettings(StreamsenseSettings):
     gateway_stale_after_s: float = Field(
         default=10.0, gt=0, description="the dashboard marks a tile stale after this age"
     )
+    gateway_feedback_source: SourceId = Field(
+        default="gateway",
+        description="the source id of every label sent through POST /api/feedback: the gateway "
+        "cannot tell its callers apart, so a caller may not name another source (403)",
+    )
     gateway_feedback_timeout_s: float = Field(
         default=10.0, gt=0, le=120, description="how long POST /api/feedback waits for Kafka"
     )
@@ -114,6 +135,21 @@ class GatewaySettings(StreamsenseSettings):
         ge=1,
         le=100_000,
         description="most ids one answer lists (sources, cameras); totals say how many exist",
+    )
+    gateway_max_request_head: int = Field(
+        default=32768,
+        ge=4096,
+        le=1 << 20,
+        description="largest HTTP request line plus headers (bytes): larger ones get 414 or 431 "
+        "and the connection is closed before more is read",
+    )
+    gateway_header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="a request head must be complete this long after the connection opened or "
+        "the previous answer went out, and a POST body this long after its head; else 408 and "
+        "the connection is closed",
     )
     gateway_ws_ping_s: float = Field(
         default=20.0,
@@ -148,11 +184,35 @@ class GatewaySettings(StreamsenseSettings):
                 raise ValueError(msg)
         return origins
 
+    @field_validator("gateway_trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: Any) -> Any:
+        proxies = tuple(p.replace("[", "").replace("]", "") for p in _split(value))
+        for p in proxies:
+            try:
+                ipaddress.ip_network(p, strict=False)
+            except ValueError:
+                msg = (
+                    f"STREAMSENSE_GATEWAY_TRUSTED_PROXIES: {p!r} is not an IP address or "
+                    "network (a.b.c.d, a.b.c.d/nn, an IPv6 address or network)"
+                )
+                raise ValueError(msg) from None
+        return tuple(str(ipaddress.ip_network(p, strict=False)) for p in proxies)
+
     @model_validator(mode="after")
     def _check_token(self) -> GatewaySettings:
         token = self.gateway_token.get_secret_value() if self.gateway_token else None
         if token is not None and len(token) < MIN_TOKEN_CHARS:
             msg = f"STREAMSENSE_GATEWAY_TOKEN must have at least {MIN_TOKEN_CHARS} characters"
+            raise ConfigError(msg)
+        if token is not None and (token != token.strip() or not _TOKEN_CHARS.match(token)):
+            # A header carries neither: such a token could never be sent, every client would
+            # get 401 (a trailing newline from a secret file is the usual cause).
+            msg = (
+                "STREAMSENSE_GATEWAY_TOKEN must be printable ASCII without leading or trailing "
+                "whitespace (an Authorization header cannot carry it); a trailing newline from "
+                "a secret file is the usual cause"
+            )
             raise ConfigError(msg)
         if token is None and not is_loopback(self.gateway_host):
             msg = (

@@ -10,15 +10,15 @@ import re
 from typing import Any
 
 import numpy as np
-import orjson
 import redis.asyncio as aioredis
 
 from streamsense.schemas.catalog import TASK_NAMES
 from streamsense.schemas.fields import MAX_ID_CHARS, SAFE_TEXT_PATTERN
+from streamsense.services.gateway import stored
 from streamsense.services.gateway.live import LiveHub
 from streamsense.services.gateway.responses import Percentiles, Stats, TaskStats
 from streamsense.services.serving import reads
-from streamsense.services.serving.keys import JSON_FIELD, RedisKeys
+from streamsense.services.serving.keys import RedisKeys
 
 MAX_SOURCES = 50
 SAMPLE_PER_SOURCE = 100
@@ -48,6 +48,11 @@ def source_ids(members: set[Any]) -> list[str]:
     return sorted(out)
 
 
+def _ns(value: Any) -> int | None:
+    """A timestamp in ns as the contracts write it (an int), None for anything else."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value else None
+
+
 async def compute(r: aioredis.Redis, keys: RedisKeys, window_s: float, hub: LiveHub) -> Stats:
     sec, usec = await r.time()
     now_ms = int(sec) * 1000 + int(usec) // 1000
@@ -63,15 +68,18 @@ async def compute(r: aioredis.Redis, keys: RedisKeys, window_s: float, hub: Live
         e2e: list[float] = []
         sink: list[float] = []
         truncated = listing.truncated
-        for entries in replies:
+        for s, entries in zip(sources, replies, strict=True):
             truncated |= len(entries) >= SAMPLE_PER_SOURCE
             for entry_id, fields in entries:
                 ms = int(entry_id.split(b"-")[0])
-                timings = orjson.loads(fields[JSON_FIELD.encode()]).get("timings") or {}
-                if timings.get("capture_ns"):
-                    e2e.append(ms - timings["capture_ns"] / 1e6)
-                if timings.get("produced_ns"):
-                    sink.append(ms - timings["produced_ns"] / 1e6)
+                doc = stored.result_doc(keys.stream(task, s), fields)
+                timings = doc.get("timings") if doc is not None else None
+                if not isinstance(timings, dict):
+                    continue
+                if capture := _ns(timings.get("capture_ns")):
+                    e2e.append(ms - capture / 1e6)
+                if produced := _ns(timings.get("produced_ns")):
+                    sink.append(ms - produced / 1e6)
         n = sum(len(e) for e in replies)
         tasks[task] = TaskStats(
             results=n,
@@ -81,7 +89,13 @@ async def compute(r: aioredis.Redis, keys: RedisKeys, window_s: float, hub: Live
             truncated=truncated,
         )
     raw_lag: dict[Any, Any] = await r.hgetall(keys.sink_lag)
-    lag = {(k.decode() if isinstance(k, bytes) else str(k)): int(v) for k, v in raw_lag.items()}
+    lag: dict[str, int] = {}
+    for k, v in raw_lag.items():
+        name = k.decode("utf-8", "replace") if isinstance(k, bytes) else str(k)
+        if (count := stored.count(v)) is None:
+            stored.malformed(keys.sink_lag, f"the lag of {name[:100]!r} is not a count")
+        else:
+            lag[name] = count
     return Stats(
         window_s=window_s,
         tasks=tasks,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request, WebSocket
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from streamsense.schemas.catalog import Task
@@ -18,6 +19,9 @@ from streamsense.services.gateway.security import origin_allowed
 from streamsense.services.gateway.wsconn import EXTENSION
 
 log = logging.getLogger(__name__)
+
+#: Seconds a client refused for the client limit is asked to wait.
+RETRY_AFTER_S = 5
 
 router = APIRouter()
 tickets = APIRouter(prefix="/api", tags=["live"])
@@ -58,6 +62,24 @@ async def live(ws: WebSocket, task: Task | None = None, source: SourceFilter = N
         await ws.close(code=1011)
         return
     hub: LiveHub = ws.app.state.hub
+    state = ws.app.state
+    limit = settings.gateway_max_live_clients
+    if state.live_admitted >= limit:  # counted from admission: handshakes in flight count too
+        refusal = {"error": f"too many live clients ({limit}); try again later"}
+        headers = {"Retry-After": str(RETRY_AFTER_S), "Cache-Control": "no-store"}
+        await ws.send_denial_response(JSONResponse(refusal, status_code=503, headers=headers))
+        return
+    state.live_admitted += 1
+    try:
+        await _serve(ws, hub, conn, task, source)
+    finally:
+        state.live_admitted -= 1
+
+
+async def _serve(
+    ws: WebSocket, hub: LiveHub, conn: Any, task: str | None, source: str | None
+) -> None:
+    settings = ws.app.state.settings
     await ws.accept()
     hello = {
         "type": "hello",

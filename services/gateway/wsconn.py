@@ -14,6 +14,12 @@ uvicorn's sans-I/O protocol, plus:
 - frames written straight to the transport (``LiveConnection.write``): a result is framed once
   and the same bytes go to every client, several queued frames in one write, instead of one
   ASGI send per message and client (a server frame is unmasked, so it is the same for all);
+- a budget on what the client sends: a live client has nothing to say but the pongs that
+  answer the gateway's pings (not counted), so past ``CLIENT_FRAME_BURST`` other frames (pings,
+  messages, unsolicited pongs) at once or ``CLIENT_FRAMES_PER_S`` a second after that, it is
+  closed with 1008 and what it sends next is not even parsed. Each of those frames cost the
+  one event loop a parse and an ASGI message or a pong of its own write: one client sending
+  tiny pings as fast as it could held every other client and ``/healthz`` for seconds;
 - a close that cannot hang: ``transport.close()`` waits for the buffer to drain, which never
   happens when the peer stopped reading, so after the close frame the socket is reset once
   ``CLOSE_GRACE_S`` has passed (a slow client that still reads gets the close code in time).
@@ -25,13 +31,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import struct
 from collections.abc import Callable
 from typing import Any
 
+from prometheus_client import Counter
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame, Opcode
+
+log = logging.getLogger(__name__)
 
 EXTENSION = "streamsense.live"
 #: How long a closed client may take to read what is still buffered before its socket is cut.
@@ -40,6 +50,15 @@ CLOSE_GRACE_S = 2.0
 PING_TAG = b"ss-window:"
 #: The window of a client that has not answered a ping yet.
 FIRST_WINDOW = 8192
+#: Frames a client may send at once, and per second after that (see the module docstring).
+CLIENT_FRAME_BURST = 100
+CLIENT_FRAMES_PER_S = 10.0
+#: Close code for a client past its budget: "policy violation".
+FLOODING = 1008
+FLOODED = Counter(
+    "streamsense_gateway_ws_flooding",
+    "WebSocket clients closed (1008) for sending more frames than a live client needs",
+)
 
 
 def text_frame(payload: str) -> bytes:
@@ -63,6 +82,9 @@ class LiveConnection(WebSocketsSansIOProtocol):
         # Until the first pong, a client has shown nothing: it starts with a small window, so
         # hundreds of clients that never read cost 8 KiB each, not the full window.
         self.window = min(FIRST_WINDOW, self.send_buffer)
+        self._budget = float(CLIENT_FRAME_BURST)  # frames the client may still send now
+        self._budget_at: float | None = None
+        self.flooded = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -101,10 +123,25 @@ class LiveConnection(WebSocketsSansIOProtocol):
         self.sent += len(frames)
         self.transport.write(frames + self._ping_if_due())
 
+    @property
+    def idle(self) -> bool:
+        """The client confirmed reading all the fan-out wrote, and has its full window: a frame
+        larger than its room may go now, alone. A client that never answered a ping is never
+        idle, so a result larger than its window never lands in its buffer."""
+        return self.sent == self.confirmed and self.window == self.send_buffer
+
+    def probe(self) -> None:
+        """Ping now, unless a ping is out: its pong confirms what was sent (see ``idle``)."""
+        if self._ping is None and self.open:
+            self.transport.write(self._ping_now())
+
     def _ping_if_due(self) -> bytes:
         """A ping frame once half the window is unconfirmed and none is out, else nothing."""
         if self._ping is not None or self.sent - self.confirmed < self.window // 2:
             return b""
+        return self._ping_now()
+
+    def _ping_now(self) -> bytes:
         self._pings += 1
         self._ping = PING_TAG + self._pings.to_bytes(8, "big")
         self._ping_at = self.sent
@@ -129,9 +166,59 @@ class LiveConnection(WebSocketsSansIOProtocol):
         data the peer will never read (the kernel would keep the socket and its buffer)."""
         sock = self.transport.get_extra_info("socket")
         if sock is not None:
-            with contextlib.suppress(OSError):
+            # OSError: gone meanwhile; ValueError: uvloop's socket of a closed transport
+            with contextlib.suppress(OSError, ValueError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.transport.abort()
+
+    # -- what the client sends -----------------------------------------------------------------
+
+    def _spend(self) -> bool:
+        """Take one frame from the client's budget; past it, the client is closed (False)."""
+        if self.flooded:
+            return False
+        now = self.loop.time()
+        if self._budget_at is not None:
+            refill = (now - self._budget_at) * CLIENT_FRAMES_PER_S
+            self._budget = min(float(CLIENT_FRAME_BURST), self._budget + refill)
+        self._budget_at = now
+        if self._budget >= 1.0:
+            self._budget -= 1.0
+            return True
+        self.flooded = True
+        FLOODED.inc()
+        log.info(
+            "live: closing a client that sent more than %d frames at once or %.0f a second "
+            "(live clients send nothing but pongs)",
+            CLIENT_FRAME_BURST,
+            CLIENT_FRAMES_PER_S,
+        )
+        self.close_now(
+            FLOODING, f"too many frames: a live client sends at most {CLIENT_FRAMES_PER_S:.0f}/s"
+        )
+        # Nothing more is read: the socket is cut after the grace. (uvicorn resumes reading
+        # only what it paused itself, so it does not resume this.)
+        if not self.transport.is_closing():
+            self.transport.pause_reading()
+        self.read_paused = False
+        return False
+
+    def data_received(self, data: bytes) -> None:
+        if self.flooded:
+            return  # closed for flooding: what it sends now is not even parsed
+        super().data_received(data)
+
+    def handle_text(self, event: Any) -> None:
+        if self._spend():
+            super().handle_text(event)
+
+    def handle_bytes(self, event: Any) -> None:
+        if self._spend():
+            super().handle_bytes(event)
+
+    def handle_cont(self, event: Any) -> None:
+        if self._spend():
+            super().handle_cont(event)
 
     # -- uvicorn's hooks ------------------------------------------------------------------------
 
@@ -141,6 +228,8 @@ class LiveConnection(WebSocketsSansIOProtocol):
             self.on_writable()
 
     def handle_pong(self, event: Any) -> None:
+        if self.flooded:
+            return
         if self._ping is not None and bytes(event.data) == self._ping:
             self.confirmed, self._ping = self._ping_at, None
             self.window = self.send_buffer
@@ -151,15 +240,28 @@ class LiveConnection(WebSocketsSansIOProtocol):
             if self.on_writable is not None:  # the window moved: what waits can go
                 self.on_writable()
             return
+        keepalive = self.pending_ping_payload
+        if (keepalive is None or bytes(event.data) != keepalive) and not self._spend():
+            return  # a pong nobody asked for counts like any other frame
         super().handle_pong(event)  # uvicorn's keepalive
 
     def handle_ping(self) -> None:
+        if not self._spend():
+            self.conn.data_to_send()  # the pong websockets queued is not sent
+            return
         # A client may ping without reading the pongs: past a few buffers' worth it is cut
         # rather than buffered without end.
         if self.transport.get_write_buffer_size() > 4 * self.send_buffer:
             self.cut()
             return
         super().handle_ping()
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
+            # A denial response is a handshake completed: uvicorn logged "ASGI callable returned
+            # without completing handshake" at ERROR for each refusal (client limit, bad URL).
+            self.handshake_complete = True
 
     def keepalive_timeout(self) -> None:
         super().keepalive_timeout()  # close frame, then transport.close(), which may hang

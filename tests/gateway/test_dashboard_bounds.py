@@ -80,3 +80,28 @@ def test_tiles_are_capped_newest_kept_and_the_rest_counted(pipeline: Pipeline) -
         assert page.locator(".tile").count() == MAX_CAMERA_TILES
         assert page.locator("#cameras-hidden").text_content().startswith("12 more cameras")
     assert errors == [], errors
+
+
+def test_a_text_card_counts_at_most_16_labels_apart(pipeline: Pipeline) -> None:
+    """A sentiment result's label is any short string the contract allows: a source whose
+    results carry a new label each (a many-class model, or whoever can publish) used to grow
+    the card's counts, and its drawing, with every label."""
+    errors: list[str] = []
+    with browser_page(errors) as page:
+        page.goto(pipeline.url + "/")
+        page.wait_for_selector("#conn.on")
+        labels = [f"topic-{i:03d}" for i in range(200)]
+        pipeline.produce(
+            [
+                factory.result_record(factory.sentiment("many-labels", i, label))
+                for i, label in enumerate(labels)
+            ]  # fmt: skip
+        )
+        page.wait_for_selector('.text[data-source="many-labels"][data-points="120"]')
+        page.wait_for_function(
+            "() => document.querySelector('.text[data-source=\"many-labels\"]')"
+            ".querySelector('.info').textContent.startsWith('200 results')"
+        )
+        card = page.locator('.text[data-source="many-labels"]')
+        assert card.get_attribute("data-labels") == "17", "16 labels and 'other'"
+    assert errors == []

@@ -1,12 +1,14 @@
 """What the operator sees when things go wrong, against real services: Redis stopped (JSON 503
 on every /api route, one log line per change, the dashboard's degraded banner), a camera that
 stops (result age, stale marker, "camera offline" once its thumbnail expired), a wrong token
-("token rejected"). Browser checks poll for conditions; nothing waits a fixed time."""
+("token rejected"), a frame that lands after its result. Browser checks poll for conditions.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +156,26 @@ def test_dashboard_marks_a_stopped_camera_and_a_redis_outage(stack_down: Stack) 
         # The camera comes back: fresh again.
         _camera_frame(stack_down, 2)
         page.wait_for_selector(f'{tile}[data-offline="0"][data-stale="0"][data-thumb="1"]')
+    assert errors == [], errors
+
+
+def test_dashboard_shows_a_frame_that_lands_after_its_result_while_the_result_is_fresh(
+    stack_down: Stack,
+) -> None:
+    """The frame and its result travel on different topics, so the sink may write the result
+    first: the page looks for the frame again soon, not only at its slow expiry check."""
+    errors: list[str] = []
+    tile = '.tile[data-camera="cam-late"]'
+    with browser_page(errors) as page:
+        page.goto(stack_down.url + "/")
+        page.wait_for_selector("#conn.on")
+        det = factory.detection("cam-late", 1, [(0.2, 0.2, 0.8, 0.8)])
+        factory.produce(stack_down.sink_settings, [factory.result_record(det)])
+        page.wait_for_selector(f'{tile}[data-thumb="0"][data-stale="0"]')
+        time.sleep(0.5)  # the frame lands second (what is tested, not a wait for a condition)
+        jpeg, headers = factory.jpeg_frame("cam-late", 1)
+        factory.produce(stack_down.sink_settings, [("frames", jpeg, "cam-late", headers)])
+        page.wait_for_selector(f'{tile}[data-thumb="1"][data-stale="0"]')
     assert errors == [], errors
 
 

@@ -18,25 +18,47 @@ from tests.kafka_helpers import read_all
 pytestmark = pytest.mark.integration
 
 
-def test_feedback_lands_on_labels_text(pipeline: Pipeline) -> None:
+def _labels(pipeline: Pipeline, key: bytes, at_least: int) -> list[LabeledText]:
+    """The labels keyed ``key``, read until the topic holds ``at_least`` records (or 10 s)."""
     topic = pipeline.sink_settings.topic(Topic.LABELS_TEXT)
-    body = {"text": "the <b>flight</b> was great", "label": "positive", "source_id": "app"}
+    records = read_all(pipeline.sink_settings.kafka_bootstrap, topic, at_least, 10)
+    return [decode(m.value(), LabeledText) for m in records if m.key() == key]
+
+
+def test_feedback_lands_on_labels_text_as_the_gateways_source(pipeline: Pipeline) -> None:
+    topic = pipeline.sink_settings.topic(Topic.LABELS_TEXT)
+    body = {"text": "the <b>flight</b> was great", "label": "positive"}
     reply = httpx.post(f"{pipeline.url}/api/feedback", json=body, timeout=30)
     assert reply.status_code == 202, reply.text
     assert reply.json() == {"topic": topic}
-    records = [
-        m
-        for m in read_all(pipeline.sink_settings.kafka_bootstrap, topic, 50, 10)
-        if m.key() == b"app"
-    ]
-    assert len(records) == 1
-    example = decode(records[0].value(), LabeledText)
-    assert (example.text, example.label, example.source_id, example.model) == (
-        body["text"],
-        "positive",
-        "app",
-        "sentiment",
+    same = httpx.post(
+        f"{pipeline.url}/api/feedback",
+        json={"text": "so so", "label": "negative", "source_id": "gateway"},
+        timeout=30,
     )
+    assert same.status_code == 202, "naming the gateway's own source is allowed"
+    examples = _labels(pipeline, b"gateway", 2)
+    assert [(e.text, e.label, e.source_id, e.model) for e in examples] == [
+        (body["text"], "positive", "gateway", "sentiment"),
+        ("so so", "negative", "gateway", "sentiment"),
+    ]
+
+
+def test_a_caller_cannot_speak_as_another_source(pipeline: Pipeline) -> None:
+    """One token (or none on loopback) cannot tell callers apart: a caller naming a source
+    the learner may trust (STREAMSENSE_LEARNER_SOURCES), or a new one per label to get past
+    the per-source share, is refused and nothing is sent."""
+    url = f"{pipeline.url}/api/feedback"
+    with httpx.Client(timeout=30) as http:
+        for source in ("labelling-team", "gateway2", "Gateway"):
+            reply = http.post(url, json={"text": "x", "label": "positive", "source_id": source})
+            assert reply.status_code == 403, reply.text
+            assert "STREAMSENSE_GATEWAY_FEEDBACK_SOURCE" in reply.json()["detail"]
+        sent = http.post(url, json={"text": "marker", "label": "positive"})
+        assert sent.status_code == 202
+    texts = [(e.source_id, e.text) for e in _labels(pipeline, b"gateway", 3)]
+    assert ("gateway", "marker") in texts
+    assert [e.text for e in _labels(pipeline, b"labelling-team", 3)] == []
 
 
 def test_bad_feedback_is_refused_with_the_reason(pipeline: Pipeline) -> None:

@@ -126,12 +126,21 @@ def test_a_stalled_client_loses_only_its_own_backlog(pipeline: Pipeline) -> None
         assert [m["result"]["source"]["seq"] for m in got] == list(range(n))
 
 
+def _doc(**fields: Any) -> bytes:
+    """What the hub forwards: the envelope of a sentiment result of s1 (live.py checks no more),
+    with the fields these tests follow."""
+    doc = {"schema": "streamsense.result.sentiment", "version": 1, "source_id": "s1"}
+    return orjson.dumps({**doc, **fields})
+
+
 class FakeConnection:
     """A client socket for the hub alone: takes writes while ``can_write``, records closes."""
 
     def __init__(self, can_write: bool = True) -> None:
         self.can_write = can_write
         self.room = 1 << 20
+        self.idle = True  # confirmed all it was sent (see LiveConnection.idle)
+        self.probes = 0
         self.open = True
         self.on_writable: Any = None
         self.written = bytearray()
@@ -141,6 +150,9 @@ class FakeConnection:
     def write(self, frames: bytes) -> None:
         self.written += frames
         self.writes += 1
+
+    def probe(self) -> None:
+        self.probes += 1
 
     def close_now(self, code: int, reason: str) -> None:
         self.closed, self.open = (code, reason), False
@@ -171,11 +183,13 @@ def test_hub_drops_oldest_per_stalled_client_writes_once_per_flush_and_counts() 
         slow = hub.register("sentiment", None, stalled)
         other = hub.register(None, "s1", reader)
         for i in range(10):
-            hub.dispatch("p:live:sentiment:s1", orjson.dumps({"i": i}))
+            hub.dispatch("p:live:sentiment:s1", _doc(i=i))
             if i % 3 == 2:
                 now[0] += 1.0
                 hub.flush()  # what a turn of the event loop does
-        hub.dispatch("p:live:detect:s2", b"{}")
+        hub.dispatch(
+            "p:live:detect:s2", _doc(i=-1, schema="streamsense.result.detection", source_id="s2")
+        )
         hub.dispatch("elsewhere", b"{}")
         now[0] += 1.0
         hub.flush()
@@ -210,7 +224,7 @@ def test_many_clients_get_one_write_per_interval_not_one_per_result() -> None:
         for c in conns:
             hub.register(None, None, c)
         for i in range(50):  # 50 results, 1 ms apart: 5 write slots of 10 ms
-            hub.dispatch("p:live:sentiment:s1", orjson.dumps({"i": i}))
+            hub.dispatch("p:live:sentiment:s1", _doc(i=i))
             hub.flush()
             now[0] += 0.001
         now[0] += 0.01
@@ -222,7 +236,7 @@ def test_many_clients_get_one_write_per_interval_not_one_per_result() -> None:
         single = FakeConnection()
         one.register(None, None, single)
         for i in range(5):
-            one.dispatch("p:live:sentiment:s1", orjson.dumps({"i": i}))
+            one.dispatch("p:live:sentiment:s1", _doc(i=i))
             one.flush()
             now[0] += 0.001
         assert single.writes == 5, "a lone client gets each result at once"
@@ -237,16 +251,22 @@ def test_a_write_takes_what_the_clients_window_has_room_for() -> None:
         conn = FakeConnection()
         client = hub.register(None, None, conn)
         for i in range(5):
-            hub.dispatch("p:live:sentiment:s1", orjson.dumps({"i": i, "pad": "x" * 100}))
+            hub.dispatch("p:live:sentiment:s1", _doc(i=i, pad="x" * 100))
         frame = len(client.backlog[0])
         conn.room = 2 * frame + 1  # room for two
         hub.flush()
         assert [m["result"]["i"] for m in conn.messages()] == [0, 1]
         assert client in hub._dirty, "the rest waits for a later flush"
-        conn.room = 1  # no room: one frame still goes, so a big result is never stuck
+        conn.room, conn.idle = 1, False  # no room, and frames it has not confirmed yet:
         now[0] += 1.0
+        hub.flush()  # nothing goes, the client is asked (a ping) whether it reads
+        assert [m["result"]["i"] for m in conn.messages()] == [0, 1]
+        assert conn.probes == 1 and client in hub.stalled
+        conn.idle = True  # its pong confirmed everything: a frame larger than the room goes
+        hub.check_stalled()
         hub.flush()
-        assert [m["result"]["i"] for m in conn.messages()] == [0, 1, 2]
+        assert [m["result"]["i"] for m in conn.messages()] == [0, 1, 2], "never stuck"
+        assert client not in hub.stalled
 
     asyncio.run(scenario())
 
@@ -264,11 +284,11 @@ def test_hub_closes_a_client_that_takes_nothing_for_the_limit_with_1013() -> Non
         stalled, reader = FakeConnection(can_write=False), FakeConnection()
         hub.register(None, None, stalled)
         hub.register(None, None, reader)
-        hub.dispatch("p:live:sentiment:s1", b'{"i": 0}')
+        hub.dispatch("p:live:sentiment:s1", _doc(i=0))
         hub.flush()
         assert hub.stalled == {c for c in hub.clients if c.conn is stalled}
         now[0] += 4.9
-        hub.dispatch("p:live:sentiment:s1", b'{"i": 1}')
+        hub.dispatch("p:live:sentiment:s1", _doc(i=1))
         hub.flush()
         hub.check_stalled()
         assert stalled.closed is None, "not yet: 4.9 s < 5 s"

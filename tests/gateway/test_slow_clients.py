@@ -5,9 +5,7 @@ their header, before their payload is read. Bounded in count and time."""
 
 from __future__ import annotations
 
-import base64
 import fcntl
-import os
 import socket
 import struct
 import sys
@@ -25,6 +23,7 @@ from websockets.sync.client import connect
 
 from streamsense.services.gateway.wsconn import FIRST_WINDOW
 from tests.conftest import wait_for
+from tests.gateway import rawws
 from tests.gateway.conftest import Pipeline
 from tests.sink import factory
 
@@ -39,25 +38,9 @@ TCP_ESTABLISHED = 1
 
 
 def _handshake(url: str, rcvbuf: int | None = None) -> socket.socket:
-    """A WebSocket client on a raw socket: the upgrade, then nothing is ever read."""
     parts = urlsplit(url)
-    sock = socket.socket()
-    if rcvbuf is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    sock.settimeout(10)
-    sock.connect((parts.hostname, parts.port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /ws/live HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(1)  # byte by byte: nothing after the head is taken
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return sock
+    assert parts.hostname is not None and parts.port is not None
+    return rawws.handshake(parts.hostname, parts.port, rcvbuf)
 
 
 def _tcp_state(sock: socket.socket) -> int:
@@ -169,25 +152,9 @@ def _frame_header(length: int) -> bytes:
 
 
 def _read_close(sock: socket.socket) -> int:
-    """Skip server frames until the close frame; its code."""
-    data = b""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-        while len(data) >= 2:
-            n = data[1] & 0x7F
-            head = 2 + (2 if n == 126 else 8 if n == 127 else 0)
-            if n >= 126:
-                n = int.from_bytes(data[2:head], "big")
-            if len(data) < head + n:
-                break
-            if data[0] & 0x0F == 0x8:
-                return int.from_bytes(data[head : head + 2], "big")
-            data = data[head + n :]
-    return -1
+    """The code of the server's close frame (-1 without one)."""
+    closed = rawws.close_frame(sock)
+    return -1 if closed is None else closed[0]
 
 
 def test_oversized_client_messages_close_the_socket_on_their_header(pipeline: Pipeline) -> None:

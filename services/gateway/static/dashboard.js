@@ -2,17 +2,22 @@
 // states are polled: camstate.js).
 // Every string that comes from data is set as text (textContent, canvas fillText), never as
 // markup; the page's CSP allows no inline script either.
+// Results are data no one vouches for: see guard.js.
 "use strict";
 
 const TIMELINE_POINTS = 120;
 const THUMB_EVERY_MS = 250;     // at most this often per camera while results arrive
 const THUMB_CHECK_MS = 2000;    // and this often regardless (notices an expired thumbnail)
+// A frame and its result travel on different topics, so the frame may land second: while a
+// camera's result is fresh and it has no frame to show, the page asks at THUMB_EVERY_MS.
 const COLORS = { positive: "#3ecf6e", negative: "#ff5d5d", neutral: "#9aa5b1" };
 // Source ids are the producers' choice and a tile holds a canvas (~0.7 MB), so the page keeps
 // at most this many of each, the ones with the latest results, and says how many it left out.
 const MAX_CAMERA_TILES = 48;
 const MAX_TEXT_CARDS = 24;
 const HIDDEN_COUNTED = 10000;  // distinct ids left out, counted up to this many
+const MAX_MIX_LABELS = 16;     // labels a text card's mix counts apart; the rest count as OTHER
+const OTHER = "other";
 const cameras = new Map();   // id -> {det, seg, thumb, hadThumb, offline, state, touched, ...}
 const texts = new Map();     // id -> {points: [{score, label}], counts: Map, el, resultMs, touched}
 const hidden = { cameras: new Set(), texts: new Set() };
@@ -39,10 +44,6 @@ function caption(name) {
   cap.append(left, el("span", "muted info", ""), el("span", "muted age", ""));
   return cap;
 }
-// A call about one source that failed for that source alone (404 none yet, 422 an id the
-// contracts refuse) leaves the others to load; anything else (401, 503, no gateway) stops.
-const perSource = (e) => e.status === 404 || e.status === 422;
-
 // Room for one more tile in `items`: when full, close the one whose latest result is oldest
 // if `evict`, else refuse. `kind` is "cameras" or "texts" (the hidden set and the note).
 function makeRoom(kind, items, max, evict) {
@@ -139,8 +140,11 @@ function maskCanvas(cam) {
 }
 
 function drawCamera(id) {
-  const cam = cameras.get(id);
-  if (!cam) return;  // closed for a camera with newer results
+  const cam = cameras.get(id);  // none: closed for a camera with newer results
+  shown(cam, () => paintCamera(cam));
+}
+
+function paintCamera(cam) {
   const canvas = cam.el.querySelector("canvas");
   const ref = cam.thumb || cam.det || cam.seg;
   const aspect = ref ? ref.height / ref.width : 0.75;
@@ -210,21 +214,27 @@ function textSource(id, evict = true) {
 }
 
 function addSentiment(res) {
+  const ms = resultMs(res);  // a result without timings throws here, before it is kept
   const t = textSource(res.source_id);
   t.touched = performance.now();
   const p = res.probs || {};
   const prob = (k) => (Object.hasOwn(p, k) ? p[k] : 0);
   t.points.push({ score: prob("positive") - prob("negative"), label: res.label });
   if (t.points.length > TIMELINE_POINTS) t.points.shift();
-  t.counts.set(res.label, (t.counts.get(res.label) || 0) + 1);
+  // bounded: a model (or whoever publishes) with thousands of labels must not grow the card
+  const key = t.counts.has(res.label) || t.counts.size < MAX_MIX_LABELS ? res.label : OTHER;
+  t.counts.set(key, (t.counts.get(key) || 0) + 1);
   t.total += 1;
   t.last = String(res.text);
-  t.resultMs = Math.max(t.resultMs || 0, resultMs(res));
+  t.resultMs = Math.max(t.resultMs || 0, ms);
 }
 
 function drawText(id) {
   const t = texts.get(id);
-  if (!t) return;
+  shown(t, () => paintText(t));
+}
+
+function paintText(t) {
   const tl = t.el.querySelector("canvas.timeline"), ctx = tl.getContext("2d");
   const W = tl.width, H = tl.height, n = t.points.length;
   ctx.clearRect(0, 0, W, H);
@@ -251,6 +261,7 @@ function drawText(id) {
     x += w;
   }
   t.el.dataset.points = String(n);
+  t.el.dataset.labels = String(t.counts.size);
   t.el.querySelector(".info").textContent = t.total + " results" + (t.last ? " · " + t.last.slice(0, 40) : "");
 }
 
@@ -288,10 +299,12 @@ function schedule(kind, id) {
 function onResult(task, res) {
   received += 1;
   if (task === "sentiment") { addSentiment(res); schedule("text", res.source_id); return; }
+  const ms = resultMs(res);
   const cam = camera(res.source_id);
+  if (!cam) return;
   cam.touched = performance.now();
   if (task === "detect") cam.det = res; else if (task === "segment") cam.seg = res;
-  cam.resultMs = Math.max(cam.resultMs || 0, resultMs(res));
+  cam.resultMs = Math.max(cam.resultMs || 0, ms);
   schedule("cam", res.source_id);
   refreshThumb(res.source_id, cam, THUMB_EVERY_MS);
 }
@@ -310,9 +323,15 @@ async function connect(delay) {
   const ws = new WebSocket(proto + "//" + location.host + "/ws/live?ticket=" + enc(ticket));
   socket = ws;
   ws.onmessage = (ev) => {
-    const msg = JSON.parse(ev.data);
-    if (msg.type === "result") onResult(msg.task, msg.result);
-    else if (msg.type === "hello") {
+    let msg;
+    try {
+      msg = JSON.parse(ev.data);
+      if (msg.type === "result") { onResult(msg.task, msg.result); return; }
+    } catch (e) {  // one message this page cannot use; the next ones still count
+      skipped(e);
+      return;
+    }
+    if (msg.type === "hello") {
       ui.wsOpen = true; ui.redisLive = msg.redis !== false; setClock(msg.server_ms);
       ui.staleAfterMs = msg.stale_after_s * 1000; delay = 500; render();
     } else if (msg.type === "status") { ui.redisLive = msg.redis; setClock(msg.server_ms); render(); }
@@ -321,35 +340,6 @@ async function connect(delay) {
     ui.wsOpen = false; render();
     if (socket === ws) setTimeout(() => connect(Math.min(delay * 2, 10000)), delay);
   };
-}
-
-// -- figures -------------------------------------------------------------------------------
-
-const fmt = (p, key) => (p ? p[key].toFixed(1) + " ms" : "–");
-const row = (cells) => { const tr = el("tr"); for (const c of cells) tr.append(el("td", "", String(c))); return tr; };
-
-async function refreshStats() {
-  const lag = document.getElementById("lag");
-  try {
-    const s = await (await api("/api/stats")).json();
-    setClock(s.now_ms);
-    document.querySelector("#stats tbody").replaceChildren(...Object.entries(s.tasks).map(([task, t]) =>
-      row([task, t.per_s.toFixed(1), fmt(t.e2e_ms, "p50"), fmt(t.e2e_ms, "p95"), fmt(t.sink_ms, "p50")])));
-    lag.textContent = `window ${s.window_s} s · sink consumer lag ${s.total_lag} · ` +
-      `${s.live_clients} live clients · ${s.live_dropped} dropped and ` +
-      `${s.live_evicted} closed for slow clients`;
-  } catch (e) { lag.textContent = "stats unavailable: " + e.message; }
-}
-
-async function refreshModels() {
-  const body = document.querySelector("#models tbody");
-  try {
-    const m = await (await api("/api/models")).json();
-    const champ = (name) => (m.models.find((x) => x.name === name) || {}).champion || "–";
-    const rows = m.in_service.map((s) => row([s.task, s.name, s.version, s.sources, champ(s.name)]));
-    if (!rows.length) { const tr = el("tr"); const td = el("td", "muted", "no results yet"); td.colSpan = 5; tr.append(td); rows.push(tr); }
-    body.replaceChildren(...rows);
-  } catch (e) { body.dataset.error = e.message; }
 }
 
 let lastCount = 0, lastAt = performance.now();
@@ -372,7 +362,10 @@ async function loadState() {
         if (task === "detect") cam.det = cam.det || latest.result;
         else cam.seg = cam.seg || latest.result;
         cam.resultMs = Math.max(cam.resultMs || 0, resultMs(latest.result));
-      } catch (e) { if (!perSource(e)) throw e; }
+      } catch (e) {
+        if (!perSource(e)) throw e;
+        if (!(e instanceof ApiError)) skipped(e);
+      }
     }
     drawCamera(id);
     refreshThumb(id, cam, 0);
@@ -382,8 +375,14 @@ async function loadState() {
     let page;
     try {
       page = await (await api(`/api/results/sentiment/${enc(id)}?limit=${TIMELINE_POINTS}`)).json();
-    } catch (e) { if (perSource(e)) continue; throw e; }
-    for (const item of page.items) addSentiment(item.result);
+    } catch (e) {
+      if (!perSource(e)) throw e;
+      if (!(e instanceof ApiError)) skipped(e);
+      continue;
+    }
+    for (const item of page.items) {
+      try { addSentiment(item.result); } catch (e) { skipped(e); }
+    }
     drawText(id);
   }
   placeholder("cameras", "no camera results yet");
@@ -410,5 +409,7 @@ setInterval(tick, 1000);
 setInterval(refreshStats, 2000);
 setInterval(refreshModels, 10000);
 setInterval(refreshCameraStates, CAMERA_STATE_EVERY_MS);
-setInterval(() => { for (const [id, cam] of cameras) refreshThumb(id, cam, THUMB_CHECK_MS); }, 1000);
+const thumbGap = (cam) => (!cam.thumb && !isStale(cam.resultMs) ? THUMB_EVERY_MS : THUMB_CHECK_MS);
+setInterval(() => { for (const [id, cam] of cameras) refreshThumb(id, cam, thumbGap(cam)); },
+            THUMB_EVERY_MS);
 start();

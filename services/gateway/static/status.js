@@ -13,6 +13,7 @@ const ui = {
   wsOpen: false,
   offsetMs: 0,        // server clock minus this browser's clock
   staleAfterMs: 10000,
+  badMessages: 0,     // live messages or stored results this page could not use
 };
 
 class ApiError extends Error {
