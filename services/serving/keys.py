@@ -158,6 +158,13 @@ class RedisKeys:
         in one transaction)."""
         return f"{self.prefix}:sink:positions"
 
+    def sink_dead(self, field: str) -> str:
+        """Sorted set of the offsets the sink dead-lettered in results partition ``field``
+        (``topic[partition]``), written with the positions that pass them: until the group's
+        offsets are committed past them they are dead-lettered again when read again, and no
+        other offset below the position is."""
+        return f"{self.prefix}:sink:dead:{field}"
+
     # -- analytics ----------------------------------------------------------------------------
 
     def analytics(self, kind: str, source: str) -> str:

@@ -16,6 +16,9 @@ from streamsense.services.serving.keys import JSON_FIELD, RedisKeys
 LAG_TTL_S = 60
 #: Most ids one :meth:`LayoutWriter.forget_idle` call drops from one listing.
 FORGET_BATCH = 500
+#: Dead-lettered offsets the sink keeps per results partition (the newest): far more than one
+#: uncommitted round can hold (a round commits every 100 ms or so).
+DEAD_KEPT = 10_000
 
 #: Drop the ids of KEYS[1] (a sorted set scored by last write, ms) scored at or below ARGV[1]
 #: from it and from KEYS[2] (a set, or a hash when ARGV[3] is "hash"), at most ARGV[2] of
@@ -134,6 +137,18 @@ class LayoutWriter:
     def positions(self, pipe: Any, positions: Mapping[str, int]) -> int:
         """The next offset to apply per results partition (with the batch it follows)."""
         pipe.hset(self.keys.sink_positions, mapping=dict(positions))
+        return 1
+
+    def dead_letters(self, pipe: Any, field: str, offsets: Iterable[int]) -> int:
+        """Offsets of results partition ``field`` that the sink dead-letters with this batch."""
+        key = self.keys.sink_dead(field)
+        pipe.zadd(key, {str(o): o for o in offsets})
+        pipe.zremrangebyrank(key, 0, -(DEAD_KEPT + 1))
+        return 2
+
+    def forget_dead(self, pipe: Any, field: str, below: int) -> int:
+        """Drop the dead-lettered offsets of ``field`` below ``below`` (committed past)."""
+        pipe.zremrangebyscore(self.keys.sink_dead(field), "-inf", f"({below}")
         return 1
 
     def lag(self, pipe: Any, lag: Mapping[str, int]) -> int:

@@ -21,15 +21,12 @@ from redis.exceptions import ResponseError
 from streamsense.schemas.cameras import CameraStatus
 from streamsense.schemas.exceptions import SchemaError
 from streamsense.schemas.fields import source_id_problem
-from streamsense.schemas.registry import decode
+from streamsense.schemas.registry import decode_wire
 from streamsense.services.kafka.dlq import where
-from streamsense.services.serving.clients import TRANSIENT
+from streamsense.services.serving.clients import TRANSIENT, is_transient_reply
 from streamsense.services.sink.writer import RedisWriter
 
 log = logging.getLogger(__name__)
-
-#: Redis error replies that mean "not now" rather than "never" (the batch is sent again).
-_TRANSIENT_REPLIES = ("OOM", "LOADING", "BUSY", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +53,7 @@ def parse_status(m: Message) -> StatusItem:
     if value is None:
         return StatusItem(camera, None)
     try:
-        status = decode(value, CameraStatus)
+        status, value = decode_wire(value, CameraStatus)  # store what was validated
     except SchemaError as exc:
         msg = f"{where(m)}: {exc}"
         raise SchemaError(msg) from exc
@@ -83,7 +80,7 @@ class StatusWriter:
             except TRANSIENT as exc:
                 self.writer._on_failure(exc)  # backoff, health red; a stop request ends it
             except ResponseError as exc:
-                if not str(exc).startswith(_TRANSIENT_REPLIES):
+                if not is_transient_reply(exc):
                     raise
                 self.writer._on_failure(exc)
 
@@ -99,10 +96,7 @@ class StatusWriter:
                 )
             start = time.perf_counter()
             replies = pipe.execute(raise_on_error=False)
-        busy = next(
-            (r for r in replies if isinstance(r, ResponseError)
-             and str(r).startswith(_TRANSIENT_REPLIES)), None,
-        )  # fmt: skip
+        busy = next((r for r in replies if is_transient_reply(r)), None)
         if busy is not None:
             raise busy
         self.writer._ok(time.perf_counter() - start)

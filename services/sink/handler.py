@@ -10,36 +10,43 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
 from confluent_kafka import Message
 
 from streamsense.schemas.catalog import TASKS, Task
-from streamsense.schemas.registry import decode
+from streamsense.schemas.registry import decode_wire
 from streamsense.schemas.results import DetectionResult, SegmentResult, SentimentResult
 from streamsense.services.kafka.dlq import where
 from streamsense.services.kafka.handler import BatchHandler, Outcome
+from streamsense.services.kafka.unreadable import unreadable_error
 from streamsense.services.observability import metrics as core_metrics
 from streamsense.services.sink import metrics
 from streamsense.services.sink.camera_status import StatusItem, StatusWriter, parse_status
 from streamsense.services.sink.exceptions import ThumbnailError
 from streamsense.services.sink.settings import SinkSettings
 from streamsense.services.sink.thumbnails import Thumbnail, frame_headers, make_thumbnail
-from streamsense.services.sink.writer import RedisWriter, ResultItem
+from streamsense.services.sink.writer import RedisWriter, Rejected, ResultItem
 
 log = logging.getLogger(__name__)
 
-#: Redis error replies that mean "not now" rather than "never" (the batch is sent again).
-_TRANSIENT_REPLIES = ("OOM", "LOADING", "BUSY", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
 _LAG_EVERY_S = 1.0
+#: Cameras whose last thumbnail time is kept before those outside the interval are dropped.
+THUMB_REMEMBERED = 10_000
 
 
-Item = ResultItem | Thumbnail | StatusItem | BaseException | None
+Item = ResultItem | Thumbnail | StatusItem | Rejected | BaseException | None
 Prepared = list[Item]
 
 
 class RedisSinkHandler(BatchHandler[Prepared]):
+    #: a record of a results partition that cannot be read is a dead letter whose offset
+    #: the Redis position passes, like an invalid result (writer.py); one of ``frames`` is
+    #: the workers' to dead-letter, the sink skips it
+    sees_unreadable = True
+
     def __init__(
         self,
         settings: SinkSettings,
@@ -61,7 +68,11 @@ class RedisSinkHandler(BatchHandler[Prepared]):
             client, layout, self.service, settings.sink_retry_cap_s, self._stop
         )
         self.statuses = StatusWriter(self.writer)
+        #: camera -> when its last thumbnail was made (monotonic s), for the rate limit; only
+        #: cameras inside the interval matter, so the others are dropped once there are many
+        #: (camera ids are the producers' choice: invented ones must not grow it for ever)
         self._thumb_at: dict[str, float] = {}
+        self._thumb_prune_at = THUMB_REMEMBERED
         self._lag_at = 0.0
 
     def stop(self) -> None:
@@ -78,18 +89,38 @@ class RedisSinkHandler(BatchHandler[Prepared]):
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         w = self.writer
-        return w.redis_ok, {
-            "redis_ok": w.redis_ok,
-            "redis_error": w.last_error,
+        unanswered = w.probe() if w.redis_ok else None
+        ok = w.redis_ok and unanswered is None
+        error = w.last_error or unanswered
+        problem = None if ok else f"Redis refuses or cannot be reached: {error}"
+        return ok, {
+            **({"problem": problem} if problem else {}),
+            "redis_ok": ok,
+            "redis_error": error,
             "written": self.written,
             "redis_retries": w.retries,
             "already_applied": w.skipped_applied,
         }
 
-    def start_positions(self, assigned: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        """Results partitions start where Redis says the sink got to (frames: the group's)."""
+    def start_positions(
+        self, assigned: list[tuple[str, int]], committed: Callable[[], dict[tuple[str, int], int]]
+    ) -> dict[tuple[str, int], int]:
+        """Results partitions start where Redis says the sink got to (frames: the group's),
+        or at a dead letter below that whose round the group has not committed (a crash
+        after Redis took the batch lost it): it is dead-lettered again, and the results
+        between are skipped as applied."""
         results = [tp for tp in assigned if self.topics.get(tp[0]) is not None]
-        return self.writer.stored_positions(results)
+        starts = self.writer.stored_positions(results)
+        if not results:
+            return starts
+        done = {tp: o for tp, o in committed().items() if tp in results and o >= 0}
+        self.writer.forget_dead(done)
+        for tp, first in self.writer.first_dead(results).items():
+            if first < starts.get(tp, first + 1) and first >= done.get(tp, 0):
+                log.warning("%s[%d]: the dead letter at offset %d may not have been committed: "
+                            "reading again from it", *tp, first)  # fmt: skip
+                starts[tp] = first
+        return starts
 
     # -- prepare: decode (worker thread) -------------------------------------------------------
 
@@ -98,6 +129,9 @@ class RedisSinkHandler(BatchHandler[Prepared]):
         newest_frame: dict[str, tuple[int, Any]] = {}
         for i, m in enumerate(messages):
             topic = str(m.topic())
+            if (unreadable := unreadable_error(m)) is not None:
+                items[i] = self._unreadable(m, unreadable)
+                continue
             if topic == self.status_topic:
                 items[i] = self._status(m)
                 continue
@@ -109,13 +143,13 @@ class RedisSinkHandler(BatchHandler[Prepared]):
                 self._note_frame(i, m, newest_frame)
                 continue
             try:
-                result = decode(m.value(), TASKS[task].result_schema)
+                # what is stored and served is what was validated (a key given twice in the
+                # record must not mean one thing here and another to a reader of Redis)
+                result, value = decode_wire(m.value(), TASKS[task].result_schema)
             except Exception as exc:  # SchemaError: the loop dead-letters it with the reason
-                items[i] = exc
+                items[i] = Rejected(exc, (topic, int(m.partition() or 0)), int(m.offset() or 0))
                 continue
             assert isinstance(result, DetectionResult | SegmentResult | SentimentResult)
-            value = m.value()
-            assert value is not None
             tp = (topic, int(m.partition() or 0))
             items[i] = ResultItem(
                 task, result.source_id, value, result.timings.produced_ns, tp, int(m.offset() or 0)
@@ -123,6 +157,15 @@ class RedisSinkHandler(BatchHandler[Prepared]):
         for i, meta in newest_frame.values():
             items[i] = self._thumbnail(messages[i], meta)
         return items
+
+    def _unreadable(self, m: Message, error: Exception) -> Item:
+        topic = str(m.topic())
+        if self.topics.get(topic, "") is None:  # a frame: its dead letter is the workers'
+            self._skip_frame(m, error)
+            return None
+        if topic in self.topics:
+            return Rejected(error, (topic, int(m.partition() or 0)), int(m.offset() or 0))
+        return error
 
     def _status(self, m: Message) -> StatusItem | Exception:
         try:
@@ -156,8 +199,16 @@ class RedisSinkHandler(BatchHandler[Prepared]):
         except ThumbnailError as exc:
             self._skip_frame(m, exc)
             return None
-        self._thumb_at[meta.camera_id] = now
+        if gap > 0:
+            self._remember_thumb(meta.camera_id, now, gap)
         return thumb
+
+    def _remember_thumb(self, camera: str, now: float, gap: float) -> None:
+        self._thumb_at[camera] = now
+        if len(self._thumb_at) > self._thumb_prune_at:
+            self._thumb_at = {c: t for c, t in self._thumb_at.items() if now - t < gap}
+            # cameras all inside the interval stay; prune again once they have doubled
+            self._thumb_prune_at = max(THUMB_REMEMBERED, 2 * len(self._thumb_at))
 
     def _skip_frame(self, m: Message, exc: Exception) -> None:
         # Frames are the workers' input; their dead letters are the workers' to send.
@@ -168,12 +219,19 @@ class RedisSinkHandler(BatchHandler[Prepared]):
 
     def process(self, prepared: Prepared) -> list[Outcome]:
         outcomes: list[Outcome] = [
-            item if isinstance(item, BaseException) else [] for item in prepared
-        ]
+            item.error if isinstance(item, Rejected)
+            else item if isinstance(item, BaseException) else []
+            for item in prepared
+        ]  # fmt: skip
         todo = [(i, it) for i, it in enumerate(prepared) if isinstance(it, ResultItem | Thumbnail)]
+        rejected = [(i, it) for i, it in enumerate(prepared) if isinstance(it, Rejected)]
         statuses = [(i, it) for i, it in enumerate(prepared) if isinstance(it, StatusItem)]
         lag = self._lag_fields()
-        refused = self.writer.write(todo, lag) if todo or lag else []
+        refused: list[tuple[int, Exception]] = []
+        if todo or lag or rejected:
+            refused, done_before = self.writer.write(todo, lag, rejected)
+            for i in done_before:  # dead-lettered and committed before: not twice
+                outcomes[i] = []
         if statuses:
             refused += self.statuses.write(statuses)
             metrics.WRITTEN.labels(self.service, "camera_status").inc(len(statuses))

@@ -31,7 +31,7 @@ import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from streamsense.schemas.catalog import TASKS, Task, results_topics
-from streamsense.schemas.registry import decode
+from streamsense.schemas.registry import decode_wire
 from streamsense.services.kafka.exceptions import KafkaIOError
 from streamsense.services.serving.clients import sync_client
 from streamsense.services.sink.settings import SinkSettings
@@ -175,9 +175,8 @@ class Rebuild:
     def _replay(self, m: Message) -> None:
         task = self.topics[str(m.topic())]
         count = self.counts[task]
-        value = m.value() or b""
         try:
-            result = decode(value, TASKS[task].result_schema)
+            result, value = decode_wire(m.value(), TASKS[task].result_schema)  # as the sink does
         except Exception:  # the sink dead-lettered it; it has no place in Redis
             count.invalid += 1
             return

@@ -8,7 +8,8 @@ from typing import Any
 import redis
 
 from streamsense.schemas.catalog import Task, Topic, results_topics
-from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.consumer import BatchLoop
+from streamsense.services.kafka.loopconfig import LoopConfig
 from streamsense.services.kafka.producer import Producer
 from streamsense.services.serving.clients import sync_client
 from streamsense.services.sink.handler import Prepared, RedisSinkHandler

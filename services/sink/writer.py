@@ -19,6 +19,7 @@ stop request during an outage ends it, with :class:`FatalHandlerError`.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -31,7 +32,7 @@ from redis.exceptions import ResponseError, WatchError
 from streamsense.schemas.catalog import TASKS
 from streamsense.services.kafka.exceptions import FatalHandlerError, RewindRequest
 from streamsense.services.kafka.offsets import TopicPartitionKey
-from streamsense.services.serving.clients import TRANSIENT
+from streamsense.services.serving.clients import TRANSIENT, is_transient_reply
 from streamsense.services.serving.writes import LayoutWriter
 from streamsense.services.sink import metrics
 from streamsense.services.sink.thumbnails import Thumbnail
@@ -46,8 +47,9 @@ SEEN_REMEMBERED = 100_000
 
 log = logging.getLogger(__name__)
 
-#: Redis error replies that mean "not now" rather than "never" (the batch is sent again).
-_TRANSIENT_REPLIES = ("OOM", "LOADING", "BUSY", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
+#: How often health PINGs Redis while the loop's own writes do not show that it answers (s).
+PROBE_EVERY_S = 2.0
+
 #: Kafka's "the beginning of the partition" offset, for a seek.
 OFFSET_BEGINNING = -2
 
@@ -58,6 +60,15 @@ class ResultItem:
     source: str
     value: bytes
     produced_ns: int
+    tp: TopicPartitionKey
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record of a results partition that the sink dead-letters (``error`` says why)."""
+
+    error: Exception
     tp: TopicPartitionKey
     offset: int
 
@@ -86,6 +97,9 @@ class RedisWriter:
         self.written_positions: dict[TopicPartitionKey, int] = {}
         self.redis_ok = True
         self.last_error: str | None = None
+        self._ok_at = -math.inf  # monotonic time Redis last took a call of the loop
+        self._probe_at = -math.inf
+        self._probe_error: str | None = None
         self.retries = 0
         self._attempts = 0
         self.skipped_applied = 0
@@ -113,25 +127,35 @@ class RedisWriter:
     # -- one batch ------------------------------------------------------------------------------
 
     def write(
-        self, todo: list[tuple[int, Writable]], lag: dict[str, int]
-    ) -> list[tuple[int, Exception]]:
-        """Apply the batch once; returns the items Redis refused (index, error)."""
-        tps = sorted({it.tp for _, it in todo if isinstance(it, ResultItem)})
+        self,
+        todo: list[tuple[int, Writable]],
+        lag: dict[str, int],
+        rejected: Sequence[tuple[int, Rejected]] = (),
+    ) -> tuple[list[tuple[int, Exception]], set[int]]:
+        """Apply the batch once; returns the items Redis refused (index, error), and the
+        rejected items that were dead-lettered before (read again below the position and
+        not among the offsets kept as not yet committed): they are not dead-lettered again."""
+        tps = sorted({it.tp for _, it in todo if isinstance(it, ResultItem)}
+                     | {it.tp for _, it in rejected})  # fmt: skip
         while True:
             try:
-                return self._attempt(todo, lag, tps)
+                return self._attempt(todo, lag, tps, rejected)
             except WatchError:  # another sink instance wrote these partitions meanwhile
                 continue
             except TRANSIENT as exc:  # positions are read again on the next attempt
                 self._on_failure(exc)
             except ResponseError as exc:
-                if not _is_transient_reply(exc):
+                if not is_transient_reply(exc):
                     raise
                 self._on_failure(exc)
 
     def _attempt(
-        self, todo: list[tuple[int, Writable]], lag: dict[str, int], tps: list[TopicPartitionKey]
-    ) -> list[tuple[int, Exception]]:
+        self,
+        todo: list[tuple[int, Writable]],
+        lag: dict[str, int],
+        tps: list[TopicPartitionKey],
+        rejected: Sequence[tuple[int, Rejected]],
+    ) -> tuple[list[tuple[int, Exception]], set[int]]:
         key = self.layout.keys.sink_positions
         with self.redis.pipeline(transaction=True) as pipe:
             stored: dict[TopicPartitionKey, int | None] = {}
@@ -147,16 +171,24 @@ class RedisWriter:
                 for i, it in todo
                 if not isinstance(it, ResultItem) or it.offset >= (stored.get(it.tp) or 0)
             ]
-            self.skipped_applied += len(todo) - len(fresh)
+            done_before = self._dead_before(pipe, rejected, stored)
+            self.skipped_applied += len(todo) - len(fresh) + len(done_before)
             positions: dict[TopicPartitionKey, int] = {}
             for _, it in fresh:
                 if isinstance(it, ResultItem):
                     positions[it.tp] = max(positions.get(it.tp, 0), it.offset + 1)
+            dead: dict[TopicPartitionKey, list[int]] = {}
+            for i, rej in rejected:
+                if i not in done_before:  # the position passes it, its offset is kept
+                    positions[rej.tp] = max(positions.get(rej.tp, 0), rej.offset + 1)
+                    dead.setdefault(rej.tp, []).append(rej.offset)
             pipe.multi()
             owners = self._fill(pipe, fresh, lag, positions)
+            for tp, offsets in dead.items():
+                owners += [None] * self.layout.dead_letters(pipe, field_of(tp), offsets)
             start = time.perf_counter()
             replies = pipe.execute(raise_on_error=False)
-        busy = next((r for r in replies if _is_transient_reply(r)), None)
+        busy = next((r for r in replies if is_transient_reply(r)), None)
         if busy is not None:  # e.g. LOADING: send the batch again, positions re-read
             raise busy
         self._ok(time.perf_counter() - start)
@@ -164,11 +196,52 @@ class RedisWriter:
         if len(self._seen_ms) + len(self._seen_pending) > SEEN_REMEMBERED:
             self._seen_ms.clear()
         self._seen_ms.update(self._seen_pending)
-        return [
+        refused = [
             (owner, reply)
             for reply, owner in zip(replies, owners, strict=True)
             if owner is not None and isinstance(reply, Exception)
         ]
+        return refused, done_before
+
+    def _dead_before(
+        self,
+        pipe: Any,
+        rejected: Sequence[tuple[int, Rejected]],
+        stored: dict[TopicPartitionKey, int | None],
+    ) -> set[int]:
+        """The rejected items below their partition's position whose offsets are not kept as
+        dead-lettered: their dead letters were committed before (re-read after a restart or
+        a rewind). Those kept are sent again: their round may have been aborted."""
+        below = [(i, rej) for i, rej in rejected if rej.offset < (stored.get(rej.tp) or 0)]
+        if not below:
+            return set()
+        scores = [pipe.zscore(self.layout.keys.sink_dead(field_of(r.tp)), r.offset)
+                  for _, r in below]  # fmt: skip
+        return {i for (i, _), score in zip(below, scores, strict=True) if score is None}
+
+    def forget_dead(self, committed: dict[TopicPartitionKey, int]) -> None:
+        """Drop the kept dead-lettered offsets below the group's committed offsets."""
+        if committed:
+            self._retrying(lambda: self._send(lambda pipe: [
+                self.layout.forget_dead(pipe, field_of(tp), below)
+                for tp, below in committed.items()
+            ]))  # fmt: skip
+
+    def first_dead(self, tps: Sequence[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
+        """The lowest kept dead-lettered offset of each of ``tps`` that has one."""
+        if not tps:
+            return {}
+        keys = [self.layout.keys.sink_dead(field_of(tp)) for tp in tps]
+        replies = self._retrying(lambda: self._send(lambda pipe: [
+            pipe.zrange(key, 0, 0, withscores=True) for key in keys
+        ]))  # fmt: skip
+        return {tp: int(got[0][1]) for tp, got in zip(tps, replies, strict=True) if got}
+
+    def _send(self, queue: Any) -> list[Any]:
+        """One round trip of the commands ``queue(pipe)`` puts on a fresh pipeline."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            queue(pipe)
+            return list(pipe.execute())
 
     def _check_lost(self, stored: dict[TopicPartitionKey, int | None]) -> None:
         """Redis holds older positions than this process wrote: it lost writes (a crash after
@@ -253,14 +326,28 @@ class RedisWriter:
         log.warning("redis write failed: %s; again in %.1f s", exc, delay)
         self._stop.wait(delay)
 
+    def probe(self) -> str | None:
+        """Why Redis does not answer (None when it does), for health while no write of the loop
+        shows it: an idle sink, or one that has not written yet, looked fine with Redis gone
+        ("redis_ok": true for as long as no result came). At most one PING per
+        ``PROBE_EVERY_S``; a write that worked within that time stands for it."""
+        now = time.monotonic()
+        if now - self._ok_at < PROBE_EVERY_S:
+            return None
+        if now - self._probe_at >= PROBE_EVERY_S:
+            self._probe_at = now
+            try:
+                self.redis.ping()
+                self._probe_error = None
+            except (redis.RedisError, *TRANSIENT) as exc:
+                self._probe_error = f"{type(exc).__name__}: {exc}"
+        return self._probe_error
+
     def _ok(self, seconds: float) -> None:
+        self._ok_at = time.monotonic()
         self._redis_s.observe(seconds)
         if not self.redis_ok:
             log.info("redis is back after %d retries; catching up", self.retries)
         self.redis_ok, self.last_error = True, None
         self._attempts = 0
         self._up.set(1)
-
-
-def _is_transient_reply(reply: Any) -> bool:
-    return isinstance(reply, ResponseError) and str(reply).startswith(_TRANSIENT_REPLIES)

@@ -123,3 +123,30 @@ def test_stop_while_redis_is_down_raises_fatal_instead_of_dead_lettering() -> No
         handler.process([item])
     assert handler.retries == 1 and not handler.redis_ok
     client.close()
+
+
+def test_an_idle_sink_reports_a_redis_that_does_not_answer(
+    stack: dict[str, str], tmp_path: Path
+) -> None:
+    """Before: with no result to write, "redis_ok": true for as long as Redis was gone (even
+    never there at all); health now asks Redis itself while no write shows it answers."""
+    node = OwnRedis(tmp_path)  # not started yet: nothing listens on its port
+    settings = factory.sink_settings(stack["bootstrap"], node.url, "idle-probe",
+                                     sink_redis_timeout_s=0.5)  # fmt: skip
+    running = Running(settings)
+    try:
+        wait_for(lambda: running.sink.handler.health()[1]["redis_error"], 20,
+                 "the probe to find Redis away")  # fmt: skip
+        ok, detail = running.sink.handler.health()
+        assert not ok and detail["redis_ok"] is False
+        assert "Redis refuses or cannot be reached" in detail["problem"]
+        node.start()
+        wait_for(lambda: running.sink.handler.health()[0], 20, "health green once Redis answers",
+                 lambda: running.sink.handler.health()[1])  # fmt: skip
+        node.kill()
+        wait_for(lambda: not running.sink.handler.health()[0], 20, "red again, still idle")
+    finally:
+        running.stop()
+        if node.proc is not None:
+            node.kill()
+    assert not running.errors

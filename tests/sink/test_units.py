@@ -8,14 +8,17 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from confluent_kafka import KafkaError, Message
 
 from streamsense.schemas.frames import FrameHeaders
 from streamsense.schemas.registry import encode
+from streamsense.services.kafka.exceptions import UnreadableRecordError
 from streamsense.services.serving.keys import RedisKeys
 from streamsense.services.sink.exceptions import ThumbnailError
 from streamsense.services.sink.handler import RedisSinkHandler, ResultItem
 from streamsense.services.sink.settings import SinkSettings
 from streamsense.services.sink.thumbnails import make_thumbnail
+from streamsense.services.sink.writer import Rejected
 from tests.sink import factory
 
 
@@ -87,6 +90,19 @@ class _Msg:
     def offset(self) -> int:
         return 0
 
+    def error(self) -> None:
+        return None
+
+
+def test_prepare_makes_an_unreadable_result_a_dead_letter_and_skips_an_unreadable_frame() -> None:
+    handler = RedisSinkHandler(SinkSettings(), None, {"r.s": "sentiment", "f": None})  # type: ignore[arg-type]
+    err = KafkaError(KafkaError._BAD_COMPRESSION, "Decompression (codec 0x4) failed")
+    stand_ins = [Message(topic=t, partition=1, offset=7, error=err) for t in ("r.s", "f")]
+    items = handler.prepare(stand_ins)
+    assert isinstance(items[0], Rejected) and (items[0].tp, items[0].offset) == (("r.s", 1), 7)
+    assert isinstance(items[0].error, UnreadableRecordError)
+    assert items[1] is None, "a frame's dead letter is the workers' to send"
+
 
 def test_prepare_decodes_results_and_keeps_only_the_newest_frame_per_camera() -> None:
     settings = SinkSettings(sink_thumb_min_interval_ms=0)
@@ -104,7 +120,8 @@ def test_prepare_decodes_results_and_keeps_only_the_newest_frame_per_camera() ->
     items = handler.prepare(msgs)  # type: ignore[arg-type]
     produced = items[0].produced_ns  # type: ignore[union-attr]
     assert items[0] == ResultItem("sentiment", "log", good, produced, ("r.s", 0), 0)
-    assert type(items[1]).__name__ == "SchemaError"
+    assert isinstance(items[1], Rejected) and type(items[1].error).__name__ == "SchemaError"
+    assert (items[1].tp, items[1].offset) == (("r.s", 0), 0), "where it is, for the position"
     assert getattr(items[2], "seq", None) == 2, "seq 2 is the newest although it came first"
     assert items[3] is None
     assert isinstance(items[4], ValueError)
