@@ -38,7 +38,7 @@ from streamsense.services.analytics.processor import InRecord, Kind, Outcome, Pr
 from streamsense.services.analytics.redis_out import RedisPublisher
 from streamsense.services.analytics.rules import AlertEngine, RuleSet
 from streamsense.services.analytics.settings import AnalyticsSettings, seconds_to_ns
-from streamsense.services.analytics.status import Status
+from streamsense.services.analytics.status import STALLED_AFTER_S, Status
 from streamsense.services.analytics.topology import Layout
 from streamsense.services.analytics.windows import SourceState, WindowSpec
 from streamsense.services.observability import metrics
@@ -115,6 +115,8 @@ class AnalyticsApp:
         ]
         engine = AlertEngine(rules.rules)
         grace = seconds_to_ns(settings.analytics_grace_s)
+        future = seconds_to_ns(settings.analytics_max_future_s)
+        labels, sources = settings.analytics_max_labels, settings.analytics_max_sources
         topic = settings.topic
         camera = CameraConfig(
             person_label=settings.analytics_person_label,
@@ -132,6 +134,9 @@ class AnalyticsApp:
                 grace,
                 engine,
                 camera=camera,
+                max_future_ns=future,
+                max_labels=labels,
+                max_sources=sources,
             ),  # fmt: skip
             "text": Processor(
                 "text",
@@ -140,6 +145,9 @@ class AnalyticsApp:
                 grace,
                 engine,
                 score=settings.analytics_sentiment_score,
+                max_future_ns=future,
+                max_labels=labels,
+                max_sources=sources,
             ),  # fmt: skip
         }
 
@@ -308,6 +316,11 @@ class AnalyticsApp:
             ametrics.EVENTS.labels(svc, kind).inc(out.applied)
         if out.late:
             ametrics.LATE.labels(svc, kind).inc(out.late)
+        for name, counter in (("labels_over", ametrics.LABELS_OVER),
+                              ("sources_over", ametrics.SOURCES_OVER)):  # fmt: skip
+            if n := getattr(out, name):
+                counter.labels(svc, kind).inc(n)
+                setattr(st, name, getattr(st, name) + n)
         st.events += out.applied
         st.table_events += out.applied
         st.late += out.late
@@ -364,8 +377,8 @@ class AnalyticsApp:
     def health(self) -> tuple[bool, dict[str, Any]]:
         ok, detail = self.status.report(self.service, bool(getattr(self.app, "crashed", False)))
         if self.publisher is not None:
-            detail["redis_errors"] = self.publisher.errors
-            detail["redis_pending"] = self.publisher.pending
+            redis_ok, redis_detail = self.publisher.health(STALLED_AFTER_S)
+            ok, detail = ok and redis_ok, {**detail, **redis_detail}
         return ok, detail
 
 

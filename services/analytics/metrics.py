@@ -25,6 +25,18 @@ GAPS = Counter(
     "Input offsets the consumer skipped (never delivered to the agent)",
     ["service", "topic"],
 )
+LABELS_OVER = Counter(
+    "streamsense_analytics_labels_over",
+    "Detections/messages not counted under their own label: their source had the most labels"
+    " counted per source (STREAMSENSE_ANALYTICS_MAX_LABELS)",
+    ["service", "kind"],
+)
+SOURCES_OVER = Counter(
+    "streamsense_analytics_sources_over",
+    "Results of new sources not analysed: the worker kept the most sources"
+    " (STREAMSENSE_ANALYTICS_MAX_SOURCES)",
+    ["service", "kind"],
+)
 WINDOWS = Counter(
     "streamsense_analytics_windows",
     "Windows closed and emitted",

@@ -56,6 +56,9 @@ class RedisPublisher:
         self._alerts: deque[bytes] = deque(maxlen=max_pending_alerts)
         self.flushes = 0
         self.errors = 0
+        #: monotonic time of the first failed flush since the last one that worked, and why
+        self.failing_since: float | None = None
+        self.last_error = ""
 
     # -- buffering (called from the agents; never blocks) --------------------------------------
 
@@ -125,6 +128,9 @@ class RedisPublisher:
             await pipe.execute()
         except (RedisError, OSError) as exc:
             self.errors += 1
+            if self.failing_since is None:
+                self.failing_since = time.monotonic()
+            self.last_error = repr(exc)[:300]
             ametrics.REDIS_ERRORS.labels(self.service).inc()
             log.warning("redis write failed (%d pending, kept for retry): %r", len(hashes), exc)
             for key, fields in hashes.items():  # newer values written meanwhile win
@@ -134,6 +140,24 @@ class RedisPublisher:
             self._alerts.extend(alerts + newer)
             return
         self.flushes += 1
+        self.failing_since = None
+
+    def failing_for(self) -> float:
+        """Seconds since the writes began to fail (0 while they work)."""
+        return 0.0 if self.failing_since is None else time.monotonic() - self.failing_since
+
+    def health(self, stalled_after_s: float) -> tuple[bool, dict[str, Any]]:
+        """Not ok once writes have failed for ``stalled_after_s``: the dashboard's analytics
+        and alerts are stale then, whatever Kafka says."""
+        detail: dict[str, Any] = {"redis_errors": self.errors, "redis_pending": self.pending}
+        failing = self.failing_for()
+        if failing < stalled_after_s:
+            return True, detail
+        detail["redis_stalled"] = (
+            f"Redis writes failing for {failing:.0f} s ({self.last_error}); windows and alerts "
+            "still go to Kafka and are kept for Redis until it answers"
+        )
+        return False, detail
 
     async def close(self) -> None:
         await self.flush()

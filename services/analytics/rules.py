@@ -27,10 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from streamsense.schemas.analytics import Alert
 from streamsense.services.analytics.exceptions import RulesError
-from streamsense.services.analytics.windows import SourceState
+from streamsense.services.analytics.observe import metric_problem
+from streamsense.services.analytics.windows import NS, SourceState
 
 Kind = Literal["camera", "text"]
-NS = 1_000_000_000
 
 
 class Rule(BaseModel):
@@ -40,10 +40,10 @@ class Rule(BaseModel):
     kind: Kind
     metric: str | None = None
     window: Literal["tumbling", "hopping", "event"] = "hopping"
-    above: float | None = None
-    below: float | None = None
+    above: float | None = Field(default=None, allow_inf_nan=False)
+    below: float | None = Field(default=None, allow_inf_nan=False)
     min_count: int = Field(default=1, ge=1)
-    silent_for_s: float | None = Field(default=None, gt=0)
+    silent_for_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     severity: Literal["info", "warning", "critical"] = "warning"
     sources: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
     message: str | None = Field(
@@ -63,6 +63,9 @@ class Rule(BaseModel):
             if (self.above is None) == (self.below is None):
                 msg = "give exactly one of `above` and `below`"
                 raise ValueError(msg)
+            problem = metric_problem(self.kind, self.window, self.metric)
+            if problem:
+                raise ValueError(problem)
         if self.message is not None:
             try:
                 self.message.format(source="s", value=1.0, threshold=1.0, metric="m", window="w")

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from streamsense.services.analytics.windows import NS
 from streamsense.services.exceptions import ConfigError
 from streamsense.services.settings import StreamsenseSettings
 
@@ -21,7 +22,8 @@ ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
 #: (services/analytics/transport.py registers it).
 READ_COMMITTED_SCHEME = "streamsense-rc"
 
-NS = 1_000_000_000
+#: Most hopping windows one event may fall in (``HOPPING_SIZE_S / HOPPING_STEP_S``).
+MAX_WINDOWS_PER_EVENT = 1000
 
 
 def seconds_to_ns(seconds: float) -> int:
@@ -99,6 +101,12 @@ class AnalyticsSettings(StreamsenseSettings):
     analytics_grace_s: float = Field(
         default=2.0, ge=0, description="event-time lateness accepted before a window closes"
     )
+    analytics_max_future_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="a result whose event time is further ahead of this clock is dead-lettered"
+        " (it would close every window of its source for that long, so all else is late)",
+    )
     analytics_idle_close_s: float = Field(
         default=30.0, gt=0, description="wall-clock silence after which a source's windows close"
     )
@@ -119,6 +127,22 @@ class AnalyticsSettings(StreamsenseSettings):
         default=0.02, ge=0, le=1, description="segment class_areas[person] above this: present"
     )
 
+    analytics_max_labels: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="distinct labels counted per source; detections/messages with further"
+        " labels count as `labels.over` (bounds a source's table row, outputs and Redis hash)",
+    )
+    analytics_max_sources: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000_000,
+        description="sources (rows) a worker keeps per kind; results of further new sources are"
+        " counted (`sources_over`) and not analysed until silent ones leave"
+        " (STREAMSENSE_ANALYTICS_SOURCE_TTL_S): bounds memory, changelog and Redis under a flood"
+        " of new source ids",
+    )
     analytics_sentiment_score: Literal["label", "probs"] = Field(
         default="label", description="label: +1/0/-1; probs: p(positive) - p(negative)"
     )
@@ -168,6 +192,19 @@ class AnalyticsSettings(StreamsenseSettings):
         if self.analytics_hopping_step_s > self.analytics_hopping_size_s:
             msg = "STREAMSENSE_ANALYTICS_HOPPING_STEP_S must not exceed HOPPING_SIZE_S"
             raise ConfigError(msg)
+        # every event is added to size/step windows: a tiny step makes each event a long loop
+        per_event = self.analytics_hopping_size_s / self.analytics_hopping_step_s
+        if per_event > MAX_WINDOWS_PER_EVENT:
+            msg = (
+                f"STREAMSENSE_ANALYTICS_HOPPING_SIZE_S / HOPPING_STEP_S is {per_event:.0f}: each"
+                f" event would open that many windows; at most {MAX_WINDOWS_PER_EVENT} (raise the"
+                " step)"
+            )
+            raise ConfigError(msg)
+        for name in ("tumbling_s", "hopping_size_s", "hopping_step_s"):
+            if seconds_to_ns(getattr(self, f"analytics_{name}")) < 1_000:
+                msg = f"STREAMSENSE_ANALYTICS_{name.upper()} must be at least 1 microsecond"
+                raise ConfigError(msg)
         return self
 
     @property

@@ -28,6 +28,8 @@ class Status:
     duplicates: int = 0
     dead_lettered: int = 0
     late: int = 0
+    labels_over: int = 0
+    sources_over: int = 0
     windows: int = 0
     alerts: int = 0
     ticks: int = 0

@@ -16,7 +16,6 @@ from streamsense.schemas.results import (
     Timings,
 )
 
-NS = 1_000_000_000
 _BOX = Box(x1=0.1, y1=0.1, x2=0.2, y2=0.3)
 _BOX_PX = Box(x1=64.0, y1=36.0, x2=128.0, y2=108.0)
 

@@ -21,6 +21,9 @@ from typing import Any
 
 Acc = dict[str, dict[str, float]]  # {"s": sums, "m": maxima}
 
+#: Nanoseconds per second: every time in analytics is an integer of nanoseconds.
+NS = 1_000_000_000
+
 
 @dataclass(frozen=True)
 class WindowSpec:

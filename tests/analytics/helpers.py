@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from streamsense.schemas.registry import decode, encode
-from streamsense.services.analytics import synthetic as syn
 from streamsense.services.analytics.processor import InRecord
+from streamsense.services.analytics.windows import NS
 
-S = syn.NS
+S = NS
 B = 1_700_000_000 * S  # a multiple of 10 s and of 60 s: windows start at B
 DET, SEG, SEN = "r.detections", "r.segments", "r.sentiment"
 

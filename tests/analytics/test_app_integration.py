@@ -7,7 +7,6 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,15 +99,6 @@ class Env:
             p.close()
         self.producer.close(5)
         self.redis.close()
-
-
-@pytest.fixture
-def env(stack: dict[str, str], tmp_path: Path) -> Iterator[Env]:
-    e = Env(stack, tmp_path)
-    try:
-        yield e
-    finally:
-        e.close()
 
 
 def test_exact_window_counts_dead_letters_and_a_clean_sigterm(env: Env) -> None:

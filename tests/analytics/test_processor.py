@@ -157,3 +157,21 @@ def test_tick_forgets_sources_silent_past_the_retention_once_closed() -> None:
     out = proc.tick(table, now_s=200.0, idle_close_s=30.0, forget_after_s=50.0)
     assert out.forget == ["gone"], "closed and silent for 100 s: forgotten"
     assert proc.tick(table, 200.0, 30.0, forget_after_s=0.0).forget == [], "0: never"
+
+
+def test_a_flood_of_new_sources_is_bounded_counted_and_known_sources_go_on() -> None:
+    """Before: every new source id made a row (memory, a changelog record, a Redis hash), so
+    a producer inventing ids grew the app without bound, kept for the source TTL (7 days)."""
+    proc = Processor("text", {SEN: SentimentResult}, SPECS, 0, AlertEngine([]), max_sources=3)
+    table: dict[str, Any] = {}
+    known = [syn.sentiment(f"log-{i}", B + i * S, "positive") for i in range(3)]
+    flood = [syn.sentiment(f"new-{i}", B + 5 * S, "negative") for i in range(50)]
+    again = [syn.sentiment("log-0", B + 6 * S, "negative")]
+    out = proc.process(records(SEN, known + flood + again), table, 0.0)
+    assert sorted(table) == ["log-0", "log-1", "log-2"]
+    assert (out.applied, out.sources_over, out.dead) == (4, 50, [])
+    assert sum(out.consumed.values()) == 54, "skipped records are consumed, not left behind"
+    # a known source leaving makes room again
+    del table["log-2"]
+    later = proc.process(records(SEN, [syn.sentiment("new-7", B + 7 * S, "neutral")]), table, 0.0)
+    assert (later.applied, later.sources_over) == (1, 0) and "new-7" in table
