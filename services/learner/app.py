@@ -6,7 +6,8 @@ import logging
 
 from streamsense.models.exceptions import ModelNotFoundError
 from streamsense.models.store import ModelStore
-from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.kafka.consumer import BatchLoop
+from streamsense.services.kafka.loopconfig import LoopConfig
 from streamsense.services.kafka.model_updates import ModelUpdatesFollower
 from streamsense.services.learner.base import load_trainer
 from streamsense.services.learner.handler import Labeled, LearnerHandler

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from streamsense.models.card import InputSpec, ModelCard, Source
-from streamsense.models.store import ModelStore, artifact_sha256
+from streamsense.models.digest import artifact_sha256
+from streamsense.models.store import ModelStore
 from streamsense.models.zoo.sentiment import CORPUS, LABELS, PACKAGE, PACKAGE_VERSION, load_corpus
 
 AIRLINES = re.compile(

@@ -13,6 +13,15 @@ class UnknownLabelError(LearnerError):
     """A label that is not one of the model's classes (the labeled message is dead-lettered)."""
 
 
+class UnknownSourceError(LearnerError):
+    """A label from a source id outside ``STREAMSENSE_LEARNER_SOURCES`` (dead-lettered, so it
+    can be replayed once the source is allowed)."""
+
+
+class BlankTextError(LearnerError):
+    """A label for a text with nothing but white space: nothing to learn (dead-lettered)."""
+
+
 class RolloutRejectedError(LearnerError):
     """A version was refused for promotion (corrupt, wrong signature, or worse than the
     champion); ``reason`` is what was announced on ``models.updates``."""

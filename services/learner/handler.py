@@ -4,8 +4,10 @@
 learns, runs a promotion check when one is due and, on promotion, writes the new version to
 the store and returns its ``models.updates`` announcement as an output of the batch, so the
 labels' offsets are committed only once the announcement was acknowledged. A message that is
-not a valid LabeledText, or whose label is not one of the model's classes, is dead-lettered;
-labels for other models are skipped (another learner reads them).
+not a valid LabeledText, whose label is not one of the model's classes, whose text is blank or
+whose source is not allowed (``STREAMSENSE_LEARNER_SOURCES``) is dead-lettered; labels for other
+models are skipped (another learner reads them), and so are labels over their source's share
+and replays (:mod:`~streamsense.services.learner.admission`): counted, not learned, committed.
 
 The model learns outside Kafka's transactions, so the handler is idempotent over the loop's
 re-reads: when a round is not committed (an aborted transaction, an output not delivered) the
@@ -33,7 +35,9 @@ from streamsense.schemas.text import LabeledText
 from streamsense.services.kafka.handler import BatchHandler, Outcome, OutRecord
 from streamsense.services.kafka.model_updates import ModelUpdatesFollower
 from streamsense.services.learner import metrics
+from streamsense.services.learner.admission import Admission
 from streamsense.services.learner.base import load_trainer
+from streamsense.services.learner.exceptions import BlankTextError, UnknownSourceError
 from streamsense.services.learner.online import OnlineLearner
 from streamsense.services.learner.policy import Decision
 from streamsense.services.learner.publish import announcement, store_trained
@@ -85,6 +89,10 @@ class LearnerState:
     #: labels read again (rounds not committed) and announcements sent again
     reread: int = 0
     reannounced: int = 0
+    #: what keeps the learner from doing its job now, by area ("store", "update"): set by a
+    #: failure, cleared by the next success of the same kind; health is false while any holds
+    problems: dict[str, str] = field(default_factory=dict)
+    store_failures: int = 0
 
     def is_new(self, ref: Ref) -> bool:
         return ref[2] > self.processed.get(ref[:2], -1)
@@ -111,7 +119,13 @@ class LearnerHandler(BatchHandler[list[Labeled]]):
         #: ``LabeledText.model`` values this learner takes: the model name or its task
         self.accepts = {self.name, settings.learner_task}
         self.state = LearnerState()
+        self.admission = Admission(settings.admission(), self.name)
+        self.allowed = frozenset(settings.learner_sources)
         service = settings.service_name
+        self._skips = {
+            reason: metrics.SKIPPED.labels(service, self.name, reason)
+            for reason in ("other_model", "source_share", "duplicate")
+        }
         self._acc = {
             role: metrics.ACCURACY.labels(service, self.name, role)
             for role in ("champion", "challenger")
@@ -154,13 +168,28 @@ class LearnerHandler(BatchHandler[list[Labeled]]):
             item = Labeled(m)
             try:
                 ex = decode(m.value(), LabeledText)
-                if ex.model in self.accepts and not knows(ex.label):
-                    self.learner.champion.encode_labels([ex.label])  # raises with the reason
+                if ex.model in self.accepts:
+                    self._check(ex, knows(ex.label))
                 item.example = ex
             except Exception as exc:  # every reason becomes a dead letter
                 item.error = exc
             items.append(item)
         return items
+
+    def _check(self, ex: LabeledText, known: bool) -> None:
+        """Raise (a dead letter with the reason) for a label this learner must not learn."""
+        if self.allowed and ex.source_id not in self.allowed:
+            msg = (
+                f"source {ex.source_id!r} is not one of STREAMSENSE_LEARNER_SOURCES "
+                f"({', '.join(sorted(self.allowed))}); add it there and replay this record "
+                "if its labels are to be learned"
+            )
+            raise UnknownSourceError(msg[:1000])
+        if not ex.text.strip():
+            msg = "the text is blank (white space only): nothing to learn"
+            raise BlankTextError(msg)
+        if not known:
+            self.learner.champion.encode_labels([ex.label])  # raises with the reason
 
     def process(self, prepared: list[Labeled]) -> list[Outcome]:
         state = self.state
@@ -176,13 +205,30 @@ class LearnerHandler(BatchHandler[list[Labeled]]):
                             "committed", *ref)  # fmt: skip
         fresh = [i for i, it in enumerate(prepared) if new[i] and it.example is not None]
         usable = [i for i in fresh if (ex := prepared[i].example) and ex.model in self.accepts]
-        state.skipped += len(fresh) - len(usable)
-        if usable:
-            self._learn(prepared, refs, usable, outcomes)
+        others = len(fresh) - len(usable)
+        self.admission.begin()
+        verdicts = [self._verdict(prepared[i]) for i in usable]
+        try:
+            if learned := [i for i, v in zip(usable, verdicts, strict=True) if v is None]:
+                self._learn(prepared, refs, learned, outcomes)
+        except Exception:  # the loop retries label by label: judge them afresh then
+            self.admission.rollback()
+            raise
+        state.skipped += others
+        self._skips["other_model"].inc(others)
+        for v in verdicts:
+            if v is not None:
+                self._skips[v].inc()
         for topic, part, off in refs:  # only once learned: a batch that raised is retried
             if off > state.processed.get((topic, part), -1):
                 state.processed[(topic, part)] = off
         return outcomes
+
+    def _verdict(self, item: Labeled) -> str | None:
+        """None: learn it; else why it is skipped (its source's share, a replay)."""
+        ex = item.example
+        assert ex is not None  # noqa: S101 - filtered by the caller
+        return self.admission.verdict(ex.source_id, ex.text, ex.label)
 
     def _learn(
         self, prepared: list[Labeled], refs: list[Ref], usable: list[int], outcomes: list[Outcome]
@@ -190,7 +236,9 @@ class LearnerHandler(BatchHandler[list[Labeled]]):
         examples = [ex for i in usable if (ex := prepared[i].example) is not None]
         t0 = time.perf_counter()
         y = self.learner.champion.encode_labels([ex.label for ex in examples])
-        drifts = self.learner.observe([ex.text for ex in examples], y)
+        drifts = self.learner.observe(
+            [ex.text for ex in examples], y, [ex.source_id for ex in examples]
+        )
         self._train_s.observe(time.perf_counter() - t0)
         self._labels.inc(len(examples))
         if drifts:
@@ -229,7 +277,14 @@ class LearnerHandler(BatchHandler[list[Labeled]]):
         except Exception as exc:  # the champion keeps serving; learning goes on
             log.error("could not store the challenger of %s: %s", self.name, exc)
             self._reject("store")
+            self.state.store_failures += 1
+            self.state.problems["store"] = (
+                f"could not store the challenger that should replace {self.name}@"
+                f"{self.learner.champion_version} ({type(exc).__name__}: {exc}); the champion "
+                "keeps serving, the next promotion check tries again"
+            )[:1000]
             return None
+        self.state.problems.pop("store", None)
         self.state.promotions.append(
             Promotion(mv.model_version, trigger.ts_ns, mv.created_ns, decision)
         )
@@ -261,6 +316,7 @@ class LearnerHandler(BatchHandler[list[Labeled]]):
         return announcement(self.store, card, "champion", decision.reason)
 
     def between_batches(self) -> None:
+        self.admission.log_due()
         if self.updates is None:
             return
         for mv in self.updates.poll():
@@ -292,8 +348,18 @@ class LearnerHandler(BatchHandler[list[Labeled]]):
                 exc,
                 self.learner.champion_version,
             )
+            self.state.problems["update"] = (
+                f"{mv.name}@{mv.model_version} became champion but cannot be loaded for "
+                f"training ({type(exc).__name__}: {exc}); still learning from "
+                f"{self.learner.champion_version}"
+            )[:1000]
             return
         self.learner.replace_champion(trainer, mv.model_version)
+        self.state.problems.pop("update", None)
+
+    def summary(self) -> dict[str, Any]:
+        skipped = self.admission.skipped
+        return {"over_share": skipped["source_share"], "replays": skipped["duplicate"]}
 
     def close(self) -> None:
         if self.updates is not None:
@@ -302,7 +368,13 @@ class LearnerHandler(BatchHandler[list[Labeled]]):
     # -- health -------------------------------------------------------------------------------
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        return True, {"learner": self.state_report()}
+        """False while a challenger could not be stored or an announced champion could not be
+        loaded (``learner.problems`` says which and why)."""
+        problems = sorted(self.state.problems.values())
+        detail: dict[str, Any] = {"learner": self.state_report()}
+        if problems:
+            detail["problem"] = "; ".join(problems)
+        return not problems, detail
 
     def state_report(self) -> dict[str, Any]:
         """Champion, window accuracies, labels seen, drift, promotions."""
@@ -315,10 +387,13 @@ class LearnerHandler(BatchHandler[list[Labeled]]):
             "window": {"n": stats.n, "champion": stats.champion, "challenger": stats.challenger},
             "labels": t.labels,
             "skipped_other_models": self.state.skipped,
+            "admission": self.admission.report(),
             "train_s": round(t.train_s, 3),
             "drift_detections": learner.drift.detections,
             "fast_checks": learner.fast_checks,
             "promotions": [p.version for p in self.state.promotions],
+            "store_failures": self.state.store_failures,
+            "problems": sorted(self.state.problems.values()),
             "last_decision": None
             if learner.last_decision is None
             else learner.last_decision.reason,

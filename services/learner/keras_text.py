@@ -19,7 +19,7 @@ import numpy as np
 
 from streamsense.models.card import ModelCard
 from streamsense.models.exceptions import SignatureError
-from streamsense.models.runtime import configure_devices
+from streamsense.models.runtime import configure_devices, load_keras
 from streamsense.models.sentiment import clean_text
 from streamsense.services.learner.base import TrainingAdapter
 
@@ -67,10 +67,7 @@ class KerasTextTrainer(TrainingAdapter[str]):
     def from_artifact(
         cls, card: ModelCard, artifact: Path, learning_rate: float
     ) -> KerasTextTrainer:
-        import keras
-
-        model = keras.saving.load_model(str(artifact), compile=False, safe_mode=True)
-        return cls(model, card.labels, learning_rate)
+        return cls(load_keras(artifact), card.labels, learning_rate)
 
     @staticmethod
     def _texts(inputs: Sequence[str]) -> np.ndarray:

@@ -26,6 +26,13 @@ REJECTIONS = Counter(
     "as rejected on models.updates",
     ["service", "model", "reason"],
 )
+SKIPPED = Counter(
+    "streamsense_learner_skipped_labels",
+    "Valid labels read but not learned (committed, not dead-lettered), by reason: "
+    "source_share (the source was over its share), duplicate (a replay of a recent label), "
+    "other_model (for another learner)",
+    ["service", "model", "reason"],
+)
 TRAIN_SECONDS = Histogram(
     "streamsense_learner_train_seconds",
     "Training time per consumed batch",

@@ -37,6 +37,8 @@ class TrainingConfig:
     #: ... and at most this long (keeps a batch far below max.poll.interval.ms)
     budget_s: float = 2.0
     replay_capacity: int = 4000
+    #: most of the replay buffer one source may hold (never below an equal split)
+    source_max_share: float = 1.0
     seed: int = 0
 
 
@@ -84,7 +86,7 @@ class OnlineLearner:
         self.window = PairedWindow(self.checks.window)
         self.drift = DriftMonitor(self.checks.drift_delta)
         self.replay: ReplayBuffer[Any] = ReplayBuffer(
-            self.training.replay_capacity, self.training.seed
+            self.training.replay_capacity, self.training.seed, self.training.source_max_share
         )
         self.totals = Observed()
         self.fast_checks = False  # set by a drift detection, cleared by a promotion
@@ -100,12 +102,18 @@ class OnlineLearner:
 
     # -- learning ---------------------------------------------------------------------------
 
-    def observe(self, inputs: Sequence[Any], y: np.ndarray) -> int:
-        """Score ``inputs`` with both models, then learn from them. Returns drift detections."""
+    def observe(
+        self, inputs: Sequence[Any], y: np.ndarray, sources: Sequence[str] | None = None
+    ) -> int:
+        """Score ``inputs`` with both models, then learn from them. Returns drift detections.
+        ``sources``: where each label came from (the replay buffer bounds each one's share)."""
         if len(inputs) == 0:
             return 0
         champ_ok = self.champion.predict(inputs).argmax(axis=1) == y
         chall_ok = self.challenger.predict(inputs).argmax(axis=1) == y
+        # scored before learning (prequential), counted only once learned: a round that
+        # raises is retried label by label, and must not be counted twice
+        self._learn(list(inputs), y, sources)
         drifts = 0
         for a, b in zip(champ_ok.tolist(), chall_ok.tolist(), strict=True):
             self.window.record(a, b)
@@ -126,10 +134,9 @@ class OnlineLearner:
         t.champion_correct += int(champ_ok.sum())
         t.challenger_correct += int(chall_ok.sum())
         self._since_check += len(inputs)
-        self._learn(list(inputs), y)
         return drifts
 
-    def _learn(self, inputs: list[Any], y: np.ndarray) -> None:
+    def _learn(self, inputs: list[Any], y: np.ndarray, sources: Sequence[str] | None) -> None:
         cfg = self.training
         fresh = max(1, round(cfg.step_size * (1 - cfg.replay_fraction)))
         steps = min(cfg.max_steps, math.ceil(len(inputs) / fresh))
@@ -146,7 +153,7 @@ class OnlineLearner:
             self.challenger.train_step(xs + rx, np.asarray(ys + ry, dtype=np.int64))
             self.totals.steps += 1
         self.totals.train_s += time.perf_counter() - start
-        self.replay.add(inputs, [int(v) for v in y])
+        self.replay.add(inputs, [int(v) for v in y], sources)
 
     # -- promotion --------------------------------------------------------------------------
 

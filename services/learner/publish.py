@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from streamsense.models.card import ModelCard
+from streamsense.models.digest import artifact_sha256
 from streamsense.models.exceptions import ModelError
-from streamsense.models.store import ModelStore, artifact_sha256
+from streamsense.models.store import ModelStore
 from streamsense.schemas.model_updates import ModelVersion, Stage
 from streamsense.schemas.results import SourceRef
 from streamsense.services.learner.base import TrainingAdapter

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from streamsense.schemas.catalog import TASKS, Task, Topic
+from streamsense.schemas.fields import SourceId
+from streamsense.services.learner.admission import AdmissionConfig
 from streamsense.services.learner.online import CheckConfig, TrainingConfig
 from streamsense.services.learner.policy import PromotionPolicy
 from streamsense.services.settings import StreamsenseSettings
@@ -41,6 +46,30 @@ class LearnerSettings(StreamsenseSettings):
     """paired labels needed before a promotion"""
     learner_min_interval_s: float = Field(default=30.0, ge=0, description="between promotions")
 
+    learner_source_max_share: float = Field(default=1.0, gt=0, le=1)
+    """most of the labels learned in an interval, and of the replay buffer, that one source
+    (a label's source_id) may hold, never less than an equal split of the sources active in
+    it; labels over it are skipped and counted. 1 (the default): no bound. Set it (e.g. 0.25)
+    where label producers are not all trusted; it also holds a busy honest source to the
+    share while others send"""
+    learner_source_window_s: float = Field(default=60.0, gt=0, le=86_400)
+    """the interval over which each source's share of the labels learned is counted (s)"""
+    learner_dedup_window: int = Field(default=10_000, ge=0, le=1_000_000)
+    """distinct (source, text, label) labels remembered: one a source sends again while
+    remembered is skipped as a replay (0: off)"""
+    learner_sources: Annotated[tuple[SourceId, ...], NoDecode] = Field(
+        default=(),
+        description="the source ids labels are taken from (comma-separated); a label from "
+        "any other is dead-lettered (UnknownSourceError); empty = any source",
+    )
+
+    @field_validator("learner_sources", mode="before")
+    @classmethod
+    def _sources(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(s.strip() for s in value.split(",") if s.strip())
+        return value
+
     @property
     def model_name(self) -> str:
         return self.learner_model or TASKS[self.learner_task].default_model
@@ -64,6 +93,14 @@ class LearnerSettings(StreamsenseSettings):
             max_steps=self.learner_max_steps,
             budget_s=self.learner_train_budget_s,
             replay_capacity=self.learner_replay_capacity,
+            source_max_share=self.learner_source_max_share,
+        )
+
+    def admission(self) -> AdmissionConfig:
+        return AdmissionConfig(
+            max_share=self.learner_source_max_share,
+            window_s=self.learner_source_window_s,
+            dedup_window=self.learner_dedup_window,
         )
 
     def checks(self) -> CheckConfig:

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from streamsense.models.store import ModelStore
@@ -35,6 +34,7 @@ from streamsense.services.runner import running
 from streamsense.services.settings import StreamsenseSettings
 from tests.conftest import wait_for
 from tests.integration.test_exactly_once import read_committed
+from tests.kafka_helpers import committed_offset
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
 
@@ -63,14 +63,7 @@ def _max_message_bytes(s: StreamsenseSettings, topic: str, value: int) -> None:
 
 
 def _committed(s: LearnerSettings) -> int:
-    c = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": s.group_id})
-    try:
-        (tp,) = c.committed([TopicPartition(s.labels_topic, 0)], timeout=10)
-    except KafkaException:
-        return -1
-    finally:
-        c.close()
-    return tp.offset
+    return committed_offset(s.kafka_bootstrap, s.group_id, s.labels_topic)
 
 
 def test_rounds_read_again_learn_once_and_announce_once_across_a_restart(
