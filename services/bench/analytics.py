@@ -31,13 +31,12 @@ from confluent_kafka.admin import AdminClient
 from streamsense.schemas.catalog import Topic, results_topics
 from streamsense.schemas.registry import encode
 from streamsense.services.analytics import synthetic
+from streamsense.services.analytics.windows import NS
 from streamsense.services.exceptions import ServiceError
 from streamsense.services.kafka.producer import Producer
 from streamsense.services.kafka.topics import TOPICS, ensure_topics
 from streamsense.services.local import procs
 from streamsense.services.settings import StreamsenseSettings
-
-NS = synthetic.NS
 
 
 class AnalyticsProcess:

@@ -16,7 +16,8 @@ import cv2
 import orjson
 from skimage import data
 
-from streamsense.models.store import ModelStore, artifact_sha256
+from streamsense.models.digest import artifact_sha256
+from streamsense.models.store import ModelStore
 from streamsense.schemas.catalog import FRAME_MAX_BYTES, Topic
 from streamsense.schemas.model_updates import ModelVersion
 from streamsense.schemas.registry import encode

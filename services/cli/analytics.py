@@ -25,8 +25,8 @@ def analytics(
     app_id: str = typer.Option(None, "--app-id", help="Faust app id (consumer group)"),
 ) -> None:
     """Run the analytics app until SIGTERM (settings: STREAMSENSE_ANALYTICS_*, see docs)."""
-    from streamsense.schemas.exceptions import StreamsenseError
     from streamsense.services.analytics.exceptions import RulesError
+    from streamsense.services.analytics.rules import load_rules
     from streamsense.services.analytics.service import AnalyticsService, build
     from streamsense.services.analytics.settings import AnalyticsSettings
     from streamsense.services.cli.entry import EXIT_USAGE, fail, run_service, settings_from
@@ -36,10 +36,11 @@ def analytics(
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         for name in _CHATTY:
             logging.getLogger(name).setLevel(logging.WARNING)
-    try:
-        analytics = build(settings)
+    try:  # a bad rules file is a usage error (exit 2), found before anything waits on Kafka
+        if settings.analytics_rules:
+            load_rules(settings.analytics_rules)
     except RulesError as exc:
         raise fail(str(exc), EXIT_USAGE) from exc
-    except StreamsenseError as exc:  # e.g. Kafka unreachable
-        raise fail(str(exc)) from exc
-    run_service(settings, lambda s: AnalyticsService(s, analytics))
+    # Built inside run_service: the health port answers (red, "starting") and the log says what
+    # it waits for while the topics are prepared on Kafka; unreachable Kafka exits 1, one line.
+    run_service(settings, lambda s: AnalyticsService(s, build(s)))

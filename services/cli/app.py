@@ -23,6 +23,7 @@ from streamsense.services.cli import feedback as feedback_cmd
 from streamsense.services.cli import gateway as gateway_cmd
 from streamsense.services.cli import learner as learner_cmd
 from streamsense.services.cli import sink as sink_cmd
+from streamsense.services.cli.entry import EXIT_USAGE, fail
 from streamsense.services.cli.models import app as models_app
 
 app = typer.Typer(
@@ -48,13 +49,21 @@ app.add_typer(models_app, name="models")
 app.command("feedback")(feedback_cmd.feedback)
 
 
+#: what ``--log-level`` / STREAMSENSE_LOG_LEVEL accept (logging's level names)
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 @app.callback()
 def _root(
     log_level: str = typer.Option("INFO", "--log-level", envvar="STREAMSENSE_LOG_LEVEL"),
 ) -> None:
     """Logging is configured here, at the entry point, and nowhere else."""
+    level = log_level.strip().upper()
+    if level not in _LEVELS:
+        msg = f"--log-level / STREAMSENSE_LOG_LEVEL={log_level!r}: use one of {', '.join(_LEVELS)}"
+        raise fail(msg, EXIT_USAGE)
     logging.basicConfig(
-        level=log_level.upper(),
+        level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 

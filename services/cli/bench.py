@@ -34,7 +34,7 @@ def transport(
     """Our producer vs Kafka's ProducerPerformance on the same broker and settings."""
     from streamsense.services.bench import transport as bench
 
-    settings = StreamsenseSettings(service_name="bench-transport")
+    settings = settings_from(StreamsenseSettings, service_name="bench-transport")
     result = bench.run(settings, record_bytes, records, rounds, progress=console.log)
     write_json(json_path, result)
 
@@ -51,7 +51,7 @@ def models_bench(
     from streamsense.models.bench import run_models_bench
     from streamsense.models.exceptions import ModelError
 
-    settings = StreamsenseSettings(service_name="bench-models")
+    settings = settings_from(StreamsenseSettings, service_name="bench-models")
     try:
         result = run_models_bench(
             settings.model_store_dir, models=model or None, runs=runs, min_seconds=min_seconds
@@ -113,7 +113,7 @@ def produce_camera(
     from streamsense.services.bench import produce_camera as bench
     from streamsense.services.producers.settings import CameraProducerSettings
 
-    settings = CameraProducerSettings(service_name="bench-produce-camera")
+    settings = settings_from(CameraProducerSettings, service_name="bench-produce-camera")
     result = bench.run(settings, frames, rounds, progress=console.log)
     write_json(json_path, result)
 
@@ -132,7 +132,7 @@ def cameras(
     from streamsense.services.bench import cameras as bench
     from streamsense.services.producers.settings import CameraProducerSettings
 
-    settings = CameraProducerSettings(service_name="bench-cameras")
+    settings = settings_from(CameraProducerSettings, service_name="bench-cameras")
     if encoders is not None:
         settings = settings.model_copy(update={"camera_encoders": encoders})
     result = bench.run(settings, cameras, fps, seconds, width, source, progress=console.log)
@@ -159,7 +159,7 @@ def fanout(
     """Kafka ack -> sink -> Redis pub/sub -> gateway -> WebSocket latency, p50/p99."""
     from streamsense.services.bench import fanout as bench
 
-    settings = StreamsenseSettings(service_name="bench-fanout")
+    settings = settings_from(StreamsenseSettings, service_name="bench-fanout")
     result = bench.run(
         settings, clients, messages, rate, idle_clients, rounds, progress=console.log
     )
@@ -178,7 +178,7 @@ def learning(
     swap gap of the worker's hot swap."""
     from streamsense.services.bench import learning as bench
 
-    settings = StreamsenseSettings(service_name="bench-learning")
+    settings = settings_from(StreamsenseSettings, service_name="bench-learning")
     result = bench.run(
         settings,
         settings.home / "downloads",
@@ -201,7 +201,7 @@ def analytics(
     """Events/s through the Faust analytics app, and its recovery time after kill -9."""
     from streamsense.services.bench import analytics as bench
 
-    settings = StreamsenseSettings(service_name="bench-analytics")
+    settings = settings_from(StreamsenseSettings, service_name="bench-analytics")
     result = bench.run(
         settings, events, sources, progress=console.log, interval_ms=interval_ms,
         extra_env={"STREAMSENSE_KAFKA_GROUP_INSTANCE_ID": "bench-analytics-0"},
@@ -220,7 +220,7 @@ def soak(
     """Camera + text through every service for MINUTES: RSS growth, lag, p99 latency."""
     from streamsense.services.bench import soak as bench
 
-    settings = StreamsenseSettings(service_name="bench-soak")
+    settings = settings_from(StreamsenseSettings, service_name="bench-soak")
     result = bench.run(
         settings, minutes * 60, fps=fps, lines_per_s=lines_per_s, png=png_path,
         progress=console.log,
@@ -243,7 +243,7 @@ def hostile(
     """Workers and sink under a stream with 1% hostile records vs a clean one: restarts, RSS."""
     from streamsense.services.bench import hostile as bench
 
-    settings = StreamsenseSettings(service_name="bench-hostile")
+    settings = settings_from(StreamsenseSettings, service_name="bench-hostile")
     try:
         result = bench.run(
             settings, minutes * 60, rate=rate, poison_pct=poison_pct, frame_share=frame_share,
@@ -280,7 +280,7 @@ def latency(
     except ValueError as exc:
         msg = f"--rates: {rates!r} is not a comma-separated list of numbers"
         raise fail(msg, EXIT_USAGE) from exc
-    settings = StreamsenseSettings(service_name="bench-latency")
+    settings = settings_from(StreamsenseSettings, service_name="bench-latency")
     work = settings.home / "bench" / "latency"
     result = bench.run(settings, _task(task), points, seconds, work, png_path, sources,
                        progress=console.log)  # fmt: skip
@@ -305,7 +305,7 @@ def overload(
     if _task(task) == "sentiment":
         msg = "--task: overload is about cameras: detect or segment"
         raise fail(msg, EXIT_USAGE)
-    settings = StreamsenseSettings(service_name="bench-overload")
+    settings = settings_from(StreamsenseSettings, service_name="bench-overload")
     work = settings.home / "bench" / "overload"
     result = bench.run(settings, _task(task), cameras, fps, seconds, work, console.log, times)
     write_json(json_path, result)

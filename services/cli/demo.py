@@ -15,9 +15,10 @@ from rich.table import Table
 from streamsense.schemas.registry import decode, encode
 from streamsense.schemas.text import TextEvent
 from streamsense.services.cli.entry import console as entry_console
-from streamsense.services.cli.entry import fail
-from streamsense.services.kafka.consumer import BatchLoop, LoopConfig
+from streamsense.services.cli.entry import fail, settings_from
+from streamsense.services.kafka.consumer import BatchLoop
 from streamsense.services.kafka.handler import BatchHandler, Outcome, OutRecord
+from streamsense.services.kafka.loopconfig import LoopConfig
 from streamsense.services.kafka.producer import Producer
 from streamsense.services.kafka.topics import TopicSpec, ensure_topics
 from streamsense.services.settings import StreamsenseSettings
@@ -54,7 +55,7 @@ class _Lengths(BatchHandler[list[Message]]):
 @app.command()
 def smoke(messages: int = typer.Option(200, min=1)) -> None:
     """Produce text events, consume them through the batch loop, show the round trip."""
-    settings = StreamsenseSettings(service_name="demo-smoke")
+    settings = settings_from(StreamsenseSettings, service_name="demo-smoke")
     run_id = uuid.uuid4().hex[:8]
     topic, out = settings.topic(f"demo.smoke.{run_id}"), settings.topic(f"demo.smoke.{run_id}.out")
     ensure_topics(
@@ -98,6 +99,6 @@ def run(
     gateway) with live results in the terminal."""
     from streamsense.services.demo.run import run_demo
 
-    settings = StreamsenseSettings(service_name="demo")
+    settings = settings_from(StreamsenseSettings, service_name="demo")
     code = run_demo(settings, samples or settings.home / "samples", seconds, console)
     raise typer.Exit(code)

@@ -36,8 +36,9 @@ Options = Mapping[str, tuple[str, Any]]
 
 def console(stderr: bool = False) -> Console:
     """A console that prints text as it is: no markup (``[lab]`` in a path or a message stays
-    ``[lab]``), no highlighting; colour only where a style is given."""
-    return Console(stderr=stderr, markup=False, highlight=False, soft_wrap=True)
+    ``[lab]``), no emoji codes (camera ``a:b:`` stays ``a:b:``), no highlighting; colour only
+    where a style is given."""
+    return Console(stderr=stderr, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 _stderr = console(stderr=True)
@@ -94,6 +95,8 @@ def run_service(settings: S, build: Callable[[S], Service]) -> NoReturn:
     health = None
     try:
         health = start_health(settings, starting)
+        # Building may wait on Kafka (topics, metadata) or load a model: say so, never be silent.
+        log.info("%s starting (Kafka at %s)", settings.service_name, settings.kafka_bootstrap)
         service = build(settings)
     except StreamsenseError as exc:
         if health is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from streamsense.services.cli.entry import console, fail
+from streamsense.services.cli.entry import console, fail, settings_from
 
 
 def feedback(
@@ -21,7 +21,7 @@ def feedback(
     from streamsense.services.kafka.producer import Producer
     from streamsense.services.settings import StreamsenseSettings
 
-    settings = StreamsenseSettings(service_name="feedback-cli")
+    settings = settings_from(StreamsenseSettings, service_name="feedback-cli")
     try:
         example = make_feedback(text, label, source_id, model)
         producer = Producer(settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.text import Text
 
-from streamsense.services.cli.entry import EXIT_USAGE, fail
+from streamsense.services.cli.entry import EXIT_USAGE, fail, settings_from
 from streamsense.services.cli.entry import console as entry_console
 from streamsense.services.exceptions import ServiceError
 from streamsense.services.local.stack import LocalStack
@@ -16,7 +16,7 @@ console = entry_console()
 
 
 def _stack() -> LocalStack:
-    s = StreamsenseSettings()
+    s = settings_from(StreamsenseSettings)
     return LocalStack(s.home / "local", s.home)
 
 

@@ -17,7 +17,7 @@ from streamsense.models.exceptions import ModelError
 from streamsense.models.store import ModelStore
 from streamsense.schemas.catalog import Topic
 from streamsense.services.cli.entry import console as entry_console
-from streamsense.services.cli.entry import fail
+from streamsense.services.cli.entry import fail, settings_from
 from streamsense.services.cli.models import StoreOption
 from streamsense.services.cli.models import app as models_app
 
@@ -32,7 +32,7 @@ _LABELS = Annotated[
 def _settings_and_store(store: Path | None) -> tuple[StreamsenseSettings, ModelStore]:
     from streamsense.services.settings import StreamsenseSettings
 
-    settings = StreamsenseSettings(service_name="models-cli")
+    settings = settings_from(StreamsenseSettings, service_name="models-cli")
     return settings, ModelStore(store or settings.model_store_dir)
 
 

@@ -14,7 +14,7 @@ from streamsense.models.card import ModelCard
 from streamsense.models.exceptions import ModelError
 from streamsense.models.store import ModelStore
 from streamsense.services.cli.entry import console as entry_console
-from streamsense.services.cli.entry import fail
+from streamsense.services.cli.entry import fail, settings_from
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ StoreOption = Annotated[
 def _settings_home() -> Path:
     from streamsense.services.settings import StreamsenseSettings
 
-    return StreamsenseSettings().home
+    return settings_from(StreamsenseSettings).home
 
 
 def _store(path: Path | None) -> ModelStore:
@@ -45,7 +45,7 @@ def _store(path: Path | None) -> ModelStore:
         return ModelStore(path)
     from streamsense.services.settings import StreamsenseSettings
 
-    return ModelStore(StreamsenseSettings().model_store_dir)
+    return ModelStore(settings_from(StreamsenseSettings).model_store_dir)
 
 
 def _source(card: ModelCard) -> str:

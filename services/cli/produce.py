@@ -3,8 +3,10 @@
 Exit codes: 0 done (source ended, ``--max-frames`` reached, or stopped by SIGTERM/SIGINT after
 flushing); 1 Kafka problem (unreachable or silent for ``--kafka-timeout`` seconds, topic missing,
 records refused: the message counts what was not acknowledged); 2 bad options, an invalid fleet
-file or an unreadable source; 3 a live source was lost and did not come back (a fleet: every
-camera ended and one of them was lost).
+file, an unreadable or damaged source (a video file with frames that cannot be decoded: the
+others were sent), or a text checkpoint that is invalid, in use by another producer or cannot be
+written; 3 a live source was lost and did not come back (a fleet: every camera ended and at
+least one ended on an error).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from streamsense.services.cli.entry import fail, settings_from
 from streamsense.services.exceptions import ServiceError
 from streamsense.services.kafka.exceptions import KafkaIOError
 from streamsense.services.producers.exceptions import (
+    CheckpointError,
     FleetConfigError,
     KafkaUnavailableError,
     SourceError,
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Producers: camera frames and text lines into Kafka.", no_args_is_help=True)
 console = entry_console(stderr=True)
+log = logging.getLogger(__name__)
 
 S = TypeVar("S", bound=StreamsenseSettings)
 
@@ -53,10 +57,30 @@ _KAFKA_TIMEOUT = typer.Option(
 )
 
 
+def _camera_source(given: str | None, settings: CameraProducerSettings) -> str:
+    """``--source``, or STREAMSENSE_CAMERA_SOURCE (never both: which one counts would be a
+    guess); a password on the command line is used, with a warning."""
+    from streamsense.services.producers.redact import redact_url
+
+    stored = settings.camera_source.get_secret_value() if settings.camera_source else None
+    if given is not None and stored is not None:
+        raise _fail(2, "give the camera's source once: --source or STREAMSENSE_CAMERA_SOURCE")
+    if given is None and not stored:
+        raise _fail(2, "no source: give --source, or STREAMSENSE_CAMERA_SOURCE for a URL with a "
+                       "password")  # fmt: skip
+    if given is not None and redact_url(given) != given:
+        log.warning("the --source URL holds a password or a token, which every user of this "
+                    "machine reads in `ps`: give it in STREAMSENSE_CAMERA_SOURCE")  # fmt: skip
+    return given if given is not None else str(stored)
+
+
 @app.command()
 def camera(
     source: str = typer.Option(
-        ..., "--source", help="video file, rtsp/http URL, device index, image folder or quoted glob"
+        None,
+        "--source",
+        help="video file, rtsp/http URL, device index, image folder or quoted "
+        "glob (a URL with a password: STREAMSENSE_CAMERA_SOURCE, out of `ps`)",
     ),  # fmt: skip
     camera_id: str = typer.Option(..., "--camera-id", help="Kafka key and frame header"),
     fps: float = typer.Option(None, help="target rate (default: the source's own)"),
@@ -85,6 +109,7 @@ def camera(
     })  # fmt: skip
     if why := source_id_problem(camera_id):
         raise _fail(2, f"--camera-id {why}")
+    source = _camera_source(source, settings)
     settings.apply_ffmpeg_options()
     try:
         frames = open_source(source, open_timeout_s=settings.camera_open_timeout_s,
@@ -195,7 +220,7 @@ def cameras(
     lost = fleet.lost()
     if lost and not fleet.stop_requested:
         names = ", ".join(f"{c.camera_id} ({c.error})" for c in lost)
-        raise _fail(3, f"every camera ended; lost: {names}")
+        raise _fail(3, f"every camera ended; ended on an error: {names}")
 
 
 @app.command()
@@ -220,7 +245,7 @@ def text(
     from streamsense.schemas.catalog import dlq_topic
     from streamsense.services.observability.health import HealthServer
     from streamsense.services.producers.live import LiveProgress
-    from streamsense.services.producers.tail import matching_files
+    from streamsense.services.producers.tail import matching_files, not_regular
     from streamsense.services.producers.text import TextProducer
     from streamsense.services.runner import start_health, stop_on_signals
 
@@ -235,7 +260,7 @@ def text(
         "text_kafka_timeout_s": ("--kafka-timeout", kafka_timeout),
     })  # fmt: skip
     if path is not None and not follow and not matching_files(path):
-        raise _fail(2, f"no file matches {path}")
+        raise _fail(2, f"no file matches {path}{not_regular(path)}")
     # watchfiles reports every batch of changes at INFO: far too chatty for a log follower
     logging.getLogger("watchfiles").setLevel(logging.WARNING)
     stop = threading.Event()
@@ -255,7 +280,7 @@ def text(
         with stop_on_signals(stop.set), LiveProgress(title, producer.snapshot,
                                                  {"lines/s": ("sent", 1.0)}, console):  # fmt: skip
             producer.run()
-    except SourceError as exc:
+    except (SourceError, CheckpointError) as exc:
         raise _fail(2, str(exc)) from exc
     except ServiceError as exc:
         raise _fail(1, str(exc)) from exc

@@ -36,10 +36,10 @@ def rebuild(
     """Replay the results topics into Redis (latest results, history streams, source sets):
     a Redis lost entirely is restored from Kafka. Stop the sink first; start it afterwards."""
     import redis as redis_py
-    from rich.console import Console
     from rich.table import Table
 
     from streamsense.services.cli.entry import EXIT_USAGE, fail, settings_from
+    from streamsense.services.cli.entry import console as entry_console
     from streamsense.services.exceptions import ServiceError
     from streamsense.services.sink.rebuild import Rebuild, parse_duration
     from streamsense.services.sink.settings import SinkSettings
@@ -50,7 +50,7 @@ def rebuild(
         msg = f"--since: {exc}"
         raise fail(msg, EXIT_USAGE) from exc
     settings = settings_from(SinkSettings, {"redis_prefix": ("--prefix", prefix)})
-    console = Console(stderr=True)
+    console = entry_console(stderr=True)  # progress lines hold topic names: no markup
     try:
         result = Rebuild(settings, since_s).run(progress=console.log)
     except ServiceError as exc:
@@ -61,5 +61,5 @@ def rebuild(
     table = Table("task", "results", "sources", "invalid (skipped)")
     for task, c in result["tasks"].items():
         table.add_row(task, str(c["results"]), str(c["sources"]), str(c["invalid"]))
-    Console().print(table)
+    entry_console().print(table)
     console.log(f"rebuilt under prefix {settings.redis_prefix!r} in {result['seconds']} s")
