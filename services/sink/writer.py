@@ -309,9 +309,12 @@ class RedisWriter:
     def _retrying(self, call: Any) -> Any:
         while True:
             try:
-                return call()
+                reply = call()
             except TRANSIENT as exc:
                 self._on_failure(exc)
+                continue
+            self._answered()
+            return reply
 
     def _on_failure(self, exc: Exception) -> None:
         self.redis_ok, self.last_error = False, f"{type(exc).__name__}: {exc}"
@@ -344,8 +347,15 @@ class RedisWriter:
         return self._probe_error
 
     def _ok(self, seconds: float) -> None:
-        self._ok_at = time.monotonic()
+        """A batch's write worked (it took ``seconds``)."""
         self._redis_s.observe(seconds)
+        self._answered()
+
+    def _answered(self) -> None:
+        """Redis answered a call of the loop: health is green again. Any call counts, not only
+        a batch's write: a sink whose reads on assignment failed and then worked, and that has
+        had nothing to write since, stayed red with Redis back (its probe was not asked)."""
+        self._ok_at = time.monotonic()
         if not self.redis_ok:
             log.info("redis is back after %d retries; catching up", self.retries)
         self.redis_ok, self.last_error = True, None
