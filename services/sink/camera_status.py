@@ -16,14 +16,12 @@ from dataclasses import dataclass
 
 import redis
 from confluent_kafka import Message
-from redis.exceptions import ResponseError
 
 from streamsense.schemas.cameras import CameraStatus
 from streamsense.schemas.exceptions import SchemaError
 from streamsense.schemas.fields import source_id_problem
 from streamsense.schemas.registry import decode_wire
 from streamsense.services.kafka.dlq import where
-from streamsense.services.serving.clients import TRANSIENT, is_transient_reply
 from streamsense.services.sink.writer import RedisWriter
 
 log = logging.getLogger(__name__)
@@ -74,15 +72,7 @@ class StatusWriter:
         newest: dict[str, tuple[int, StatusItem]] = {}
         for i, it in items:
             newest[it.camera_id] = (i, it)
-        while True:
-            try:
-                return self._attempt(list(newest.values()))
-            except TRANSIENT as exc:
-                self.writer._on_failure(exc)  # backoff, health red; a stop request ends it
-            except ResponseError as exc:
-                if not is_transient_reply(exc):
-                    raise
-                self.writer._on_failure(exc)
+        return self.writer.until_written(lambda: self._attempt(list(newest.values())))
 
     def _attempt(self, items: list[tuple[int, StatusItem]]) -> list[tuple[int, Exception]]:
         client: redis.Redis = self.writer.redis
@@ -94,12 +84,7 @@ class StatusWriter:
                 owners += [i] * layout.camera_status(
                     pipe, it.camera_id, it.value, written_ms=now_ms
                 )
-            start = time.perf_counter()
-            replies = pipe.execute(raise_on_error=False)
-        busy = next((r for r in replies if is_transient_reply(r)), None)
-        if busy is not None:
-            raise busy
-        self.writer._ok(time.perf_counter() - start)
+            replies = self.writer.execute(pipe)
         return [
             (owner, reply)
             for owner, reply in zip(owners, replies, strict=True)

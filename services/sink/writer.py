@@ -22,11 +22,12 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
+from redis.client import Pipeline
 from redis.exceptions import ResponseError, WatchError
 
 from streamsense.schemas.catalog import TASKS
@@ -46,6 +47,8 @@ SEEN_EVERY_S = 60
 SEEN_REMEMBERED = 100_000
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: How often health PINGs Redis while the loop's own writes do not show that it answers (s).
 PROBE_EVERY_S = 2.0
@@ -137,17 +140,35 @@ class RedisWriter:
         not among the offsets kept as not yet committed): they are not dead-lettered again."""
         tps = sorted({it.tp for _, it in todo if isinstance(it, ResultItem)}
                      | {it.tp for _, it in rejected})  # fmt: skip
+        # positions are read again on every attempt
+        return self.until_written(lambda: self._attempt(todo, lag, tps, rejected))
+
+    def until_written(self, attempt: Callable[[], T]) -> T:
+        """``attempt`` (one pipeline, see :meth:`execute`) again until Redis takes it, under the
+        outage policy: backoff, health red meanwhile, a stop request ends it with
+        :class:`FatalHandlerError`. A reply that is not transient is raised."""
         while True:
             try:
-                return self._attempt(todo, lag, tps, rejected)
-            except WatchError:  # another sink instance wrote these partitions meanwhile
+                return attempt()
+            except WatchError:  # another sink instance wrote the watched keys meanwhile
                 continue
-            except TRANSIENT as exc:  # positions are read again on the next attempt
+            except TRANSIENT as exc:
                 self._on_failure(exc)
             except ResponseError as exc:
                 if not is_transient_reply(exc):
                     raise
                 self._on_failure(exc)
+
+    def execute(self, pipe: Pipeline) -> list[Any]:
+        """Send a filled pipeline; a transient reply in it (``LOADING``) is raised for
+        :meth:`until_written` to send it again, and the write counts as Redis answering."""
+        start = time.perf_counter()
+        replies: list[Any] = pipe.execute(raise_on_error=False)
+        busy = next((r for r in replies if is_transient_reply(r)), None)
+        if busy is not None:
+            raise busy
+        self._ok(time.perf_counter() - start)
+        return replies
 
     def _attempt(
         self,
@@ -186,12 +207,7 @@ class RedisWriter:
             owners = self._fill(pipe, fresh, lag, positions)
             for tp, offsets in dead.items():
                 owners += [None] * self.layout.dead_letters(pipe, field_of(tp), offsets)
-            start = time.perf_counter()
-            replies = pipe.execute(raise_on_error=False)
-        busy = next((r for r in replies if is_transient_reply(r)), None)
-        if busy is not None:  # e.g. LOADING: send the batch again, positions re-read
-            raise busy
-        self._ok(time.perf_counter() - start)
+            replies = self.execute(pipe)
         self.written_positions.update(positions)
         if len(self._seen_ms) + len(self._seen_pending) > SEEN_REMEMBERED:
             self._seen_ms.clear()

@@ -14,7 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -53,6 +53,17 @@ def _errors(stderr: str) -> list[str]:
     return [" ".join(line.split()) for line in stderr.splitlines() if line.startswith("error:")]
 
 
+def _cli(
+    stack: dict[str, str], repo_root: Path, home: Path, *args: str, prefix: Sequence[str] = ()
+) -> tuple[int, str]:
+    """``streamsense ARGS`` run to its end (under ``prefix``): its exit code and stderr."""
+    res = subprocess.run(
+        [*prefix, *CLI, *args], cwd=repo_root, env=_env(stack, home), capture_output=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    return res.returncode, res.stderr.decode()
+
+
 def test_a_file_that_cannot_be_opened_fails_the_run_once_the_others_are_sent(
     stack: dict[str, str], make_topic: Callable[..., str], repo_root: Path, tmp_path: Path
 ) -> None:
@@ -65,13 +76,8 @@ def test_a_file_that_cannot_be_opened_fails_the_run_once_the_others_are_sent(
     (logs / "b.log").chmod(0)
 
     def produce(path: Path) -> tuple[int, str]:
-        res = subprocess.run(
-            [*_without_root_file_access(), *CLI, "produce", "text", "--path", str(path),
-             "--topic", topic],
-            cwd=repo_root, env=_env(stack, tmp_path), capture_output=True, timeout=120,
-            check=False,
-        )  # fmt: skip
-        return res.returncode, res.stderr.decode()
+        return _cli(stack, repo_root, tmp_path, "produce", "text", "--path", str(path), "--topic",
+                    topic, prefix=_without_root_file_access())  # fmt: skip
 
     code, stderr = produce(logs / "*.log")
     assert code == 2, stderr
@@ -106,12 +112,9 @@ def test_a_read_error_closes_only_that_file_and_fails_the_run(
     logs.mkdir()
     append(logs / "a.log", "a-0", "a-1")
     (logs / "m.log").symlink_to("/proc/self/mem")
-    res = subprocess.run(
-        [*CLI, "produce", "text", "--path", str(logs / "*.log"), "--topic", topic],
-        cwd=repo_root, env=_env(stack, tmp_path), capture_output=True, timeout=120, check=False,
-    )  # fmt: skip
-    stderr = res.stderr.decode()
-    assert res.returncode == 2, stderr
+    code, stderr = _cli(stack, repo_root, tmp_path, "produce", "text", "--path",
+                        str(logs / "*.log"), "--topic", topic)  # fmt: skip
+    assert code == 2, stderr
     (line,) = _errors(stderr)
     assert f"{logs / 'm.log'}: read failed at byte 0: Input/output error" in line
     assert "Traceback" not in stderr
@@ -213,13 +216,10 @@ def test_a_checkpoint_that_cannot_be_written_is_named_with_what_to_do(
     """Before: ``FileNotFoundError: [Errno 2] ... '/proc/.ckpt.json.1234.tmp'``."""
     topic = make_topic("text")
     append(tmp_path / "a.log", "a-0")
-    res = subprocess.run(
-        [*CLI, "produce", "text", "--path", str(tmp_path / "a.log"), "--topic", topic,
-         "--checkpoint", "/proc/ckpt.json"],
-        cwd=repo_root, env=_env(stack, tmp_path), capture_output=True, timeout=120, check=False,
-    )  # fmt: skip
-    stderr = res.stderr.decode()
-    assert res.returncode == 2, stderr  # a local file to fix, not a Kafka problem (exit 1)
+    code, stderr = _cli(stack, repo_root, tmp_path, "produce", "text", "--path",
+                        str(tmp_path / "a.log"), "--topic", topic, "--checkpoint",
+                        "/proc/ckpt.json")  # fmt: skip
+    assert code == 2, stderr  # a local file to fix, not a Kafka problem (exit 1)
     (line,) = _errors(stderr)
     assert line == (
         "error: cannot write the checkpoint /proc/ckpt.json: No such file or directory; give a "
@@ -242,11 +242,9 @@ def test_a_path_that_is_a_fifo_or_a_directory_is_named_with_what_to_do(
         (folder, f"error: no file matches {folder}: {folder} is a directory; match the files in "
                  "it (dir/*.log)"),
     ):  # fmt: skip
-        res = subprocess.run([*CLI, "produce", "text", "--path", str(path), "--topic", topic],
-                             cwd=repo_root, env=_env(stack, tmp_path), capture_output=True,
-                             timeout=60, check=False)  # fmt: skip
-        stderr = res.stderr.decode()
-        assert res.returncode == 2, stderr
+        code, stderr = _cli(stack, repo_root, tmp_path, "produce", "text", "--path", str(path),
+                            "--topic", topic)  # fmt: skip
+        assert code == 2, stderr
         assert _errors(stderr) == [expected], stderr
     assert topic_size(stack["bootstrap"], topic) == 0
 

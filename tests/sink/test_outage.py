@@ -155,3 +155,45 @@ def test_an_idle_sink_reports_a_redis_that_does_not_answer(
             node.kill()
     # stopping with Redis gone: positions cannot be saved, which the stop reports (and nothing else)
     assert all("stopping while Redis is unreachable" in str(e) for e in running.errors)
+
+
+def test_camera_statuses_wait_out_an_outage_under_the_same_policy(
+    stack: dict[str, str], own_redis: OwnRedis
+) -> None:
+    """Statuses go through the results writer's outage policy (``until_written``): red while
+    Redis is gone, written once it is back, nothing dead-lettered."""
+    from streamsense.schemas.catalog import Topic
+    from tests.sink.test_camera_status import status
+
+    settings = factory.sink_settings(
+        stack["bootstrap"], own_redis.url, "status-outage", sink_retry_cap_s=0.3,
+        sink_redis_timeout_s=0.5,
+    )  # fmt: skip
+    keys = RedisKeys(settings.redis_prefix)
+    client = redis.Redis.from_url(own_redis.url, socket_timeout=1)
+    first, last = status("cam-a", "online"), status("cam-a", "reconnecting", reason="lost")
+    factory.produce(settings, [(Topic.CAMERAS_STATUS, first, "cam-a", None)])  # type: ignore[list-item]
+    running = Running(settings)
+    try:
+        wait_for(lambda: client.hget(keys.camera_status, "cam-a") == first, 30, "the status")
+        own_redis.kill()
+        factory.produce(settings, [(Topic.CAMERAS_STATUS, last, "cam-a", None)])  # type: ignore[list-item]
+        wait_for(lambda: not running.sink.health()[0], 20, "the sink to report unhealthy")
+        assert running.sink.handler.retries > 0
+        own_redis.start()
+
+        def written() -> bool:
+            try:
+                return client.hget(keys.camera_status, "cam-a") == last
+            except redis.ConnectionError:
+                return False
+
+        wait_for(written, 60, "the status written after the restart")
+        wait_for(lambda: running.sink.health()[0], 20, "the sink to report healthy again")
+    finally:
+        running.stop()
+        client.close()
+    assert not running.errors
+    assert running.sink.loop.dead_lettered == 0
+    dlq = settings.topic(Topic.CAMERAS_STATUS) + ".dlq"
+    assert read_all(settings.kafka_bootstrap, dlq, 1, 2) == []
