@@ -56,6 +56,9 @@ class Sample:
     at: float  # monotonic time the result reached the tap
     source: str
     latency_ms: float
+    #: capture -> the worker's read, the worker's read -> its produce (of which the model's
+    #: call for the batch), its produce -> the tap (ms)
+    hops: tuple[float, float, float, float] | None = None
 
 
 @dataclass
@@ -89,9 +92,15 @@ class Tap:
                 continue
             now = time.time_ns()
             body = orjson.loads(msg["data"])
-            cap = body.get("timings", {}).get("capture_ns")
+            timings = body.get("timings", {})
+            cap = timings.get("capture_ns")
             if cap:
-                self.samples.append(Sample(time.monotonic(), body["source_id"], (now - cap) / 1e6))
+                sample = Sample(time.monotonic(), body["source_id"], (now - cap) / 1e6)
+                read, out = timings.get("consumed_ns"), timings.get("produced_ns")
+                if read and out:
+                    model = float(timings.get("model_ms", 0.0))
+                    sample.hops = ((read - cap) / 1e6, (out - read) / 1e6, model, (now - out) / 1e6)
+                self.samples.append(sample)
 
     def window(self, start: float, end: float) -> list[Sample]:
         return [s for s in self.samples if start <= s.at <= end]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from streamsense.schemas.catalog import Task
-from streamsense.services.bench.harness import Rig, rig
+from streamsense.services.bench.harness import Rig, Sample, rig
 from streamsense.services.bench.harness import generate as send
 from streamsense.services.settings import StreamsenseSettings
 
@@ -29,6 +29,18 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
         return {"p50": None, "p90": None, "p99": None}
     q = statistics.quantiles(values, n=100)
     return {"p50": round(q[49], 2), "p90": round(q[89], 2), "p99": round(q[98], 2)}
+
+
+def hops_p50(window: list[Sample]) -> dict[str, float] | None:
+    """Where the time of a median result goes: capture -> the worker's read (the producer, the
+    broker, the worker's fetch), in the worker (batching, the model, the produce call; of it the
+    model's call), and the worker's produce -> the sink's publish (the broker, a transaction's
+    commit in exactly-once, the sink's fetch, the Redis write)."""
+    hops = [s.hops for s in window if s.hops is not None]
+    if len(hops) < 2:
+        return None
+    names = ("to_worker", "in_worker", "model", "to_redis")
+    return {n: round(statistics.median(h[i] for h in hops), 2) for i, n in enumerate(names)}
 
 
 def measure(
@@ -52,6 +64,7 @@ def measure(
         "sent": sent,
         "results": len(r.tap.window(start, time.monotonic())),
         **percentiles(lat),
+        "hops_p50_ms": hops_p50(window),
         "samples": len(lat),
         "tap_errors": r.tap.errors,
         "load_average_1m": round(os.getloadavg()[0], 2),
