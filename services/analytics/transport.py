@@ -26,6 +26,7 @@ import faust.transport.drivers.aiokafka as aio
 from aiokafka.client import AIOKafkaClient
 from faust.transport.drivers import TRANSPORTS
 
+from streamsense.services.analytics import records
 from streamsense.services.analytics.settings import READ_COMMITTED_SCHEME
 
 
@@ -72,5 +73,7 @@ class Transport(aio.Transport):
 
 
 def register() -> None:
-    """Make ``streamsense-rc://`` broker URLs resolve to this transport (idempotent)."""
+    """Make ``streamsense-rc://`` broker URLs resolve to this transport, whose fetches a header
+    key that is not UTF-8 cannot break (:mod:`.records`); idempotent."""
+    records.install()
     TRANSPORTS.aliases[READ_COMMITTED_SCHEME] = f"{__name__}:Transport"

@@ -26,6 +26,7 @@ from tests.analytics.helpers import B, S
 from tests.analytics.test_app_integration import Env
 from tests.conftest import wait_for
 from tests.kafka_helpers import read_all
+from tests.raw_headers import produce_raw
 
 pytestmark = [pytest.mark.integration, pytest.mark.flaky(reruns=1)]
 
@@ -113,3 +114,27 @@ def test_fractions_outside_0_1_are_dead_letters_and_the_windows_stay_finite(env:
     reason = DeadLetterInfo.from_kafka_headers(seg_dead.headers()).error_message
     assert "class_areas['person'] is 7.5" in reason
     assert app.terminate(timeout=30) == 0
+
+
+def test_a_header_key_that_is_not_utf8_neither_crashes_nor_stalls_the_app(env: Env) -> None:
+    """Before: aiokafka raised ``UnicodeDecodeError`` unpacking the fetched batch, the app
+    crashed, and crashed again at every restart (the record is read again)."""
+    raw = [(b"\xff\xfe-key", b"x")]
+    values = [orjson.dumps(syn.sentiment("chat", B + i * S, label).to_json_dict())
+              for i, label in enumerate(("positive", "negative", "neutral"))]  # fmt: skip
+    bad = b'{"not": "a result"}'
+    produce_raw(env.bootstrap, env.topic("results.sentiment"), [
+        (b"chat", values[0], []),
+        (b"chat", values[1], raw),  # a good result: analytics reads no header, it counts
+        (b"chat", bad, raw),  # dead-lettered, with the key as it could be read
+        (b"chat", values[2], [(b"ok", b"1")]),
+    ])  # fmt: skip
+    app = env.start()
+    h = app.wait(lambda h: h["events"] == 3 and h["dead_lettered"] == 1, 60, "3 counted, 1 dead")
+    assert h["ok"] and not h["crashed"], h
+    [dead] = read_all(env.bootstrap, env.topic("results.sentiment.dlq"), 1, timeout=20)
+    assert dead.value() == bad
+    assert dict(dead.headers() or [])["\ufffd\ufffd-key"] == b"x"
+    assert DeadLetterInfo.from_kafka_headers(dead.headers()).error_class == "UnknownSchemaError"
+    assert app.terminate(timeout=30) == 0
+    assert "UnicodeDecodeError" not in app.log_path.read_text()
