@@ -34,6 +34,9 @@ class DeadLetterInfo(BaseModel):
     original_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     original_key_size: int | None = Field(default=None, ge=0)
     headers_dropped: int = Field(default=0, ge=0)
+    #: Set when the original record's headers could not be read (a header key that is not
+    #: UTF-8): none of them is copied to the dead letter.
+    headers_unreadable: bool = False
 
     @classmethod
     def describe(

@@ -21,6 +21,7 @@ from confluent_kafka import KafkaError, KafkaException, Message
 
 from streamsense.schemas.catalog import dlq_topic
 from streamsense.schemas.dlq import DeadLetterInfo
+from streamsense.services.kafka.headers import readable_headers
 from streamsense.services.kafka.producer import DeliveryCallback, Producer
 from streamsense.services.kafka.topics import catalogue_spec, dead_letter_budget
 from streamsense.services.observability import metrics
@@ -138,7 +139,10 @@ class DeadLetterRouter:
             offset=int(msg.offset() or 0),
             service=self._service,
         )
-        headers = [(str(k), v) for k, v in list(msg.headers() or []) if isinstance(v, bytes | str)]
+        original, readable = readable_headers(msg)
+        if not readable:  # a header key that is not UTF-8: none can be copied, the letter says so
+            info = info.model_copy(update={"headers_unreadable": True})
+        headers = [(str(k), v) for k, v in original if isinstance(v, bytes | str)]
         letter = dead_letter(msg.key(), msg.value(), headers, info, self._budget(topic))
         target = dlq_topic(topic)
         log.warning("%s -> %s: %s: %s", where(msg), target, info.error_class, info.error_message)

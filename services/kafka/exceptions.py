@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from streamsense.schemas.exceptions import SchemaError
 from streamsense.services.exceptions import ServiceError
 
 
@@ -55,3 +56,9 @@ LOOP_SIGNALS = (FatalHandlerError, RewindRequest, HandlerUnavailableError)
 class OutputTooLargeError(KafkaIOError):
     """An output record larger than its topic accepts: the broker would refuse it on every
     retry and its partition would stall behind it, so its input is dead-lettered instead."""
+
+
+class UnreadableHeadersError(SchemaError):
+    """A record's headers cannot be read: a header key is not UTF-8. The wire format allows
+    any bytes and any client can send them, but confluent-kafka decodes keys as UTF-8 and
+    raises (:mod:`~streamsense.services.kafka.headers`)."""

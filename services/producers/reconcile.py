@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from streamsense.services.kafka.headers import readable_headers
 from streamsense.services.producers.checkpoint import Checkpoint, FileCheckpoint
 from streamsense.services.settings import StreamsenseSettings
 
@@ -47,9 +48,10 @@ def _str(value: str | bytes | None) -> str | None:
 
 
 def _parse(msg: Message, producer_id: str) -> tuple[str, Found] | None:
-    raw = msg.headers() or []
-    pairs = raw.items() if isinstance(raw, dict) else raw
-    headers = {k: _str(v) for k, v in pairs}
+    raw, readable = readable_headers(msg)
+    if not readable:  # a header key that is not UTF-8: not a record this producer wrote
+        return None
+    headers = {k: _str(v) for k, v in raw}
     parts = (headers.get(SRC_HEADER) or "").split(" ")
     if len(parts) != 5 or not all(p.lstrip("-").isdigit() for p in parts[2:]):
         return None

@@ -18,6 +18,7 @@ from confluent_kafka import Message
 from streamsense.models.decoding import ImageInfo, check_image, decode_image
 from streamsense.models.exceptions import BadImageError
 from streamsense.schemas.frames import FrameHeaders
+from streamsense.services.kafka.headers import headers_of
 from streamsense.services.workers.exceptions import BadFrameError
 
 
@@ -41,7 +42,7 @@ class CheckedFrame:
 
 def check_frame(msg: Message, *, max_bytes: int, max_pixels: int) -> CheckedFrame:
     """Parse the headers and check the bytes. Raises SchemaError or BadFrameError."""
-    headers = FrameHeaders.from_kafka_headers(msg.headers())
+    headers = FrameHeaders.from_kafka_headers(headers_of(msg))
     data = msg.value()
     try:
         if headers.encoding != "jpeg":

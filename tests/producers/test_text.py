@@ -25,6 +25,7 @@ from streamsense.services.producers.text import TextProducer
 from tests.conftest import wait_for
 from tests.kafka_helpers import read_all
 from tests.producers.conftest import topic_size
+from tests.raw_headers import produce_raw
 
 pytestmark = pytest.mark.integration
 
@@ -373,3 +374,23 @@ def test_cli_errors_exit_2_with_a_clear_message(
     assert res.exit_code == 2, res.output
     assert message in " ".join(res.output.split())
     assert "Traceback" not in res.output
+
+
+def test_reconciling_reads_past_a_record_whose_header_keys_are_not_utf8(
+    stack: dict[str, str], make_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    """Another client's record with such a key in the topic: confluent-kafka raised
+    ``SystemError`` reading its headers, and the producer could not start (before)."""
+    topic = make_topic("text")
+    log = tmp_path / "app.log"
+    ckpt = tmp_path / "ckpt.json"
+    append(log, "a", "b")
+    s = text_settings(stack, topic, ckpt)
+    TextProducer(s, pattern=str(log)).run()
+    shutil.copy(ckpt, tmp_path / "ckpt.old")
+    append(log, "c", "d")
+    TextProducer(s, pattern=str(log)).run()
+    produce_raw(stack["bootstrap"], topic, [(b"app.log", b"{}", [(b"\xff-ss-src", b"x")])])
+    shutil.copy(tmp_path / "ckpt.old", ckpt)  # as if the last 2 acks never reached the disk
+    assert TextProducer(s, pattern=str(log)).run().sent == 0, "reconciled past the odd record"
+    assert topic_size(s.kafka_bootstrap, topic) == 5

@@ -33,6 +33,7 @@ from streamsense.services.producers.text import TextProducer
 from streamsense.services.serving.keys import RedisKeys
 from streamsense.services.settings import StreamsenseSettings
 from tests.conftest import wait_for
+from tests.raw_headers import produce_raw
 from tests.reliability.conftest import TopicReader
 from tests.reliability.test_bad_input import GOOD_JPEG, services
 
@@ -70,13 +71,17 @@ class Plane:
         key = self.keys.latest("sentiment", source)
         wait_for(lambda: self.redis.exists(key), 60, f"the sentiment result of {source}")
 
-    def letters(self, topic: str, case: str, n: int, timeout: float = 60) -> list[Message]:
-        """The dead letters of the records sent with header ``case``: ``n`` of them, no more
-        (read on for a second after the ``n``-th, to see any extra)."""
+    def letters(
+        self, topic: str, case: str, n: int, timeout: float = 60, key: bytes | None = None
+    ) -> list[Message]:
+        """The dead letters of the records sent with header ``case`` (or with ``key``): ``n``
+        of them, no more (read on for a second after the ``n``-th, to see any extra)."""
         reader = TopicReader(self.settings.kafka_bootstrap, self.topic(f"{topic}.dlq"), 1,
                              {"fetch.max.bytes": 64 << 20})  # fmt: skip
 
         def mine() -> list[Message]:
+            if key is not None:
+                return [m for m in reader.messages if m.key() == key]
             return [
                 m for m in reader.messages if dict(m.headers() or []).get("case") == case.encode()
             ]
@@ -235,4 +240,36 @@ def test_a_giant_line_is_served_truncated_and_the_next_line_after_it(
     assert b"the line after it" in latest
     first = orjson.loads(plane.redis.xrange(stream, count=1)[0][1][b"json"])
     assert first["text"] == poison.giant_line(20_000_000)[:MAX_TEXT_BYTES].decode()
+    plane.all_alive()
+
+
+def test_header_keys_that_are_not_utf8_are_dead_letters_not_crashes(plane: Plane) -> None:
+    """Kafka lets a header key be any bytes; confluent-kafka raised ``SystemError`` reading
+    one. Before: a frame with such a key crashed the vision workers and the sink's thumbnail
+    step, and dead-lettering any such record crashed again (the letter copies the headers)."""
+    raw = (b"\xff\xfe-key", b"x")
+    bootstrap = plane.settings.kafka_bootstrap
+    camera = "cam-rawkey"
+    frame = [(k.encode(), v) for k, v in poison.frame_headers(camera, 0, 160, 120)]
+    produce_raw(bootstrap, plane.topic("frames"), [(camera.encode(), GOOD_JPEG, [*frame, raw])])
+    text = encode(TextEvent(source_id="txt-rawkey", text="fine words", ts_ns=time.time_ns(),
+                            seq=0, trace_id="r"))  # fmt: skip
+    records = [(b"txt-rawkey", text, [raw]), (b"txt-rawkey-bad", b"{not json", [raw])]
+    produce_raw(bootstrap, plane.topic("text"), records)
+    for m in plane.letters("frames", "", 2, key=camera.encode()):  # detector's and segmenter's
+        info = DeadLetterInfo.from_kafka_headers(m.headers())
+        assert info.error_class == "UnreadableHeadersError", info
+        assert "a header key is not UTF-8" in info.error_message
+        assert info.headers_unreadable and m.value() == GOOD_JPEG
+    [bad] = plane.letters("text", "", 1, key=b"txt-rawkey-bad")
+    info = DeadLetterInfo.from_kafka_headers(bad.headers())
+    assert info.error_class == "SchemaError" and info.headers_unreadable, info
+    assert bad.value() == b"{not json"
+    # the sentiment worker needs no header of a text record: that one is served
+    wait_for(lambda: plane.redis.exists(plane.keys.latest("sentiment", "txt-rawkey")), 60,
+             "the text record with the odd header key served")  # fmt: skip
+    assert not plane.redis.exists(plane.keys.thumb(camera)), "no thumbnail from unread headers"
+    plane.good_frame(camera)  # the same camera's next frame: served, with its thumbnail
+    thumb_meta = plane.keys.thumb_meta(camera)
+    wait_for(lambda: plane.redis.hget(thumb_meta, "seq") == b"0", 60, "the good frame's thumbnail")
     plane.all_alive()

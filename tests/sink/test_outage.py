@@ -74,6 +74,13 @@ def _produce(settings: SinkSettings, seqs: range) -> None:
     factory.produce(settings, [factory.result_record(m) for m in msgs])
 
 
+def _nothing_dead_lettered(running: Running, settings: SinkSettings, dlq: str) -> None:
+    """The sink stopped without an error, and nothing of the outage became a dead letter."""
+    assert not running.errors
+    assert running.sink.loop.dead_lettered == 0
+    assert read_all(settings.kafka_bootstrap, dlq, 1, 2) == []
+
+
 @pytest.mark.slow
 def test_redis_outage_mid_stream_loses_nothing(stack: dict[str, str], own_redis: OwnRedis) -> None:
     settings = factory.sink_settings(
@@ -102,9 +109,7 @@ def test_redis_outage_mid_stream_loses_nothing(stack: dict[str, str], own_redis:
     finally:
         running.stop()
         client.close()
-    assert not running.errors
-    assert running.sink.loop.dead_lettered == 0
-    assert read_all(settings.kafka_bootstrap, settings.topic("results.sentiment.dlq"), 1, 2) == []
+    _nothing_dead_lettered(running, settings, settings.topic("results.sentiment.dlq"))
 
 
 def test_stop_while_redis_is_down_raises_fatal_instead_of_dead_lettering() -> None:
@@ -193,7 +198,4 @@ def test_camera_statuses_wait_out_an_outage_under_the_same_policy(
     finally:
         running.stop()
         client.close()
-    assert not running.errors
-    assert running.sink.loop.dead_lettered == 0
-    dlq = settings.topic(Topic.CAMERAS_STATUS) + ".dlq"
-    assert read_all(settings.kafka_bootstrap, dlq, 1, 2) == []
+    _nothing_dead_lettered(running, settings, settings.topic(Topic.CAMERAS_STATUS) + ".dlq")
