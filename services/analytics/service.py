@@ -12,7 +12,7 @@ from streamsense.services.analytics.app import AnalyticsApp
 from streamsense.services.analytics.redis_out import RedisPublisher
 from streamsense.services.analytics.rules import RuleSet, load_rules
 from streamsense.services.analytics.settings import AnalyticsSettings
-from streamsense.services.analytics.topology import prepare_topics
+from streamsense.services.analytics.topology import wait_for_topics
 from streamsense.services.serving.keys import RedisKeys
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def build(settings: AnalyticsSettings) -> AnalyticsApp:
     """Everything but the worker: rules validated, topics created, the Faust app wired."""
     rules = load_rules(settings.analytics_rules) if settings.analytics_rules else RuleSet()
-    layout = prepare_topics(settings)
+    layout = wait_for_topics(settings)
     settings.datadir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     publisher = None
     if settings.analytics_redis_enabled:

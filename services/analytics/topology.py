@@ -20,6 +20,7 @@ from confluent_kafka.admin import AdminClient
 from streamsense.schemas.catalog import ANALYTICS_OUTPUTS, Topic, results_topics
 from streamsense.services.analytics.exceptions import AnalyticsError
 from streamsense.services.analytics.settings import AnalyticsSettings
+from streamsense.services.kafka.exceptions import KafkaUnreachableError
 from streamsense.services.kafka.topics import TOPICS, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,30 @@ class Layout:
     replication_factor: int
 
 
+#: How long one attempt to reach Kafka at start-up waits before saying so and trying again.
+ATTEMPT_S = 10.0
+
+
+def wait_for_topics(settings: AnalyticsSettings, attempt_s: float = ATTEMPT_S) -> Layout:
+    """:func:`prepare_topics`, again for as long as Kafka does not answer, as the workers and
+    the sink wait (health red, "starting"; SIGTERM stops the process). Before, analytics exited
+    1 after 30 s, so a broker a minute late to start left it down until someone restarted it.
+    Errors that waiting cannot fix (a topic Kafka refuses to create) still end the start."""
+    tries = 0
+    while True:
+        try:
+            return prepare_topics(settings, timeout=attempt_s)
+        except KafkaUnreachableError as exc:
+            tries += 1
+            log.warning(
+                "%s; waiting for it (attempt %d, every %.0f s; health says \"starting\"): check "
+                "STREAMSENSE_KAFKA_BOOTSTRAP and that the broker is up", exc, tries, attempt_s
+            )  # fmt: skip
+
+
 def prepare_topics(settings: AnalyticsSettings, timeout: float = 30.0) -> Layout:
-    """Create the app's topics if missing (idempotent) and read the partition counts."""
+    """Create the app's topics if missing (idempotent) and read the partition counts;
+    :class:`KafkaUnreachableError` when Kafka does not answer within ``timeout``."""
     inputs = list(results_topics())
     wanted = [*inputs, *ANALYTICS_OUTPUTS]
     ensure_topics(settings, [s for s in TOPICS if s.name in wanted], timeout=timeout)
@@ -41,7 +64,7 @@ def prepare_topics(settings: AnalyticsSettings, timeout: float = 30.0) -> Layout
         md = AdminClient(settings.librdkafka_config()).list_topics(timeout=timeout)
     except KafkaException as exc:
         msg = f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}"
-        raise AnalyticsError(msg) from exc
+        raise KafkaUnreachableError(msg) from exc
     counts = {name: len(md.topics[settings.topic(name)].partitions) for name in inputs}
     det, seg = counts[Topic.DETECTIONS], counts[Topic.SEGMENTS]
     if det != seg:

@@ -42,5 +42,5 @@ def analytics(
     except RulesError as exc:
         raise fail(str(exc), EXIT_USAGE) from exc
     # Built inside run_service: the health port answers (red, "starting") and the log says what
-    # it waits for while the topics are prepared on Kafka; unreachable Kafka exits 1, one line.
+    # it waits for while the topics are prepared on Kafka, for as long as Kafka does not answer.
     run_service(settings, lambda s: AnalyticsService(s, build(s)))

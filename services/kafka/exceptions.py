@@ -31,6 +31,11 @@ class FatalHandlerError(ServiceError):
     The loop drains, commits what was fully processed, and re-raises."""
 
 
+class KafkaUnreachableError(KafkaIOError):
+    """No broker answered within the call's timeout (a wrong bootstrap address, a broker not
+    up yet): a service may wait and try again, a one-shot command says so and exits."""
+
+
 class TopicMismatchError(KafkaIOError):
     """A topic a service writes is missing or configured unlike the topic spec (a broker's
     auto-creation, an old spec): ``streamsense topics create`` aligns it."""

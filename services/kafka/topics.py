@@ -17,7 +17,11 @@ from confluent_kafka.admin import (
 )
 
 from streamsense.schemas.catalog import FRAME_MAX_BYTES, Topic, dlq_topic
-from streamsense.services.kafka.exceptions import KafkaIOError, TopicMismatchError
+from streamsense.services.kafka.exceptions import (
+    KafkaIOError,
+    KafkaUnreachableError,
+    TopicMismatchError,
+)
 from streamsense.services.settings import StreamsenseSettings
 
 log = logging.getLogger(__name__)
@@ -170,7 +174,7 @@ def ensure_topics(
         md = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
         msg = f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}"
-        raise KafkaIOError(msg) from exc
+        raise KafkaUnreachableError(msg) from exc
     existing = md.topics
     rf, durability = replication(len(md.brokers))
     wanted = [s.with_extra(durability) for s in expand(specs, settings.topic_prefix)]
