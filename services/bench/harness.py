@@ -215,11 +215,12 @@ def _paced(
 ) -> int:  # fmt: skip
     settings = StreamsenseSettings.model_validate(raw)
     topic = settings.topic(TASKS[task].input_topic)
-    # send as `produce text` / `produce camera` do: the latency measured includes their linger
+    # send as `produce text` / `produce camera` do, with their linger as configured here
+    # (STREAMSENSE_TEXT_LINGER_MS / _CAMERA_LINGER_MS): the latency measured includes it
     if task == "sentiment":
-        linger_ms = TextProducerSettings.model_fields["text_linger_ms"].default
+        linger_ms = TextProducerSettings().text_linger_ms
     else:
-        linger_ms = CameraProducerSettings.model_fields["camera_linger_ms"].default
+        linger_ms = CameraProducerSettings().camera_linger_ms
     p = Producer(settings, linger_ms=linger_ms)
     # independent sources are not in phase: source k of n starts k/n of its period late (in
     # phase, 2 sources at 10/s were 10 pairs a second, and one line of each pair queued behind
