@@ -20,9 +20,7 @@ from streamsense.schemas.catalog import TASKS, Task
 from streamsense.schemas.registry import decode_wire
 from streamsense.schemas.results import DetectionResult, SegmentResult, SentimentResult
 from streamsense.services.kafka.dlq import where
-from streamsense.services.kafka.exceptions import UnreadableHeadersError
 from streamsense.services.kafka.handler import BatchHandler, Outcome
-from streamsense.services.kafka.headers import headers_of
 from streamsense.services.kafka.unreadable import unreadable_error
 from streamsense.services.observability import metrics as core_metrics
 from streamsense.services.sink import metrics
@@ -178,8 +176,8 @@ class RedisSinkHandler(BatchHandler[Prepared]):
     def _note_frame(self, i: int, m: Message, newest: dict[str, tuple[int, Any]]) -> None:
         """Remember the newest frame per camera; older ones in the batch need no thumbnail."""
         try:
-            meta = frame_headers(headers_of(m))
-        except (ThumbnailError, UnreadableHeadersError) as exc:
+            meta = frame_headers(m)
+        except ThumbnailError as exc:
             self._skip_frame(m, exc)
             return
         seen = newest.get(meta.camera_id)

@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import cv2
+from confluent_kafka import Message
 
 from streamsense.models.decoding import check_image, decode_image
 from streamsense.models.exceptions import BadImageError
 from streamsense.schemas.catalog import FRAME_MAX_BYTES, FRAME_MAX_PIXELS
 from streamsense.schemas.exceptions import SchemaError
-from streamsense.schemas.frames import FrameHeaders, HeaderList
+from streamsense.schemas.frames import FrameHeaders
+from streamsense.services.kafka.headers import headers_of
 from streamsense.services.sink.exceptions import ThumbnailError
 
 
@@ -28,9 +30,11 @@ class Thumbnail:
     capture_ns: int
 
 
-def frame_headers(headers: HeaderList | None) -> FrameHeaders:
+def frame_headers(msg: Message) -> FrameHeaders:
+    """The frame's headers; :class:`ThumbnailError` when they are invalid or cannot be read
+    (a header key that is not UTF-8)."""
     try:
-        return FrameHeaders.from_kafka_headers(headers)
+        return FrameHeaders.from_kafka_headers(headers_of(msg))
     except SchemaError as exc:
         raise ThumbnailError(str(exc)) from exc
 
