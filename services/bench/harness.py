@@ -217,10 +217,13 @@ def _paced(
     topic = settings.topic(TASKS[task].input_topic)
     # send as `produce text` / `produce camera` do, with their linger as configured here
     # (STREAMSENSE_TEXT_LINGER_MS / _CAMERA_LINGER_MS): the latency measured includes it
+    # and, as `produce text` does with nothing more to read, a line is sent at once when the
+    # next one is not due yet (STREAMSENSE_TEXT_SEND_WHEN_IDLE)
     if task == "sentiment":
-        linger_ms = TextProducerSettings().text_linger_ms
+        text = TextProducerSettings()
+        linger_ms, send_when_idle = text.text_linger_ms, text.text_send_when_idle
     else:
-        linger_ms = CameraProducerSettings().camera_linger_ms
+        linger_ms, send_when_idle = CameraProducerSettings().camera_linger_ms, False
     p = Producer(settings, linger_ms=linger_ms)
     # independent sources are not in phase: source k of n starts k/n of its period late (in
     # phase, 2 sources at 10/s were 10 pairs a second, and one line of each pair queued behind
@@ -233,7 +236,9 @@ def _paced(
     start = time.perf_counter()
     for due, src, i in events:
         while (left := start + due - time.perf_counter()) > 0:
-            if left < 0.001:  # poll() counts whole ms: it would spin, taking a core from the rig
+            if send_when_idle and p.in_flight and left >= 0.001:
+                p.flush(min(left, 0.05))
+            elif left < 0.001:  # poll() counts whole ms: it would spin, taking a core from the rig
                 time.sleep(left)
             else:
                 p.poll(min(left, 0.002))

@@ -203,10 +203,13 @@ class Producer:
         return n
 
     def flush(self, timeout: float = 30.0) -> int:
-        """Deliver everything, waiting records included; returns how many are still undelivered."""
+        """Deliver everything, waiting records included, now: librdkafka does not wait out
+        ``linger.ms`` during a flush, so a caller with nothing more to send right now flushes
+        rather than polls (a quiet log's line reaches Kafka ~1 ms sooner). Delivery callbacks
+        run here; returns how many records are still undelivered."""
         deadline = time.monotonic() + timeout
         while (self._pending or self._in_flight) and time.monotonic() < deadline:
-            self._rd.poll(min(0.1, max(0.0, deadline - time.monotonic())))
+            self._rd.flush(min(0.1, max(0.0, deadline - time.monotonic())))
             self._pump()
         self._in_flight_gauge.set(self._in_flight)
         return len(self._pending) + self._in_flight

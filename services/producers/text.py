@@ -9,6 +9,9 @@ skipped, over-long lines truncated, invalid UTF-8 replaced, lines without the ``
 - File positions are checkpointed only over acknowledged lines, and reconciled with the topic at
   start (see :mod:`streamsense.services.producers.reconcile`), so a restart neither loses nor
   repeats lines (:mod:`streamsense.services.producers.text_files` keeps the book).
+- Lines read while more input waits linger ``text_linger_ms`` to share a request; when nothing
+  more is there to read they are sent at once (``text_send_when_idle``), so a quiet log does
+  not pay the linger on every line.
 - Each file is read at most ``4 * CHUNK`` bytes per round and a round follows at once while any
   file has more: a giant line delays other files' lines by one round, and is served truncated
   as soon as it passes ``text_max_line_bytes``.
@@ -217,7 +220,7 @@ class TextProducer:
                 if not self.follow and not self.tailer.files:
                     break
                 if self.producer.in_flight:
-                    self.producer.poll(0.05)
+                    self._idle(0.05)
                 else:
                     changed.wait(min(0.2, s.text_poll_interval_s))
         finally:
@@ -248,6 +251,8 @@ class TextProducer:
         fd = stream.fileno()
         while not self.stop_event.is_set():
             self.sender.wait_for_room()
+            if self.producer.in_flight and not select.select([fd], [], [], 0)[0]:
+                self._idle(0.05)
             ready, _, _ = select.select([fd], [], [], 0.1)
             if not ready:
                 self._served()
@@ -266,6 +271,14 @@ class TextProducer:
             if splitter.pending and not splitter.skipping:
                 log.warning("stopped with %d byte(s) of an unfinished last line read from stdin: "
                             "not sent", splitter.pending)  # fmt: skip
+
+    def _idle(self, timeout: float) -> None:
+        """Nothing more to read now: wait up to ``timeout`` s for acknowledgements, sending the
+        lines read at once unless ``text_send_when_idle`` is off (they linger, for nothing)."""
+        if self.settings.text_send_when_idle:
+            self.producer.flush(timeout)
+        else:
+            self.producer.poll(timeout)
 
     def _served(self) -> None:
         self.producer.poll(0)
