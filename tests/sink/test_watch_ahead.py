@@ -42,6 +42,14 @@ def client(node: OwnRedis) -> Iterator[redis.Redis]:
     c.close()
 
 
+@pytest.fixture
+def admin(node: OwnRedis) -> Iterator[redis.Redis]:
+    """Another client: to look, and to act as another sink instance or the server's admin."""
+    c = redis.Redis.from_url(node.url)
+    yield c
+    c.close()
+
+
 def _handler(node: OwnRedis, client: redis.Redis) -> RedisSinkHandler:
     settings = SinkSettings(redis_url=node.url, service_name="sink-watch-ahead")
     return RedisSinkHandler(settings, client, {"results.sentiment": "sentiment"})
@@ -64,9 +72,8 @@ def _calls(admin: redis.Redis, command: str) -> int:
 
 
 def test_a_quiet_batch_after_a_write_is_one_transaction_and_no_position_read(
-    node: OwnRedis, client: redis.Redis
+    node: OwnRedis, client: redis.Redis, admin: redis.Redis
 ) -> None:
-    admin = redis.Redis.from_url(node.url)
     h = _handler(node, client)
     assert h.process(_items(range(2))) == [[], []]
     admin.config_resetstat()
@@ -75,13 +82,11 @@ def test_a_quiet_batch_after_a_write_is_one_transaction_and_no_position_read(
     assert (_calls(admin, "exec"), _calls(admin, "hmget")) == (1, 0)
     assert (_calls(admin, "watch"), _calls(admin, "hgetall")) == (1, 1)
     assert _seqs(admin) == [0, 1, 2]
-    admin.close()
 
 
 def test_a_position_moved_by_another_sink_meanwhile_is_honoured_nothing_applied_twice(
-    node: OwnRedis, client: redis.Redis
+    node: OwnRedis, client: redis.Redis, admin: redis.Redis
 ) -> None:
-    admin = redis.Redis.from_url(node.url)
     h = _handler(node, client)
     h.process(_items(range(2)))
     # another instance took the partition over and applied offsets 2 and 3 (their results
@@ -94,13 +99,11 @@ def test_a_position_moved_by_another_sink_meanwhile_is_honoured_nothing_applied_
     assert admin.hget(keys.sink_positions, field_of(TP)) == b"5"
     assert h.writer.skipped_applied == 2
     assert (h.retries, h.redis_ok) == (0, True)
-    admin.close()
 
 
 def test_a_watch_whose_connection_closed_while_idle_costs_no_failure(
-    node: OwnRedis, client: redis.Redis
+    node: OwnRedis, client: redis.Redis, admin: redis.Redis
 ) -> None:
-    admin = redis.Redis.from_url(node.url)
     h = _handler(node, client)
     h.process(_items(range(2)))
     killed = [c["id"] for c in admin.client_list() if c.get("name") == NAME]
@@ -110,4 +113,3 @@ def test_a_watch_whose_connection_closed_while_idle_costs_no_failure(
     assert h.process(_items(range(2, 4))) == [[], []]
     assert _seqs(admin) == [0, 1, 2, 3]
     assert (h.retries, h.redis_ok) == (0, True), h.writer.last_error
-    admin.close()
