@@ -208,7 +208,7 @@ class BatchLoop(Generic[P]):
         self._pending = nxt
         self.handler.between_batches()
         self.producer.poll(0)
-        self._settle(idle=nxt is None)
+        self._settle(idle=nxt is None, keeping_up=not self._full)
 
     def _prepare(self, batch: list[Message], *, here: bool) -> Future[P]:
         """In the prepare thread (overlapping the pending batch), or ``here`` when there is
@@ -289,9 +289,9 @@ class BatchLoop(Generic[P]):
         if self._failure is None:
             self._failure = reason
 
-    def _settle(self, idle: bool) -> None:
+    def _settle(self, idle: bool, keeping_up: bool = False) -> None:
         """Make what is finished durable (store offsets, or commit the transaction)."""
-        self.delivery.settle(idle)
+        self.delivery.settle(idle, keeping_up)
         if self.delivery.succeeded:
             self.delivery.succeeded = False
             if self.retrying is not None and self._failure is None:

@@ -74,8 +74,9 @@ class Delivery:
             self.on_failure,
         )
 
-    def settle(self, idle: bool) -> None:
-        """After each loop step: store the offsets whose outputs are all acknowledged."""
+    def settle(self, idle: bool, keeping_up: bool = False) -> None:
+        """After each loop step: store the offsets whose outputs are all acknowledged.
+        ``idle``: nothing was fetched; ``keeping_up``: the last fetch was not a full batch."""
         ready = self.tracker.take_committable()
         if not ready:
             return
@@ -143,8 +144,8 @@ class ExactlyOnce(Delivery):
         ack = super().batch_ack([])  # offsets are finished by the commit, not by the acks
         return ack
 
-    def settle(self, idle: bool) -> None:
-        if not self.txn.due(idle):
+    def settle(self, idle: bool, keeping_up: bool = False) -> None:
+        if not self.txn.due(idle, keeping_up):
             return
         points = self.tracker.rewind_points()  # where to read again if the commit fails
         finished = self.tracker.finished
