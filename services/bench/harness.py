@@ -179,6 +179,7 @@ def rig(
         tap.close()
         sup.stop()
         drop_topics(settings)
+        drop_keys(settings.redis_url.get_secret_value(), keys)
 
 
 def drop_topics(settings: StreamsenseSettings) -> None:
@@ -189,6 +190,20 @@ def drop_topics(settings: StreamsenseSettings) -> None:
     for fut in admin.delete_topics(names, operation_timeout=10).values():
         with suppress(KafkaException, TimeoutError):
             fut.result(15)
+
+
+def drop_keys(url: str, keys: RedisKeys) -> None:
+    """A bench's prefixed Redis keys are throwaway too (best effort): without this every run
+    left its streams, listings and positions in the developer's Redis."""
+    client = redis.Redis.from_url(url)
+    try:
+        found = list(client.scan_iter(match=f"{keys.prefix}:*", count=1000))
+        for i in range(0, len(found), 1000):
+            client.delete(*found[i : i + 1000])
+    except redis.RedisError as exc:
+        log.warning("bench keys %s:* left in Redis: %s", keys.prefix, exc)
+    finally:
+        client.close()
 
 
 def _ok(r: Rig, name: str) -> bool:
