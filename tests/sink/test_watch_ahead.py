@@ -16,8 +16,8 @@ import redis
 from streamsense.schemas.registry import encode
 from streamsense.services.serving.keys import RedisKeys
 from streamsense.services.sink.handler import RedisSinkHandler, ResultItem
+from streamsense.services.sink.positions import field_of
 from streamsense.services.sink.settings import SinkSettings
-from streamsense.services.sink.writer import field_of
 from tests.sink import factory
 from tests.sink.test_outage import OwnRedis
 
